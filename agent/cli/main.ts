@@ -5,7 +5,22 @@ type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
 const commands: Record<string, () => Promise<Command>> = {
   sim: async () => (await import("./sim")).command,
+  lab: async () => (await import("./lab")).command,
+  status: async () => (await import("./ctl")).command,
+  start: async () => (await import("./ctl")).command,
+  stop: async () => (await import("./ctl")).command,
+  prim: async () => (await import("./ctl")).command,
+  second: async () => (await import("./ctl")).command,
+  swap: async () => (await import("./ctl")).command,
+  primforce: async () => (await import("./ctl")).command,
+  restart: async () => (await import("./ctl")).command,
+  logs: async () => (await import("./ctl")).command,
 };
+
+const ctlCommands = new Set(["status", "start", "stop", "prim", "second", "swap", "primforce", "restart", "logs"]);
+function isCtl(name: string): boolean {
+  return ctlCommands.has(name);
+}
 
 function usage(): string {
   return [
@@ -29,7 +44,8 @@ async function main(argv: string[]): Promise<number> {
     console.error(`mirrorfarm: unknown command '${name}'.\n${usage()}`);
     return 2;
   }
-  return (await load()).run(rest);
+  // ctl commands receive their own name first, the others only their arguments.
+  return (await load()).run(isCtl(name) ? argv : rest);
 }
 
 main(process.argv.slice(2)).then(

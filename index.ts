@@ -1,0 +1,2 @@
+// Public entry of the mirrorfarm package for Pulumi programs.
+export {};
