@@ -113,7 +113,7 @@ describe.each([
     await h.raw("127.0.0.9", to, Buffer.alloc(1500, 1));
     await h.raw("127.0.0.9", to, seal(KEY, "mallory", 1n, Buffer.from("who?")));
     const tampered = seal(KEY, "a", 9n, Buffer.from("tamper"));
-    tampered[tampered.length - 1] ^= 1;
+    tampered[tampered.length - 1]! ^= 1;
     await h.raw("127.0.0.2", to, tampered);
     await waitFor("all drops counted", () => b.t.stats().received + Object.values(b.t.stats().dropped).reduce((x, y) => x + y, 0) === 9);
     expect(b.t.stats().dropped).toEqual({ replay: 2, malformed: 2, size: 1, "unknown-sender": 1, auth: 1 });
