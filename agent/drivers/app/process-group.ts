@@ -1,0 +1,99 @@
+/**
+ * Runs a program in its own process group with a timeout: past it the whole group gets SIGTERM,
+ * then SIGKILL after a grace period, so a hung script and whatever it forked are gone. Output is
+ * handed over line by line (long lines cut) so it can go to the log.
+ */
+import { spawn } from "node:child_process";
+
+export type RunSpec = { argv: string[]; timeoutMs: number; killGraceMs: number; env?: Record<string, string>; cwd?: string };
+export type RunOutcome = {
+  /** Exit code, or null when ended by a signal or not started. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  /** SIGKILL had to be sent (SIGTERM was not enough within the grace period). */
+  forced: boolean;
+  durationMs: number;
+  /** Set when the program could not be started at all (ENOENT, EACCES...). */
+  error?: string;
+};
+export type OutputLine = { stream: "stdout" | "stderr"; text: string };
+
+const MAX_LINE = 4096;
+
+function lineSplitter(emit: (text: string) => void): { push: (chunk: Buffer) => void; end: () => void } {
+  let pending = "";
+  return {
+    push(chunk) {
+      pending += chunk.toString("utf8");
+      let nl: number;
+      while ((nl = pending.indexOf("\n")) >= 0) {
+        emit(pending.slice(0, Math.min(nl, MAX_LINE)));
+        pending = pending.slice(nl + 1);
+      }
+      if (pending.length > MAX_LINE) {
+        emit(pending.slice(0, MAX_LINE));
+        pending = "";
+      }
+    },
+    end() {
+      if (pending) emit(pending);
+      pending = "";
+    },
+  };
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+export function runInGroup(spec: RunSpec, onLine: (l: OutputLine) => void = () => {}): Promise<RunOutcome> {
+  const started = Date.now();
+  const [file, ...args] = spec.argv;
+  return new Promise((resolve) => {
+    if (!file) {
+      resolve({ code: null, signal: null, timedOut: false, forced: false, durationMs: 0, error: "empty argv" });
+      return;
+    }
+    const child = spawn(file, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...spec.env }, cwd: spec.cwd });
+    const out = lineSplitter((text) => onLine({ stream: "stdout", text }));
+    const err = lineSplitter((text) => onLine({ stream: "stderr", text }));
+    child.stdout.on("data", out.push);
+    child.stderr.on("data", err.push);
+    let timedOut = false;
+    let forced = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      if (child.pid === undefined) return;
+      const pid = child.pid;
+      killGroup(pid, "SIGTERM");
+      killTimer = setTimeout(() => {
+        forced = true;
+        killGroup(pid, "SIGKILL");
+      }, spec.killGraceMs);
+    }, spec.timeoutMs);
+    let done = false;
+    const finish = (o: Omit<RunOutcome, "timedOut" | "forced" | "durationMs">) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      // The leader is gone; anything it left in its group after a timeout still gets SIGKILL.
+      if (timedOut && child.pid !== undefined && !forced) {
+        if (killTimer) clearTimeout(killTimer);
+        killGroup(child.pid, "SIGKILL");
+        forced = true;
+      } else if (killTimer) clearTimeout(killTimer);
+      out.end();
+      err.end();
+      resolve({ ...o, timedOut, forced, durationMs: Date.now() - started });
+    };
+    child.once("error", (e) => finish({ code: null, signal: null, error: e.message }));
+    // 'exit', not 'close': a script may leave a daemon behind holding its stdout open.
+    child.once("exit", (code, signal) => finish({ code, signal }));
+  });
+}
