@@ -1,0 +1,24 @@
+/** The document /status serves and `mirrorfarm status` reads: one shape, shared by both. */
+export type Transition = { at: string; from: string; to: string; epoch: number; reason: string };
+
+export type StatusDoc = {
+  cluster: string;
+  node: string;
+  kind: "mirror" | "farm" | "witness";
+  /** Mirror: STOP WAIT PRIM SECOND ALONE; farm: STOP WAIT UP; witness: UP. */
+  state: string;
+  /** Why the node is in this state (e.g. "not up to date, waiting for b"). */
+  reason: string;
+  epoch: number;
+  upToDate: boolean;
+  /** What /ready answers: true where traffic must go. */
+  ready: boolean;
+  peer: { name: string; state: string | null; reachable: boolean; networks: Record<string, boolean>; inSync: boolean | null } | null;
+  witness: { name: string; reachable: boolean } | null;
+  resync: { percent: number } | null;
+  vip: { address: string; held: boolean } | null;
+  checkers: { name: string; ok: boolean; detail: string; at: string }[];
+  /** The most recent transitions, newest last. */
+  transitions: Transition[];
+  uptimeMs: number;
+};
