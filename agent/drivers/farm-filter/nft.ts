@@ -3,7 +3,7 @@
 // first ARP reply already carries the multicast MAC; never announced with gratuitous ARP, which
 // would teach the segment this node's own MAC).
 import { MirrorfarmError } from "../../errors";
-import { describeFailure, runCommand } from "../vip/command";
+import { ADDRESS_ABSENT, ADDRESS_EXISTS, describeFailure, runCommand } from "../vip/command";
 import { SerialQueue } from "../vip/serial-queue";
 import { nextFarmFilterState, type FarmFilter, type FarmFilterRules, type FarmFilterState } from "./filter";
 import { farmVips, renderFarmTables, renderOwnedUpdate, renderRemoval } from "./render";
@@ -46,7 +46,7 @@ export class NftFarmFilter implements FarmFilter {
       const script = renderFarmTables(this.o.cluster, rules, owned); // throws on bad input, before any change
       await this.nft(script, "install the farm rules");
       const vips = farmVips(rules);
-      for (const vip of vips) await this.ip(["addr", "add", `${vip}/32`, "dev", this.o.interface], /File exists/i);
+      for (const vip of vips) await this.ip(["addr", "add", `${vip}/32`, "dev", this.o.interface], ADDRESS_EXISTS);
       for (const old of this.vips.filter((v) => !vips.includes(v))) await this.delVip(old);
       this.vips = vips;
       this.move("install", `${owned.length}/256 buckets owned, VIPs ${vips.join(", ")}`);
@@ -78,7 +78,7 @@ export class NftFarmFilter implements FarmFilter {
   }
 
   private async delVip(vip: string): Promise<void> {
-    await this.ip(["addr", "del", `${vip}/32`, "dev", this.o.interface], /Cannot assign requested address/i);
+    await this.ip(["addr", "del", `${vip}/32`, "dev", this.o.interface], ADDRESS_ABSENT);
   }
 
   private async nft(script: string, what: string): Promise<void> {

@@ -100,3 +100,8 @@ export function describeFailure(argv: readonly string[], r: CommandResult): stri
   const err = r.stderr.trim().replace(/\s+/g, " ").slice(0, 2000);
   return `\`${argv.join(" ")}\` failed (${how})${err ? `: ${err}` : ""}`;
 }
+
+// `ip addr add/del` outcomes that mean the goal is already met (old RTNETLINK wording and the
+// newer extended-ack wording of iproute2 both occur). A missing device holds no address either.
+export const ADDRESS_EXISTS = /File exists|Address already assigned/i;
+export const ADDRESS_ABSENT = /Cannot assign requested address|Address not found|Cannot find device/i;

@@ -3,7 +3,7 @@
 // switch-over took 15-18 ms). arping blocks ~1 s per count, so it always runs in the background.
 import { isIPv4, isIPv6 } from "node:net";
 import { MirrorfarmError } from "../../errors";
-import { describeFailure, runCommand, startBackground, type BackgroundCommand } from "./command";
+import { ADDRESS_ABSENT, ADDRESS_EXISTS, describeFailure, runCommand, startBackground, type BackgroundCommand } from "./command";
 import { defaultVipLog, nextVipState, type VipDriver, type VipEvent, type VipLog, type VipState } from "./driver";
 import { SerialQueue } from "./serial-queue";
 
@@ -121,7 +121,7 @@ export class L2VipDriver implements VipDriver {
     const argv = ["ip", "addr", "add", this.cidr, "dev", this.o.interface];
     const r = await runCommand(argv, { timeoutMs: this.timeoutMs, netns: this.o.netns });
     if (r.code === 0) return true;
-    if (/File exists/i.test(r.stderr)) return false;
+    if (ADDRESS_EXISTS.test(r.stderr)) return false;
     throw new MirrorfarmError(
       "MF_VIP_ADD_FAILED",
       `cannot add the virtual IP: ${describeFailure(argv, r)}. Check that interface "${this.o.interface}" exists and the agent runs as root.`,
@@ -136,8 +136,8 @@ export class L2VipDriver implements VipDriver {
     this.arping = undefined;
     const argv = ["ip", "addr", "del", this.cidr, "dev", this.o.interface];
     const r = await runCommand(argv, { timeoutMs: this.timeoutMs, netns: this.o.netns });
-    // "Cannot assign requested address": it was not there, which is the goal.
-    if (r.code === 0 || /Cannot assign requested address/i.test(r.stderr)) return;
+    // Not there (or no such device): that is the goal.
+    if (r.code === 0 || ADDRESS_ABSENT.test(r.stderr)) return;
     throw new MirrorfarmError(
       "MF_VIP_DEL_FAILED",
       `cannot remove the virtual IP: ${describeFailure(argv, r)}. Another node may take it: remove it by hand (\`ip addr del ${this.cidr} dev ${this.o.interface}\`).`,
