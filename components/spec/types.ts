@@ -50,14 +50,14 @@ export interface FarmRuleSpec {
 export interface CheckerSpec {
   readonly name: string;
   readonly type: CheckerType;
-  /** tcp/http: "host:port" or "port" (the node's own address); process: process name;
+  /** tcp/http: "port" (on 127.0.0.1) or "a.b.c.d:port"; process: process name (as in /proc/PID/comm);
    * command: shell command (exit 0 = healthy); interface: interface name. */
   readonly target: string;
   /** http only: path to GET; healthy on 2xx. @default "/" */
   readonly httpPath?: string;
-  /** @default 2000 */
-  readonly intervalMs?: number;
   /** @default 1000 */
+  readonly intervalMs?: number;
+  /** Below intervalMs so checks never overlap. @default 800 (or 80% of intervalMs if smaller) */
   readonly timeoutMs?: number;
   /** Consecutive failures before the action runs. @default 3 */
   readonly failuresBeforeAction?: number;
@@ -111,20 +111,23 @@ export interface ClusterSpec {
   /** CIDRs allowed to reach appPorts. @default RFC 1918 (10/8, 172.16/12, 192.168/16) */
   readonly clientCidrs?: readonly string[];
 
-  /** Cluster heartbeats between nodes (UDP and TCP). @default 5410 */
+  /** UDP heartbeats between nodes. @default 7410 */
   readonly heartbeatPort?: number;
-  /** Replication and resynchronisation stream between nodes (TCP). @default 5411 */
+  /** TCP+TLS peer link between nodes: replication, resynchronisation, commands. @default 7411 */
   readonly peerPort?: number;
-  /** Agent HTTP API: /ready for probes, /status, /metrics, admin commands (TCP). @default 5412 */
+  /** Agent HTTP API (TCP): /ready for probes, /status, /metrics, admin commands behind a token. @default 7412 */
   readonly adminPort?: number;
-  /** Witness votes (TCP and UDP). @default 5413 */
+  /** UDP port of the witness (vote requests). @default 7413 */
   readonly witnessPort?: number;
 
-  /** Period of the agent's state machine. @default 100 */
+  /** Period of the agent's state machine; timers round up to whole ticks. @default 50 */
   readonly tickMs?: number;
   /** Period of heartbeats between nodes. @default 250 */
   readonly heartbeatIntervalMs?: number;
-  /** A peer silent for this long is lost; at least 3 heartbeat intervals. @default 1500 */
+  /**
+   * A peer silent for this long is lost: detection time. At least 3 intervals + 200 ms of jitter
+   * margin so jitter never causes a failover. @default 1500
+   */
   readonly heartbeatTimeoutMs?: number;
 
   /**

@@ -4,6 +4,7 @@
  * reaches here untyped.
  */
 import { MirrorfarmError } from "../../agent/errors";
+import { JITTER_MARGIN_MS, minHeartbeatTimeoutMs } from "../../agent/config/cross-checks";
 import { cidrContains, parseCidr, parseIpv4 } from "./ipv4";
 import { applicationModules, moduleDefaults } from "./modules";
 import type { ApplicationModule, CheckerSpec, ClusterSpec, FarmAffinity, PlatformFacts, ResolvedSpec } from "./types";
@@ -16,15 +17,15 @@ export interface SpecProblem {
 }
 
 export const specDefaults = {
-  heartbeatPort: 5410,
-  peerPort: 5411,
-  adminPort: 5412,
-  witnessPort: 5413,
-  tickMs: 100,
+  heartbeatPort: 7410,
+  peerPort: 7411,
+  adminPort: 7412,
+  witnessPort: 7413,
+  tickMs: 50,
   heartbeatIntervalMs: 250,
   heartbeatTimeoutMs: 1500,
-  checkerIntervalMs: 2000,
-  checkerTimeoutMs: 1000,
+  checkerIntervalMs: 1000,
+  checkerTimeoutMs: 800,
   checkerFailures: 3,
   backingRoot: "/var/lib/mirrorfarm/backing",
   clientCidrs: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
@@ -84,6 +85,15 @@ function badAbsolutePath(p: unknown): string | undefined {
     return "a normalised absolute path (no trailing '/', '//', '.' or '..')";
   }
   return undefined;
+}
+
+/** "port" or "a.b.c.d:port", as tcp and http checkers take it. */
+export function checkerAddress(target: string): { host: string; port: number } | undefined {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d{1,5})$/.exec(target);
+  if (!m || !m[2]) return undefined;
+  const port = Number(m[2]);
+  const host = m[1] ?? "127.0.0.1";
+  return isPort(port) && parseIpv4(host) !== undefined ? { host, port } : undefined;
 }
 
 const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
@@ -305,12 +315,17 @@ function resolve(input: unknown, facts: PlatformFacts | undefined): { problems: 
     const types = ["tcp", "http", "process", "command", "interface"];
     if (!types.includes(k.type as string)) c.add(`${p}.type`, k.type, types.join(" | "), "pick one of the checker types");
     if (typeof k.target !== "string" || k.target.length === 0) c.add(`${p}.target`, k.target, "a non-empty string", "say what to check (port, host:port, process, command or interface)");
+    else if ((k.type === "tcp" || k.type === "http") && !checkerAddress(k.target)) {
+      c.add(`${p}.target`, k.target, 'a port ("5432") or an IPv4 address and port ("10.0.0.5:5432")', "write the port the service listens on");
+    } else if (k.type === "process" && !/^[^/\s]{1,15}$/.test(k.target)) {
+      c.add(`${p}.target`, k.target, "a process name as in /proc/PID/comm (1..15 characters, no '/')", "use the short process name, e.g. postgres");
+    }
     if (k.httpPath !== undefined && (k.type !== "http" || typeof k.httpPath !== "string" || !k.httpPath.startsWith("/"))) {
       c.add(`${p}.httpPath`, k.httpPath, "a path starting with / on http checkers only", "remove httpPath or fix it");
     }
     const intervalMs = c.int(`${p}.intervalMs`, k.intervalMs, 100, 3_600_000, specDefaults.checkerIntervalMs);
-    const timeoutMs = c.int(`${p}.timeoutMs`, k.timeoutMs, 10, 3_600_000, Math.min(specDefaults.checkerTimeoutMs, intervalMs));
-    if (timeoutMs > intervalMs) c.add(`${p}.timeoutMs`, timeoutMs, `at most intervalMs (${intervalMs})`, "lower timeoutMs or raise intervalMs");
+    const timeoutMs = c.int(`${p}.timeoutMs`, k.timeoutMs, 10, 3_600_000, Math.min(specDefaults.checkerTimeoutMs, Math.floor(intervalMs * 0.8)));
+    if (timeoutMs >= intervalMs) c.add(`${p}.timeoutMs`, timeoutMs, `less than intervalMs (${intervalMs}), so checks never overlap`, "lower timeoutMs or raise intervalMs");
     const failuresBeforeAction = c.int(`${p}.failuresBeforeAction`, k.failuresBeforeAction, 1, 100, specDefaults.checkerFailures);
     const actions = mirror ? ["restart", "stopstart", "swap", "stop"] : ["restart", "stopstart", "stop"];
     const action = k.action === undefined ? (mirror ? "swap" : "restart") : k.action;
@@ -327,9 +342,10 @@ function resolve(input: unknown, facts: PlatformFacts | undefined): { problems: 
   const heartbeatIntervalMs = c.int("heartbeatIntervalMs", s.heartbeatIntervalMs, 10, 10_000, specDefaults.heartbeatIntervalMs);
   const heartbeatTimeoutMs = c.int("heartbeatTimeoutMs", s.heartbeatTimeoutMs, 30, 120_000, specDefaults.heartbeatTimeoutMs);
   if (heartbeatIntervalMs < tickMs) c.add("heartbeatIntervalMs", heartbeatIntervalMs, `at least tickMs (${tickMs})`, "raise heartbeatIntervalMs or lower tickMs");
-  if (heartbeatTimeoutMs < 3 * heartbeatIntervalMs) {
-    c.add("heartbeatTimeoutMs", heartbeatTimeoutMs, `at least 3 x heartbeatIntervalMs (${3 * heartbeatIntervalMs}) so one lost heartbeat does not cause a failover`,
-      `raise heartbeatTimeoutMs to ${3 * heartbeatIntervalMs} or more, or lower heartbeatIntervalMs`);
+  const minTimeout = minHeartbeatTimeoutMs(heartbeatIntervalMs);
+  if (heartbeatTimeoutMs < minTimeout) {
+    c.add("heartbeatTimeoutMs", heartbeatTimeoutMs, `at least 3 x heartbeatIntervalMs + ${JITTER_MARGIN_MS} ms jitter margin (${minTimeout}) so ordinary jitter never causes a failover`,
+      `raise heartbeatTimeoutMs to ${minTimeout} or more, or lower heartbeatIntervalMs`);
   }
 
   // Client CIDRs

@@ -18,7 +18,7 @@ describe("cluster spec defaults", () => {
     expect(r.appPorts).toEqual([5432]);
     expect(r.replicatedDirs).toEqual([{ path: "/var/lib/postgresql", backingPath: "/var/lib/mirrorfarm/backing/var/lib/postgresql" }]);
     expect(r.farmRules).toEqual([]);
-    expect([r.heartbeatPort, r.peerPort, r.adminPort, r.witnessPort]).toEqual([5410, 5411, 5412, 5413]);
+    expect([r.heartbeatPort, r.peerPort, r.adminPort, r.witnessPort]).toEqual([7410, 7411, 7412, 7413]);
     expect(r.heartbeatTimeoutMs).toBeGreaterThanOrEqual(3 * r.heartbeatIntervalMs);
   });
   it("gives a farm one srcip rule over its app ports and no witness", () => {
@@ -53,7 +53,7 @@ describe("cluster spec problems", () => {
   });
   it("rejects overlapping ports", () => {
     expect(paths({ ...farm, adminPort: 80 })).toEqual(["adminPort"]);
-    expect(paths({ ...farm, peerPort: 5410 })).toEqual(["peerPort"]);
+    expect(paths({ ...farm, peerPort: 7410 })).toEqual(["peerPort"]);
     expect(paths({ ...farm, farmRules: [{ ports: [80, 81] }, { ports: [81] }] })).toEqual(["farmRules[1].ports"]);
     expect(paths({ ...farm, farmRules: [{ ports: [53] }, { protocol: "udp", ports: [53] }] })).toEqual([]);
   });
@@ -88,7 +88,7 @@ describe("cluster spec problems", () => {
     try {
       resolveSpec(bad);
     } catch (e) {
-      expect(String((e as Error).message)).toContain('heartbeatTimeoutMs: received 100; allowed: at least 3 x heartbeatIntervalMs (750)');
+      expect(String((e as Error).message)).toContain('heartbeatTimeoutMs: received 100; allowed: at least 3 x heartbeatIntervalMs + 200 ms jitter margin (950)');
     }
   });
   it("needs serviceName for generic, dockerImage for docker, ports for both", () => {

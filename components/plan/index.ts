@@ -1,0 +1,6 @@
+export * from "./agent-config";
+export * from "./firewall";
+export * from "./probe";
+export * from "./bootstrap";
+export { sha256Hex, clusterConfigHash, farmSeed } from "./hash";
+export { roleScripts, checkers as planCheckers, shellQuote } from "./app-module";
