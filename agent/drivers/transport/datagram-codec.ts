@@ -16,8 +16,11 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 
 export const MAGIC = Buffer.from("MFD1", "latin1");
 export const MAC_BYTES = 32;
-/** Fits in one Ethernet frame with IP/UDP headers on any sane MTU. */
-export const MAX_DATAGRAM_BYTES = 1400;
+/**
+ * The core's largest message (4096 bytes, agent/core/messages) plus our header and MAC. A heartbeat
+ * is ~400 bytes and fits one Ethernet frame; only rare large messages get IP-fragmented.
+ */
+export const MAX_DATAGRAM_BYTES = 4096 + 128;
 const MAX_SENDER_BYTES = 64;
 const WINDOW = 64n;
 
