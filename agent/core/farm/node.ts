@@ -1,0 +1,182 @@
+// The farm node: a pure step function over events, no I/O, no clock.
+//
+// Bucket agreement: within a connected view the UP member with the smallest name is the leader.
+// The leader computes the bucket map from the map it had (assignBuckets: fewest moves) and
+// advertises it in its heartbeats; the others adopt the leader's map and serve the buckets it
+// gives them. Every node advertises the map it holds, so when the leader leaves, the next one
+// starts from the latest map and moves only the buckets of the member that left.
+// Split view: each side has its own leader and covers all 256 buckets on its own. On heal the
+// single remaining leader recomputes from its map and the others adopt it: the view converges one
+// heartbeat after every member sees the same view.
+import { assignBuckets, bucketsOf, BUCKETS, type FarmMember } from "./buckets";
+import { assertFarmTransition, type FarmState } from "./states";
+
+export type BucketMap = {
+  /** The member that computed this map. */
+  leader: string;
+  /** Bumped by each leader change of the map; only for logs and status. */
+  version: number;
+  /** Owner of each of the 256 buckets (null: unowned). */
+  owners: ReadonlyArray<string | null>;
+};
+
+/** A member heard within the heartbeat timeout, as its heartbeats describe it. */
+export type FarmPeer = { name: string; state: FarmState; map: BucketMap | null };
+
+export type FarmNode = {
+  self: string;
+  /** Every member of the farm with its power (from the config), sorted by name. */
+  members: ReadonlyArray<FarmMember>;
+  state: FarmState;
+  /** Live peers (not this node) of the current view. */
+  peers: ReadonlyArray<FarmPeer>;
+  /** The map this node holds: computed as leader, or adopted from its leader. */
+  map: BucketMap;
+  /** Buckets this node serves now (what its farm filter lets in); empty unless UP. */
+  owned: ReadonlyArray<number>;
+};
+
+export type FarmEvent =
+  /** Operator or agent start: run the application, wait for its checkers. */
+  | { type: "start"; reason?: string }
+  /** Operator stop or failover rule "stop". */
+  | { type: "stop"; reason?: string }
+  /** Failover rules restart/stopstart: give the buckets away, restart the application, wait again. */
+  | { type: "restart"; reason?: string }
+  /** The aggregate of the application checkers (all pass = ok). */
+  | { type: "checkers"; ok: boolean; reason: string }
+  /** Membership changed: the live peers and what their heartbeats say. */
+  | { type: "view"; peers: ReadonlyArray<FarmPeer> };
+
+export type FarmScript = "start_both" | "stop_both";
+
+export type FarmEffect =
+  /** The complete set of buckets to serve from now on (replaces the previous set). */
+  | { type: "set-buckets"; buckets: number[] }
+  | { type: "vip-acquire" }
+  | { type: "vip-release" }
+  | { type: "run-script"; script: FarmScript }
+  | { type: "log"; message: string; from?: FarmState; to?: FarmState; reason?: string };
+
+export type FarmStep = { state: FarmNode; effects: FarmEffect[] };
+
+/** What an UP-or-not node puts in its heartbeats for the others' views. */
+export type FarmAdvert = { state: FarmState; map: BucketMap };
+
+const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string | null>(BUCKETS).fill(null) };
+
+export function initFarm(self: string, members: ReadonlyArray<FarmMember>): FarmNode {
+  if (!members.some((m) => m.name === self)) throw new Error(`initFarm: ${self} is not a member (${members.map((m) => m.name).join(", ")})`);
+  const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { self, members: sorted, state: "STOP", peers: [], map: EMPTY_MAP, owned: [] };
+}
+
+export function farmAdvert(node: FarmNode): FarmAdvert {
+  return { state: node.state, map: node.map };
+}
+
+/** Members that serve buckets in this node's view: UP peers, and itself when UP. */
+export function upMembers(node: FarmNode): FarmMember[] {
+  const up = new Set(node.peers.filter((p) => p.state === "UP").map((p) => p.name));
+  if (node.state === "UP") up.add(node.self);
+  return node.members.filter((m) => up.has(m.name));
+}
+
+export function leaderOf(node: FarmNode): string | null {
+  return upMembers(node)[0]?.name ?? null;
+}
+
+function sameOwners(a: ReadonlyArray<string | null>, b: ReadonlyArray<string | null>): boolean {
+  for (let i = 0; i < BUCKETS; i++) if ((a[i] ?? null) !== (b[i] ?? null)) return false;
+  return true;
+}
+
+/** The map this node should hold for its current view. */
+function nextMap(node: FarmNode): BucketMap {
+  const up = upMembers(node);
+  const leader = up[0]?.name;
+  if (leader === undefined) return node.map;
+  if (leader === node.self) {
+    const owners = assignBuckets(node.map.owners, up);
+    if (node.map.leader === node.self && sameOwners(owners, node.map.owners)) return node.map;
+    const version = Math.max(node.map.version, ...node.peers.map((p) => p.map?.version ?? 0)) + 1;
+    return { leader: node.self, version, owners };
+  }
+  const theirs = node.peers.find((p) => p.name === leader)?.map;
+  // Adopt only a map the leader computed itself; one it merely relays may be stale.
+  return theirs && theirs.leader === leader && theirs.owners.length === BUCKETS ? theirs : node.map;
+}
+
+function sameBuckets(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Recomputes map and owned buckets, emitting set-buckets and a log when this node's share changes. */
+function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
+  const map = nextMap(node);
+  const owned = node.state === "UP" ? bucketsOf(map.owners, node.self) : [];
+  if (!sameBuckets(owned, node.owned)) {
+    effects.push({ type: "set-buckets", buckets: owned });
+    const view = upMembers(node).map((m) => m.name);
+    effects.push({
+      type: "log",
+      message: `farm load of ${node.self} is ${owned.length}/${BUCKETS} (map v${map.version} by ${map.leader || "nobody"}; UP: ${view.join(", ") || "none"}): ${why}`,
+      reason: why,
+    });
+  }
+  return { ...node, map, owned };
+}
+
+function enter(node: FarmNode, to: FarmState, reason: string, effects: FarmEffect[]): FarmNode {
+  assertFarmTransition(node.state, to);
+  effects.push({ type: "log", message: `farm node ${node.self} became ${to}: ${reason}`, from: node.state, to, reason });
+  return { ...node, state: to };
+}
+
+/** Leaving UP: buckets go first (filter drops everything), then the VIP. */
+function leaveUp(node: FarmNode, to: FarmState, reason: string, effects: FarmEffect[]): FarmNode {
+  const next = settle(enter(node, to, reason, effects), effects, reason);
+  effects.push({ type: "vip-release" });
+  return next;
+}
+
+export function farmStep(node: FarmNode, event: FarmEvent): FarmStep {
+  const effects: FarmEffect[] = [];
+  const ignore = (why: string): FarmStep => ({ state: node, effects: [{ type: "log", message: `farm node ${node.self} ignored ${event.type} in ${node.state}: ${why}`, reason: why }] });
+  switch (event.type) {
+    case "start": {
+      if (node.state !== "STOP") return ignore("already started");
+      const next = enter(node, "WAIT", event.reason ?? "started; waiting for the application checkers", effects);
+      effects.push({ type: "run-script", script: "start_both" });
+      return { state: next, effects };
+    }
+    case "stop": {
+      if (node.state === "STOP") return ignore("already stopped");
+      const reason = event.reason ?? "stopped by the operator";
+      const next = node.state === "UP" ? leaveUp(node, "STOP", reason, effects) : enter(node, "STOP", reason, effects);
+      effects.push({ type: "run-script", script: "stop_both" });
+      return { state: next, effects };
+    }
+    case "restart": {
+      if (node.state === "STOP") return ignore("stopped; use start");
+      const reason = event.reason ?? "application restart";
+      const next = node.state === "UP" ? leaveUp(node, "WAIT", reason, effects) : node;
+      if (node.state === "WAIT") effects.push({ type: "log", message: `farm node ${node.self} restarts its application in WAIT: ${reason}`, reason });
+      effects.push({ type: "run-script", script: "stop_both" }, { type: "run-script", script: "start_both" });
+      return { state: next, effects };
+    }
+    case "checkers": {
+      if (node.state === "WAIT" && event.ok) {
+        const up = enter(node, "UP", `application checkers pass (${event.reason})`, effects);
+        effects.push({ type: "vip-acquire" });
+        return { state: settle(up, effects, "joined as UP"), effects };
+      }
+      if (node.state === "UP" && !event.ok) return { state: leaveUp(node, "WAIT", `application checker failed: ${event.reason}`, effects), effects };
+      return { state: node, effects };
+    }
+    case "view": {
+      const peers = event.peers.filter((p) => p.name !== node.self && node.members.some((m) => m.name === p.name));
+      return { state: settle({ ...node, peers }, effects, "membership view changed"), effects };
+    }
+  }
+}

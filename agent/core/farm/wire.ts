@@ -1,0 +1,45 @@
+// The bucket map as it travels in farm heartbeats: 512 hex characters, two per bucket, each the
+// owner's index among the farm's members sorted by name ("ff": unowned). 256 names in JSON would
+// take ~2.5 KB and crowd the 4 KiB message limit; this takes 512 bytes.
+import { BUCKETS, type FarmMember } from "./buckets";
+import type { BucketMap } from "./node";
+
+export type WireBucketMap = { leader: string; version: number; owners: string };
+
+const UNOWNED = "ff";
+
+function sortedNames(members: ReadonlyArray<FarmMember>): string[] {
+  return members.map((m) => m.name).sort();
+}
+
+export function encodeBucketMap(map: BucketMap, members: ReadonlyArray<FarmMember>): WireBucketMap {
+  const names = sortedNames(members);
+  if (names.length > 255) throw new RangeError(`a farm of ${names.length} members does not fit the bucket map encoding (at most 255)`);
+  let owners = "";
+  for (let b = 0; b < BUCKETS; b++) {
+    const i = names.indexOf(map.owners[b] ?? "");
+    owners += i < 0 ? UNOWNED : i.toString(16).padStart(2, "0");
+  }
+  return { leader: map.leader, version: map.version, owners };
+}
+
+/** Never throws: anything malformed (length, digits, index past the member list) gives an error string. */
+export function decodeBucketMap(wire: WireBucketMap, members: ReadonlyArray<FarmMember>): { ok: true; map: BucketMap } | { ok: false; error: string } {
+  const names = sortedNames(members);
+  if (typeof wire.owners !== "string" || !/^[0-9a-f]*$/.test(wire.owners) || wire.owners.length !== 2 * BUCKETS)
+    return { ok: false, error: `bucket map owners must be ${2 * BUCKETS} lowercase hex characters` };
+  if (typeof wire.leader !== "string" || (wire.leader !== "" && !names.includes(wire.leader))) return { ok: false, error: "bucket map leader is not a member" };
+  if (!Number.isSafeInteger(wire.version) || wire.version < 0) return { ok: false, error: "bucket map version must be a non-negative integer" };
+  const owners: (string | null)[] = [];
+  for (let b = 0; b < BUCKETS; b++) {
+    const code = wire.owners.slice(2 * b, 2 * b + 2);
+    if (code === UNOWNED) {
+      owners.push(null);
+      continue;
+    }
+    const name = names[parseInt(code, 16)];
+    if (name === undefined) return { ok: false, error: `bucket ${b} names member index ${parseInt(code, 16)}, past the ${names.length} members` };
+    owners.push(name);
+  }
+  return { ok: true, map: { leader: wire.leader, version: wire.version, owners } };
+}

@@ -1,0 +1,194 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import {
+  BUCKETS,
+  assertFarmTransition,
+  decodeBucketMap,
+  encodeBucketMap,
+  farmAdvert,
+  farmStep,
+  initFarm,
+  movedBuckets,
+  type FarmEffect,
+  type FarmEvent,
+  type FarmMember,
+  type FarmNode,
+} from "../../../agent/core/farm";
+
+const members: FarmMember[] = [
+  { name: "a", power: 1 },
+  { name: "b", power: 1 },
+  { name: "c", power: 2 },
+];
+
+function run(node: FarmNode, ...events: FarmEvent[]): { node: FarmNode; effects: FarmEffect[] } {
+  const effects: FarmEffect[] = [];
+  for (const e of events) {
+    const r = farmStep(node, e);
+    node = r.state;
+    effects.push(...r.effects);
+  }
+  return { node, effects };
+}
+
+/** A tiny farm: nodes exchange adverts within groups (a partition), one round at a time. */
+class Farm {
+  nodes = new Map<string, FarmNode>();
+  groups: string[][];
+  constructor(ms: FarmMember[]) {
+    for (const m of ms) this.nodes.set(m.name, initFarm(m.name, ms));
+    this.groups = [ms.map((m) => m.name)];
+  }
+  send(name: string, e: FarmEvent): void {
+    this.nodes.set(name, farmStep(this.nodes.get(name)!, e).state);
+  }
+  round(): void {
+    const adverts = new Map([...this.nodes].map(([n, node]) => [n, farmAdvert(node)]));
+    for (const group of this.groups)
+      for (const n of group)
+        this.send(n, { type: "view", peers: group.filter((p) => p !== n).map((p) => ({ name: p, ...adverts.get(p)! })) });
+  }
+  rounds(k: number): void {
+    for (let i = 0; i < k; i++) this.round();
+  }
+  /** Owners of each bucket among the given nodes (by what their filters hold). */
+  coverage(group: string[]): number[] {
+    const c = new Array<number>(BUCKETS).fill(0);
+    for (const n of group) for (const b of this.nodes.get(n)!.owned) c[b]!++;
+    return c;
+  }
+}
+
+function upAll(f: Farm, names: string[]): void {
+  for (const n of names) {
+    f.send(n, { type: "start" });
+    f.send(n, { type: "checkers", ok: true, reason: "http ok" });
+  }
+}
+
+describe("farm state machine", () => {
+  it("allows only STOP->WAIT, WAIT->UP|STOP, UP->WAIT|STOP and names both states otherwise", () => {
+    expect(() => assertFarmTransition("STOP", "UP")).toThrow(/STOP -> UP/);
+    expect(() => assertFarmTransition("UP", "UP")).toThrow(/UP -> UP/);
+    expect(() => assertFarmTransition("STOP", "WAIT")).not.toThrow();
+    expect(() => assertFarmTransition("UP", "WAIT")).not.toThrow();
+  });
+
+  it("opens buckets only once the checkers pass, and gives them away when a checker fails", () => {
+    let { node, effects } = run(initFarm("a", members), { type: "start" });
+    expect(node.state).toBe("WAIT");
+    expect(effects).toContainEqual({ type: "run-script", script: "start_both" });
+    ({ node, effects } = run(node, { type: "checkers", ok: false, reason: "http 503" }));
+    expect(node.state).toBe("WAIT");
+    expect(node.owned).toEqual([]);
+    ({ node, effects } = run(node, { type: "checkers", ok: true, reason: "http ok" }));
+    expect(node.state).toBe("UP");
+    expect(node.owned).toHaveLength(BUCKETS);
+    expect(effects.map((e) => e.type)).toEqual(["log", "vip-acquire", "set-buckets", "log"]);
+    ({ node, effects } = run(node, { type: "checkers", ok: false, reason: "http 503" }));
+    expect(node.state).toBe("WAIT");
+    expect(node.owned).toEqual([]);
+    // Buckets are dropped before the VIP goes.
+    expect(effects.map((e) => e.type)).toEqual(["log", "set-buckets", "log", "vip-release"]);
+    expect(effects[0]).toMatchObject({ from: "UP", to: "WAIT" });
+  });
+
+  it("stop runs stop_both and restart passes through WAIT", () => {
+    let { node, effects } = run(initFarm("a", members), { type: "start" }, { type: "checkers", ok: true, reason: "ok" }, { type: "restart", reason: "checker web failed 3 times" });
+    expect(node.state).toBe("WAIT");
+    expect(effects.filter((e) => e.type === "run-script").map((e) => (e as { script: string }).script)).toEqual(["start_both", "stop_both", "start_both"]);
+    ({ node, effects } = run(node, { type: "stop" }));
+    expect(node.state).toBe("STOP");
+    expect(effects).toContainEqual({ type: "run-script", script: "stop_both" });
+    ({ node, effects } = run(node, { type: "stop" }));
+    expect(effects[0]).toMatchObject({ type: "log", message: expect.stringMatching(/ignored stop in STOP/) });
+  });
+
+  it("splits buckets by power across the view and keeps every bucket owned exactly once", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "b", "c"]);
+    f.rounds(2);
+    expect(f.coverage(["a", "b", "c"]).every((n) => n === 1)).toBe(true);
+    expect(f.nodes.get("c")!.owned).toHaveLength(128);
+    expect(f.nodes.get("a")!.owned).toHaveLength(64);
+  });
+
+  it("a node that leaves: only its buckets move; it takes back a share on return, and only that moves", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "b", "c"]);
+    f.rounds(2);
+    const before = f.nodes.get("a")!.map.owners;
+    f.send("b", { type: "checkers", ok: false, reason: "http 503" });
+    f.rounds(2);
+    expect(f.coverage(["a", "c"]).every((n) => n === 1)).toBe(true);
+    const mid = f.nodes.get("a")!.map.owners;
+    expect(movedBuckets(before, mid)).toBe(64);
+    f.send("b", { type: "checkers", ok: true, reason: "ok" });
+    f.rounds(2);
+    expect(f.coverage(["a", "b", "c"]).every((n) => n === 1)).toBe(true);
+    expect(movedBuckets(mid, f.nodes.get("a")!.map.owners)).toBe(64);
+  });
+
+  it("the leader leaving hands over to the next without moving the others' buckets", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "b", "c"]);
+    f.rounds(2);
+    const before = f.nodes.get("b")!.map.owners;
+    f.send("a", { type: "stop" });
+    f.rounds(2);
+    const after = f.nodes.get("b")!.map.owners;
+    expect(f.nodes.get("b")!.map.leader).toBe("b");
+    for (let i = 0; i < BUCKETS; i++) if (before[i] !== "a") expect(after[i]).toBe(before[i]);
+    expect(f.coverage(["b", "c"]).every((n) => n === 1)).toBe(true);
+  });
+
+  it("split view: each side covers every bucket; on heal they converge to one map", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.nat({ max: 15 }), (cut, mask) => {
+        const ms = ["a", "b", "c", "d", "e"].map((name, i) => ({ name, power: 1 + (i % 3) }));
+        const f = new Farm(ms);
+        upAll(f, ms.map((m) => m.name));
+        f.rounds(2);
+        const names = ms.map((m) => m.name);
+        f.groups = [names.slice(0, cut), names.slice(cut)];
+        f.rounds(2);
+        for (const g of f.groups) expect(f.coverage(g).every((n) => n === 1)).toBe(true);
+        // Some nodes restart their application meanwhile.
+        for (let i = 0; i < 4; i++) if (mask & (1 << i)) f.send(names[i]!, { type: "restart" });
+        for (let i = 0; i < 4; i++) if (mask & (1 << i)) f.send(names[i]!, { type: "checkers", ok: true, reason: "ok" });
+        f.groups = [names];
+        f.rounds(2);
+        expect(f.coverage(names).every((n) => n === 1)).toBe(true);
+        const maps = names.map((n) => f.nodes.get(n)!.map);
+        expect(new Set(maps.map((m) => `${m.leader}/${m.version}`)).size).toBe(1);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("ignores peers that are not members and its own name in a view", () => {
+    let { node } = run(initFarm("a", members), { type: "start" }, { type: "checkers", ok: true, reason: "ok" });
+    ({ node } = run(node, { type: "view", peers: [{ name: "zz", state: "UP", map: null }, { name: "a", state: "UP", map: null }] }));
+    expect(node.peers).toEqual([]);
+    expect(node.owned).toHaveLength(BUCKETS);
+  });
+});
+
+describe("bucket map wire form", () => {
+  it("round-trips and rejects malformed input without throwing", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "b", "c"]);
+    f.rounds(2);
+    const map = f.nodes.get("a")!.map;
+    const wire = encodeBucketMap(map, members);
+    expect(wire.owners).toHaveLength(512);
+    expect(decodeBucketMap(wire, members)).toEqual({ ok: true, map: { ...map, owners: [...map.owners] } });
+    expect(decodeBucketMap({ ...wire, owners: "zz" }, members).ok).toBe(false);
+    expect(decodeBucketMap({ ...wire, owners: "07".repeat(256) }, members).ok).toBe(false);
+    expect(decodeBucketMap({ ...wire, leader: "nobody" }, members).ok).toBe(false);
+    expect(decodeBucketMap({ ...wire, version: -1 }, members).ok).toBe(false);
+    fc.assert(fc.property(fc.string(), fc.anything(), (owners, leader) => {
+      expect(decodeBucketMap({ owners, leader, version: 1 } as never, members).ok).toBe(false);
+    }));
+  });
+});
