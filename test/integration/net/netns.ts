@@ -65,8 +65,8 @@ export interface NsProcess {
   child: ChildProcess;
   /** Lines the process printed on stdout so far. */
   lines: string[];
-  /** Resolves with the first stdout line matching `re`; rejects after `timeoutMs` or on exit. */
-  waitFor(re: RegExp, timeoutMs: number): Promise<string>;
+  /** First stdout line from index `from` on matching `re`; rejects after `timeoutMs` or on exit. */
+  waitFor(re: RegExp, timeoutMs: number, from?: number): Promise<string>;
   /** SIGKILL by PID, then wait for the exit. */
   kill(): Promise<void>;
 }
@@ -93,9 +93,9 @@ export function startNode(ns: string, script: string, args: string[] = []): NsPr
   return {
     child,
     lines,
-    waitFor(re, timeoutMs) {
+    waitFor(re, timeoutMs, from = 0) {
       return new Promise((resolve, reject) => {
-        let seen = 0;
+        let seen = from;
         const check = (): void => {
           for (; seen < lines.length; seen++) {
             const line = lines[seen] as string;
