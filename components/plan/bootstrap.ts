@@ -1,13 +1,15 @@
 /**
- * First-boot script of a cloud node, delivered as cloud-init user data. It downloads the agent
- * bundle and the node's config from the object store with the node's own identity (no keys in
- * user data: the config holds the cluster secrets, so it stays in the private bucket), checks both
- * against the sha256 the deployment computed, installs a systemd unit and starts it.
+ * Boot and refresh script of a cloud node, delivered by cloud-init. It reads the agent bundle and
+ * the node's config from the object store with the node's own identity (no keys in user data; the
+ * config holds the cluster secrets, so it stays in the private bucket), installs them, and starts
+ * the agent. A systemd timer runs it again every minute: when `pulumi up` changes the bundle or the
+ * config object, the node installs it and restarts its agent; otherwise nothing happens. So user
+ * data never changes with the config and no instance is replaced or rebooted for a config change.
  *
  * Works in a private subnet without internet egress as long as the object store is reachable
  * privately (AWS: S3 gateway endpoint; GCP: Private Google Access; Azure: storage service or
- * private endpoint). The image must provide: Node.js >= 20 at /usr/bin/node, curl >= 7.75 (for
- * --aws-sigv4 on AWS), sha256sum, systemd, and for the mirror the FUSE kernel module.
+ * private endpoint). The image must provide: Node.js >= 20 as `node`, curl >= 7.75 (for
+ * --aws-sigv4 on AWS), sha256sum, systemd, and for a mirror the FUSE kernel module.
  */
 import { shellQuote } from "./app-module";
 
@@ -20,9 +22,7 @@ export type ObjectLocation =
 export interface BootstrapInput {
   readonly node: string;
   readonly bundle: ObjectLocation;
-  readonly bundleSha256: string;
   readonly config: ObjectLocation;
-  readonly configSha256: string;
 }
 
 export const AGENT_PATHS = {
@@ -30,6 +30,8 @@ export const AGENT_PATHS = {
   config: "/etc/mirrorfarm/agent.json",
   unit: "/etc/systemd/system/mirrorfarm-agent.service",
   bootstrap: "/usr/local/lib/mirrorfarm/bootstrap.sh",
+  refreshService: "/etc/systemd/system/mirrorfarm-refresh.service",
+  refreshTimer: "/etc/systemd/system/mirrorfarm-refresh.timer",
 } as const;
 
 export function objectUrl(loc: ObjectLocation): string {
@@ -76,8 +78,9 @@ function fetchFunction(loc: ObjectLocation): string {
 
 export function renderBootstrapScript(input: BootstrapInput): string {
   return `#!/bin/sh
-# mirrorfarm bootstrap of node ${input.node}: install the agent from the object store, write its
-# config, start the service. Safe to run again (it replaces both files and restarts the agent).
+# mirrorfarm boot/refresh of node ${input.node}: install the agent bundle and config from the object
+# store when they differ from what is installed, then (re)start the agent. Run by cloud-init at
+# first boot and by mirrorfarm-refresh.timer every minute.
 set -eu
 log() { echo "mirrorfarm-bootstrap: $*" >&2; }
 # json_field NAME: prints one field of the JSON document on stdin (node is there; jq may not be).
@@ -86,27 +89,64 @@ if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(Number(process.v
   log "the image must provide Node.js 20 or later as 'node' on PATH"; exit 1
 fi
 ${fetchFunction(input.bundle)}
-# The identity's permission may take a minute to propagate after creation: retry, bounded.
-fetch_verified() {
+# fetch URL DEST: at first boot retry (bounded: the identity's permission may take a minute to
+# propagate); on a refresh try once, the timer comes back.
+fetch() {
+  tries=1; [ -f ${AGENT_PATHS.config} ] || tries=60
   n=0
-  while [ "$n" -lt 60 ]; do
+  while [ "$n" -lt "$tries" ]; do
     n=$((n + 1))
-    if fetch_object "$1" "$2.tmp" && [ "$(sha256sum "$2.tmp" | cut -d' ' -f1)" = "$3" ]; then mv "$2.tmp" "$2"; return 0; fi
-    rm -f "$2.tmp"; log "fetch of $1 failed or hash differs (attempt $n of 60)"; sleep 5
+    if fetch_object "$1" "$2" && [ -s "$2" ]; then return 0; fi
+    rm -f "$2"; log "cannot read $1 (attempt $n of $tries): check the node's identity may read it and the object store is reachable from this subnet"
+    [ "$n" -lt "$tries" ] && sleep 5
   done
-  log "giving up on $1: check the node's identity can read it and the object store is reachable from this subnet"; return 1
+  return 1
 }
+same() { [ -f "$2" ] && [ "$(sha256sum < "$1")" = "$(sha256sum < "$2")" ]; }
 umask 077
 mkdir -p /opt/mirrorfarm /etc/mirrorfarm /var/lib/mirrorfarm
-fetch_verified ${shellQuote(objectUrl(input.bundle))} ${AGENT_PATHS.bundle} ${input.bundleSha256}
-fetch_verified ${shellQuote(objectUrl(input.config))} ${AGENT_PATHS.config} ${input.configSha256}
+fetch ${shellQuote(objectUrl(input.bundle))} ${AGENT_PATHS.bundle}.new
+fetch ${shellQuote(objectUrl(input.config))} ${AGENT_PATHS.config}.new
+node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' ${AGENT_PATHS.config}.new || { log "the config object is not JSON; keeping the installed one"; exit 1; }
+changed=
+for f in ${AGENT_PATHS.bundle} ${AGENT_PATHS.config}; do
+  if same "$f.new" "$f"; then rm -f "$f.new"; else mv -f "$f.new" "$f"; changed="$changed $f"; fi
+done
 chmod 0644 ${AGENT_PATHS.bundle}
 chmod 0600 ${AGENT_PATHS.config}
 systemctl daemon-reload
+systemctl enable --now mirrorfarm-refresh.timer
 systemctl enable mirrorfarm-agent.service
-systemctl restart mirrorfarm-agent.service
-log "agent started"
+if [ -n "$changed" ] || ! systemctl is-active --quiet mirrorfarm-agent.service; then
+  log "installed:$changed; (re)starting the agent"
+  systemctl restart mirrorfarm-agent.service
+fi
 `;
+}
+
+export function renderRefreshUnits(): { service: string; timer: string } {
+  return {
+    service: `[Unit]
+Description=mirrorfarm: install a new agent bundle or config from the object store
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh ${AGENT_PATHS.bootstrap}
+`,
+    timer: `[Unit]
+Description=mirrorfarm: look for a new agent bundle or config every minute
+
+[Timer]
+OnBootSec=60s
+OnUnitActiveSec=60s
+# Nodes pick a change up at different moments, so a mirror's two agents do not restart together.
+RandomizedDelaySec=30s
+
+[Install]
+WantedBy=timers.target
+`,
+  };
 }
 
 export function renderSystemdUnit(): string {
@@ -140,20 +180,13 @@ function block(text: string, indent: string): string {
 /** The cloud-init user data (#cloud-config) of one node. */
 export function renderCloudInit(input: BootstrapInput): string {
   const i = "      ";
+  const refresh = renderRefreshUnits();
+  const file = (path: string, mode: string, content: string) =>
+    `  - path: ${path}\n    permissions: "${mode}"\n    owner: root:root\n    content: |\n${block(content, i)}\n`;
   return `#cloud-config
-# mirrorfarm node ${input.node}; agent config sha256 ${input.configSha256}
+# mirrorfarm node ${input.node}
 write_files:
-  - path: ${AGENT_PATHS.unit}
-    permissions: "0644"
-    owner: root:root
-    content: |
-${block(renderSystemdUnit(), i)}
-  - path: ${AGENT_PATHS.bootstrap}
-    permissions: "0755"
-    owner: root:root
-    content: |
-${block(renderBootstrapScript(input), i)}
-runcmd:
+${file(AGENT_PATHS.unit, "0644", renderSystemdUnit())}${file(AGENT_PATHS.refreshService, "0644", refresh.service)}${file(AGENT_PATHS.refreshTimer, "0644", refresh.timer)}${file(AGENT_PATHS.bootstrap, "0755", renderBootstrapScript(input))}runcmd:
   - [/bin/sh, ${AGENT_PATHS.bootstrap}]
 `;
 }

@@ -13,7 +13,7 @@ const locations: Record<string, [ObjectLocation, ObjectLocation]> = {
     { platform: "azure", account: "mfart", container: "agent", blob: "orders/a.json", identityClientId: "00000000-0000-0000-0000-000000000001" },
   ],
 };
-const input = (p: string): BootstrapInput => ({ node: "a", bundle: locations[p]![0], bundleSha256: "1".repeat(64), config: locations[p]![1], configSha256: "2".repeat(64) });
+const input = (p: string): BootstrapInput => ({ node: "a", bundle: locations[p]![0], config: locations[p]![1] });
 
 const dir = mkdtempSync(join(tmpdir(), "mf-cloudinit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,11 +27,12 @@ describe("bootstrap and cloud-init", () => {
     expect(objectUrl(locations.gcp![1])).toBe("https://storage.googleapis.com/storage/v1/b/mf-art/o/orders%2Fa.json?alt=media");
     expect(objectUrl(locations.aws![0])).toBe("https://mf-art.s3.eu-west-1.amazonaws.com/orders/agent.js");
   });
-  it("verifies both hashes and starts the agent with its config", () => {
+  it("installs what changed, restarts the agent and keeps refreshing from a timer", () => {
     const script = renderBootstrapScript(input("aws"));
-    expect(script).toContain(`/opt/mirrorfarm/mirrorfarm-agent.js ${"1".repeat(64)}`);
-    expect(script).toContain(`/etc/mirrorfarm/agent.json ${"2".repeat(64)}`);
+    expect(script).toContain("fetch 'https://mf-art.s3.eu-west-1.amazonaws.com/orders/agent.js' /opt/mirrorfarm/mirrorfarm-agent.js.new");
+    expect(script).toContain("fetch 'https://mf-art.s3.eu-west-1.amazonaws.com/orders/a.json' /etc/mirrorfarm/agent.json.new");
     expect(script).toContain("systemctl restart mirrorfarm-agent.service");
+    expect(script).toContain("systemctl enable --now mirrorfarm-refresh.timer");
     expect(renderCloudInit(input("aws"))).toContain("ExecStart=/usr/bin/env node /opt/mirrorfarm/mirrorfarm-agent.js --config /etc/mirrorfarm/agent.json");
   });
   for (const platform of ["aws", "gcp", "azure"]) {
