@@ -1,8 +1,171 @@
-// Placeholder until this command lands; replaced by its implementation.
+// `mirrorfarm lab ...`: the local lab of network-namespace hosts (see agent/lab).
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import { constants } from "node:os";
+import * as path from "node:path";
+import { MirrorfarmError } from "../errors";
+import { agentStates, deployClusters, startAgents, type LabApp } from "../lab/clusters";
+import { down, execArgv, heal, info, isolate, kill, requireRoot, restartHost, upHosts } from "../lab/lab";
+import { DEFAULT_LAB, MAX_HOSTS } from "../lab/names";
+import { requireState } from "../lab/state";
+
+const USAGE = `usage: mirrorfarm lab <command> [--name L] ...   (needs root)
+  up [--mirror] [--farm N] [--hosts N] [--app demo|postgresql|nginx] [--json]
+                         build the hosts (host1..hostN, witness, client), deploy and start the clusters
+  status [--json]        addresses, clusters and each agent's state
+  down                   remove every namespace, mount, process and file of the lab
+  exec HOST -- CMD ARGS  run a command inside a host (exit code and output passed through)
+  kill HOST              host crash: SIGKILL to every process of the host, link and addresses lost
+  isolate HOST [--net lan]   cut the host's link
+  heal [HOST]            restore the links of HOST (default: every host)
+  restart HOST           boot a killed host again: mount namespace, sshd, then its agents
+The default lab is '${DEFAULT_LAB}'.`;
+
+interface Parsed {
+  name: string;
+  flags: Set<string>;
+  values: Map<string, string>;
+  positional: string[];
+  rest: string[];
+}
+
+const VALUE_FLAGS = new Set(["--name", "--farm", "--hosts", "--app", "--net"]);
+const BOOL_FLAGS = new Set(["--mirror", "--json", "--help", "-h"]);
+
+function parse(argv: string[]): Parsed {
+  const p: Parsed = { name: DEFAULT_LAB, flags: new Set(), values: new Map(), positional: [], rest: [] };
+  const problems: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] ?? "";
+    if (a === "--") {
+      p.rest = argv.slice(i + 1);
+      break;
+    }
+    if (VALUE_FLAGS.has(a)) {
+      const v = argv[i + 1];
+      if (v === undefined || v.startsWith("--")) problems.push(`${a} needs a value`);
+      else p.values.set(a, v);
+      i++;
+    } else if (BOOL_FLAGS.has(a)) p.flags.add(a);
+    else if (a.startsWith("-")) problems.push(`unknown option '${a}'`);
+    else p.positional.push(a);
+  }
+  if (problems.length > 0) throw new MirrorfarmError("MF_LAB_USAGE", `${problems.join("; ")}\n${USAGE}`);
+  p.name = p.values.get("--name") ?? DEFAULT_LAB;
+  return p;
+}
+
+function intFlag(p: Parsed, flag: string, min: number, max: number): number | undefined {
+  const v = p.values.get(flag);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new MirrorfarmError("MF_LAB_USAGE", `${flag} ${v}: allowed an integer from ${min} to ${max}`);
+  return n;
+}
+
+function oneHost(p: Parsed, cmd: string): string {
+  const [host, ...extra] = p.positional;
+  if (!host || extra.length > 0) throw new MirrorfarmError("MF_LAB_USAGE", `lab ${cmd} takes exactly one HOST (like host1, witness, client)\n${USAGE}`);
+  return host;
+}
+
+/** dist/mirrorfarm-agent.js beside the built CLI (dist/cli.js), or from the source tree under tsx. */
+function agentBundlePath(): string {
+  if (process.env.MIRRORFARM_AGENT_BUNDLE) return process.env.MIRRORFARM_AGENT_BUNDLE;
+  const beside = path.join(__dirname, "mirrorfarm-agent.js");
+  return fs.existsSync(beside) ? beside : path.resolve(__dirname, "..", "..", "dist", "mirrorfarm-agent.js");
+}
+
+async function up(p: Parsed): Promise<number> {
+  const mirror = p.flags.has("--mirror");
+  const farm = intFlag(p, "--farm", 1, MAX_HOSTS) ?? 0;
+  const app = p.values.get("--app");
+  if (app !== undefined && !["demo", "postgresql", "nginx"].includes(app))
+    throw new MirrorfarmError("MF_LAB_USAGE", `--app ${app}: allowed demo, postgresql or nginx`);
+  const needed = (mirror ? 2 : 0) + farm;
+  if (needed > MAX_HOSTS) throw new MirrorfarmError("MF_LAB_USAGE", `--mirror and --farm ${farm} need ${needed} hosts; at most ${MAX_HOSTS}`);
+  const servers = Math.max(needed, intFlag(p, "--hosts", 1, MAX_HOSTS) ?? (needed > 0 ? needed : 2));
+  const t0 = Date.now();
+  const state = await upHosts({ name: p.name, servers });
+  const hostsReady = Date.now() - t0;
+  try {
+    if (mirror || farm > 0)
+      await deployClusters(state, { mirror, farm, ...(app ? { app: app as LabApp } : {}), bundlePath: agentBundlePath() });
+  } catch (err) {
+    await down(p.name).catch(() => undefined);
+    throw err;
+  }
+  const total = Date.now() - t0;
+  console.error(JSON.stringify({ component: "lab", lab: p.name, event: "up", hostsReadyMs: hostsReady, totalMs: total }));
+  const out = info(requireState(p.name));
+  if (p.flags.has("--json")) console.log(JSON.stringify(out));
+  else console.log(`lab ${out.name} is up (${out.subnet}): ${Object.entries(out.hosts).map(([h, a]) => `${h} ${a}`).join(", ")}, witness ${out.witness}, client ${out.client.address} (+${out.client.addresses.length - 1} addresses)`);
+  return 0;
+}
+
+async function status(p: Parsed): Promise<number> {
+  const state = requireState(p.name);
+  const out = { ...info(state), hostStatus: Object.fromEntries(Object.values(state.hosts).map((h) => [h.name, h.status])), states: await agentStates(state) };
+  if (p.flags.has("--json")) console.log(JSON.stringify(out));
+  else {
+    console.log(`lab ${out.name} (${out.subnet})`);
+    for (const [h, s] of Object.entries(out.hostStatus)) console.log(`  ${h.padEnd(8)} ${(state.hosts[h]?.address ?? "").padEnd(14)} ${s.padEnd(16)} ${out.states[h] ?? ""}`);
+  }
+  return 0;
+}
+
+function exec(p: Parsed): Promise<number> {
+  const host = oneHost(p, "exec");
+  if (p.rest.length === 0) throw new MirrorfarmError("MF_LAB_USAGE", `lab exec ${host} needs a command after '--', like: lab exec ${host} -- ip addr`);
+  const [cmd, ...args] = execArgv(p.name, host, p.rest);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd ?? "nsenter", args, { stdio: "inherit" });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => resolve(code ?? 128 + (signal ? constants.signals[signal] : 0)));
+  });
+}
+
 export const command = {
-  summary: "not available yet",
-  run: async (_argv: string[]): Promise<number> => {
-    console.error("mirrorfarm: this command is not available yet in this build.");
-    return 2;
+  summary: "local lab of network-namespace hosts (needs root)",
+  run: async (argv: string[]): Promise<number> => {
+    const [sub, ...rest] = argv;
+    if (!sub || sub === "--help" || sub === "-h") {
+      console.log(USAGE);
+      return sub ? 0 : 2;
+    }
+    const p = parse(rest);
+    if (p.flags.has("--help") || p.flags.has("-h")) {
+      console.log(USAGE);
+      return 0;
+    }
+    requireRoot();
+    switch (sub) {
+      case "up":
+        return up(p);
+      case "status":
+        return status(p);
+      case "down":
+        await down(p.name);
+        return 0;
+      case "exec":
+        return exec(p);
+      case "kill":
+        await kill(p.name, oneHost(p, "kill"));
+        return 0;
+      case "isolate":
+        await isolate(p.name, oneHost(p, "isolate"), p.values.get("--net"));
+        return 0;
+      case "heal":
+        await heal(p.name, p.positional[0]);
+        return 0;
+      case "restart": {
+        const host = oneHost(p, "restart");
+        await restartHost(p.name, host);
+        await startAgents(requireState(p.name), host);
+        return 0;
+      }
+      default:
+        throw new MirrorfarmError("MF_LAB_USAGE", `unknown lab command '${sub}'\n${USAGE}`);
+    }
   },
 };

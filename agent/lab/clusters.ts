@@ -1,0 +1,248 @@
+// Clusters in the lab: generates each node's agent config and secrets, deploys the agents through
+// the on-prem deployer over SSH (exactly as on real servers), and waits until they are healthy.
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as path from "node:path";
+import { exampleConfigDocument } from "../config/example";
+import { parseAgentConfig, type AgentConfigInput } from "../config/schema";
+import { MirrorfarmError } from "../errors";
+import * as deployer from "../../components/onprem/deployer";
+import { DEMO_APP_DIR, DEMO_APP_PORT, demoAppFiles } from "./demo-app";
+import { PRIVATE_PATHS } from "./host";
+import { labAddresses } from "./names";
+import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
+import { run, waitFor } from "./sys";
+
+export type LabApp = "demo" | "postgresql" | "nginx";
+
+export interface ClusterOptions {
+  mirror: boolean;
+  farm: number;
+  app?: LabApp;
+  /** The agent bundle to deploy (default dist/mirrorfarm-agent.js). */
+  bundlePath: string;
+}
+
+const ADMIN_PORT = 7412;
+
+/** Cluster secrets: heartbeat key, admin token, a CA and one certificate per node, made with openssl. */
+async function secrets(lab: string, cluster: string, nodes: Array<{ name: string; address: string }>): Promise<Record<string, NonNullable<AgentConfigInput["secrets"]>>> {
+  const dir = path.join(labDir(lab), "pki", cluster);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const heartbeatKey = (await run("openssl", ["rand", "-base64", "32"])).stdout.trim();
+  const adminToken = (await run("openssl", ["rand", "-hex", "24"])).stdout.trim();
+  const ca = path.join(dir, "ca");
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await run("openssl", ["req", "-x509", ...ec, "-keyout", `${ca}.key`, "-out", `${ca}.crt`, "-days", "3650", "-subj", `/CN=mirrorfarm-lab-${lab}-${cluster}-ca`]);
+  const out: Record<string, NonNullable<AgentConfigInput["secrets"]>> = {};
+  for (const n of nodes) {
+    const p = path.join(dir, n.name);
+    fs.writeFileSync(`${p}.ext`, `subjectAltName=DNS:${n.name},IP:${n.address}\n`);
+    await run("openssl", ["req", ...ec, "-keyout", `${p}.key`, "-out", `${p}.csr`, "-subj", `/CN=${n.name}`]);
+    await run("openssl", ["x509", "-req", "-in", `${p}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "3650", "-extfile", `${p}.ext`, "-out", `${p}.crt`]);
+    out[n.name] = {
+      heartbeatKey,
+      adminToken,
+      ca: fs.readFileSync(`${ca}.crt`, "utf8"),
+      cert: fs.readFileSync(`${p}.crt`, "utf8"),
+      key: fs.readFileSync(`${p}.key`, "utf8"),
+    };
+  }
+  return out;
+}
+
+function demoScripts(doc: AgentConfigInput): void {
+  doc.scripts = {
+    start_prim: { path: `${DEMO_APP_DIR}/start.sh`, timeoutMs: 10_000 },
+    stop_prim: { path: `${DEMO_APP_DIR}/stop.sh`, timeoutMs: 10_000 },
+  };
+}
+
+/** Writes the demo app into a host's private /var/lib/mirrorfarm (what an application module would install). */
+function installDemoApp(lab: string, host: string): void {
+  const varLib = PRIVATE_PATHS.find(([, target]) => target === "/var/lib/mirrorfarm")?.[0] ?? "var-lib-mirrorfarm";
+  const dir = path.join(hostDir(lab, host), varLib, path.relative("/var/lib/mirrorfarm", DEMO_APP_DIR));
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [file, { text, mode }] of Object.entries(demoAppFiles(host))) fs.writeFileSync(path.join(dir, file), text, { mode });
+}
+
+interface PlannedNode {
+  host: string;
+  node: string;
+  config: string;
+}
+
+function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>>): PlannedNode[] {
+  const addrs = labAddresses(state.subnet);
+  const addressOf = (h: string): string => state.hosts[h]?.address ?? "";
+  const nodes: PlannedNode[] = [];
+  const admin = (h: string) => (doc: AgentConfigInput): void => {
+    doc.admin = { listen: addressOf(h) };
+  };
+  if (opts.mirror) {
+    const members = ["host1", "host2"].map((h) => ({ name: h, address: addressOf(h) }));
+    const witness = { name: "witness", address: addressOf("witness") };
+    for (const node of [...members.map((m) => m.name), "witness"]) {
+      const doc = exampleConfigDocument({
+        kind: node === "witness" ? "witness" : "mirror",
+        cluster: "mirror",
+        node,
+        members,
+        witness,
+        ...(node === "witness" ? {} : { vip: addrs.mirrorVip }),
+        secrets: secretsByCluster.mirror?.[node],
+        patch: (d) => {
+          admin(node)(d);
+          if (d.vip) d.vip = { ...d.vip, prefixLength: 24 };
+          if (opts.app === "demo" && node !== "witness") demoScripts(d);
+        },
+      });
+      nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
+    }
+  }
+  if (opts.farm > 0) {
+    const first = opts.mirror ? 3 : 1;
+    const members = Array.from({ length: opts.farm }, (_, i) => `host${first + i}`).map((h) => ({ name: h, address: addressOf(h) }));
+    for (const m of members) {
+      const doc = exampleConfigDocument({
+        kind: "farm",
+        cluster: "farm",
+        node: m.name,
+        members,
+        vip: addrs.farmVip,
+        secrets: secretsByCluster.farm?.[m.name],
+        patch: (d) => {
+          admin(m.name)(d);
+          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [DEMO_APP_PORT] }];
+          if (opts.app === "demo") demoScripts(d);
+        },
+      });
+      nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
+    }
+  }
+  return nodes;
+}
+
+export function sshTarget(state: LabState, host: string): deployer.SshTarget {
+  const h = state.hosts[host];
+  if (!h?.hostKey) throw new MirrorfarmError("MF_LAB_HOST", `host ${host} of lab '${state.name}' runs no sshd`);
+  return { host: h.address, user: "root", privateKey: fs.readFileSync(state.sshKey, "utf8"), hostKey: h.hostKey };
+}
+
+/** GET /status on a node's admin address; undefined when nothing answers. */
+export function agentStatus(url: string, token: string, timeoutMs = 1_000): Promise<{ state?: string } | undefined> {
+  return new Promise((resolve) => {
+    const req = http.get(`${url}/status`, { headers: { authorization: `Bearer ${token}` }, timeout: timeoutMs }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        if (body.length < 1_000_000) body += d;
+      });
+      res.on("end", () => {
+        try {
+          resolve(res.statusCode === 200 ? (JSON.parse(body) as { state?: string }) : undefined);
+        } catch {
+          resolve(undefined);
+        }
+      });
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
+/**
+ * Healthy: the agent answers /status; or, for an agent build without the HTTP API yet, its process
+ * has run for 3 s without a restart (it exits at once on a config it rejects).
+ */
+async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string): Promise<void> {
+  const target = sshTarget(state, n.host);
+  let firstPid: number | undefined;
+  let since = 0;
+  await waitFor(`agent ${n.node} healthy on ${n.host}`, 30_000, async () => {
+    if (await agentStatus(url, token)) return true;
+    const st = await deployer.status(target, n.node);
+    if (st.restarts > 0) {
+      const log = await run("nsenter", ["-t", String(state.hosts[n.host]?.holderPid), "-m", "-n", "tail", "-n", "20", deployer.layout(n.node).log], { allowFail: true });
+      throw new MirrorfarmError("MF_LAB_UNHEALTHY", `agent ${n.node} on ${n.host} exited and was restarted; its log ends with:\n${log.stdout}`);
+    }
+    if (!st.running) return undefined;
+    if (st.pid !== firstPid) {
+      firstPid = st.pid;
+      since = Date.now();
+    }
+    return Date.now() - since >= 3_000 ? true : undefined;
+  }, 200);
+}
+
+/** Generates configs, deploys every node over SSH, starts it and waits until all are healthy. */
+export async function deployClusters(state: LabState, opts: ClusterOptions): Promise<void> {
+  if (opts.app && opts.app !== "demo")
+    throw new MirrorfarmError("MF_LAB_APP", `--app ${opts.app} is not available in the lab yet; allowed now: demo`);
+  let bundle: string;
+  try {
+    bundle = fs.readFileSync(opts.bundlePath, "utf8");
+  } catch {
+    throw new MirrorfarmError("MF_LAB_BUNDLE", `the agent bundle ${opts.bundlePath} is missing; build it with \`npm run build\``);
+  }
+  const addressOf = (h: string): string => state.hosts[h]?.address ?? "";
+  const secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>> = {};
+  if (opts.mirror) secretsByCluster.mirror = await secrets(state.name, "mirror", ["host1", "host2", "witness"].map((h) => ({ name: h, address: addressOf(h) })));
+  const farmHosts = Array.from({ length: opts.farm }, (_, i) => `host${(opts.mirror ? 3 : 1) + i}`);
+  if (opts.farm > 0) secretsByCluster.farm = await secrets(state.name, "farm", farmHosts.map((h) => ({ name: h, address: addressOf(h) })));
+  const nodes = plan(state, opts, secretsByCluster);
+  if (opts.app === "demo") for (const n of nodes) if (n.node !== "witness") installDemoApp(state.name, n.host);
+
+  const addrs = labAddresses(state.subnet);
+  const clusterState = (vip: string, members: string[], token: string): ClusterState => ({
+    vip,
+    nodes: members,
+    ...(opts.app === "demo" ? { app: { url: `http://${vip}:${DEMO_APP_PORT}/` } } : {}),
+    admin: Object.fromEntries(members.map((m) => [m, { url: `http://${addressOf(m)}:${ADMIN_PORT}`, token }])),
+  });
+  const updated = updateState(state.name, (s) => {
+    s.app = opts.app;
+    if (opts.mirror) s.mirror = clusterState(addrs.mirrorVip, ["host1", "host2"], secretsByCluster.mirror?.host1?.adminToken ?? "");
+    if (opts.farm > 0) s.farm = clusterState(addrs.farmVip, farmHosts, secretsByCluster.farm?.[farmHosts[0] ?? ""]?.adminToken ?? "");
+  });
+  Object.assign(state, updated);
+
+  await Promise.all(
+    nodes.map(async (n) => {
+      const target = sshTarget(state, n.host);
+      await deployer.install(target, { node: n.node, bundle, config: n.config, serviceMode: "supervised" });
+      await deployer.start(target, n.node);
+    }),
+  );
+  const token = (n: PlannedNode): string => (n.node === "witness" ? secretsByCluster.mirror?.witness?.adminToken : (state.mirror?.admin[n.node] ?? state.farm?.admin[n.node])?.token) ?? "";
+  await Promise.all(nodes.map((n) => waitHealthy(state, n, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n))));
+}
+
+/** The agents installed on a host (node names), from its deployed configs. */
+export function nodesOnHost(state: LabState, host: string): string[] {
+  const nodes: string[] = [];
+  if (state.mirror?.nodes.includes(host)) nodes.push(host);
+  if (state.farm?.nodes.includes(host)) nodes.push(host);
+  if (host === "witness" && state.mirror) nodes.push("witness");
+  return nodes;
+}
+
+/** Starts the agents of a rebooted host, as its init system would. */
+export async function startAgents(state: LabState, host: string): Promise<string[]> {
+  const nodes = nodesOnHost(state, host);
+  for (const node of nodes) await deployer.start(sshTarget(state, host), node);
+  return nodes;
+}
+
+/** Each cluster node's state from its /status ("unknown" when it does not answer). */
+export async function agentStates(state: LabState): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const entries = [...Object.entries(state.mirror?.admin ?? {}), ...Object.entries(state.farm?.admin ?? {})];
+  await Promise.all(
+    entries.map(async ([node, a]) => {
+      const st = await agentStatus(a.url, a.token);
+      out[node] = typeof st?.state === "string" ? st.state : "unknown";
+    }),
+  );
+  return out;
+}
