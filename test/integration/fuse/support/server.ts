@@ -1,0 +1,89 @@
+// Runs agent/drivers/fuse/passthrough-main.ts in a child process, so a test can kill -9 it and so
+// a hung server can never hang the test worker. Every wait has a deadline.
+import { type ChildProcess, spawn } from "node:child_process";
+import * as path from "node:path";
+import * as readline from "node:readline";
+import type { SessionStats } from "../../../../agent/drivers/fuse/session";
+import type { MutationKind } from "../../../../agent/drivers/fuse/mutation";
+import { unmountFuse } from "../../../../agent/drivers/fuse/mount";
+
+const SCRIPT = path.resolve(__dirname, "../../../../agent/drivers/fuse/passthrough-main.ts");
+const WAIT_MS = 15_000;
+
+export type ServerStats = SessionStats & { nodes: number; mutations: Partial<Record<MutationKind, number>> };
+
+export interface FuseServer {
+  readonly pid: number;
+  readonly mountpoint: string;
+  readonly backing: string;
+  stats(): Promise<ServerStats>;
+  /** Clean unmount; falls back to SIGKILL + lazy unmount if the server does not finish in time. */
+  stop(): Promise<void>;
+  /** A crash: SIGKILL, the mount is left behind, dead. */
+  kill9(): Promise<void>;
+  /** stderr so far (the server's JSON log), for failure messages. */
+  log(): string;
+}
+
+export async function startPassthroughServer(mountpoint: string, backing: string): Promise<FuseServer> {
+  const child = spawn(process.execPath, ["--import", "tsx", SCRIPT, "--mountpoint", mountpoint, "--backing", backing], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const waiters: { match: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
+  readline.createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+    let event: Record<string, unknown>;
+    try {
+      event = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    for (const w of waiters.splice(0)) {
+      if (w.match(event)) w.resolve(event);
+      else waiters.push(w);
+    }
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const waitFor = (name: string) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`FUSE server: no "${name}" within ${WAIT_MS} ms; log:\n${stderr}`)), WAIT_MS);
+      waiters.push({
+        match: (e) => e.event === name || e.event === "error",
+        resolve: (e) => {
+          clearTimeout(timer);
+          if (e.event === "error") reject(new Error(`FUSE server failed: ${String(e.message)}\n${stderr}`));
+          else resolve(e);
+        },
+      });
+      void exited.then(() => reject(new Error(`FUSE server exited while waiting for "${name}"; log:\n${stderr}`)));
+    });
+  await waitFor("ready");
+  const withDeadline = (p: Promise<void>) => Promise.race([p, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), WAIT_MS))]);
+  return {
+    pid: child.pid as number,
+    mountpoint,
+    backing,
+    log: () => stderr,
+    async stats() {
+      const reply = waitFor("stats");
+      child.stdin?.write("stats\n");
+      return (await reply) as unknown as ServerStats;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.stdin?.write("unmount\n");
+      if ((await withDeadline(exited)) === "timeout") await forceStop(child, mountpoint, exited);
+    },
+    async kill9() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
+
+async function forceStop(child: ChildProcess, mountpoint: string, exited: Promise<void>): Promise<void> {
+  child.kill("SIGKILL");
+  await exited;
+  await unmountFuse(mountpoint, true).catch(() => undefined);
+}
