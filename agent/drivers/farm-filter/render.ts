@@ -34,10 +34,10 @@ function match(rule: FarmRule): string {
 }
 
 function ownedSet(owned: readonly number[]): string[] {
-  const lines = ["    set owned {", `      typeof numgen inc mod ${BUCKETS}`];
+  const lines = ["  set owned {", `    typeof numgen inc mod ${BUCKETS}`];
   // `typeof jhash ...` loads but makes `nft list` crash (nft 1.0.6); numgen has the same type.
-  if (owned.length > 0) lines.push(`      elements = { ${owned.join(", ")} }`);
-  lines.push("    }");
+  if (owned.length > 0) lines.push(`    elements = { ${owned.join(", ")} }`);
+  lines.push("  }");
   return lines;
 }
 
@@ -85,18 +85,18 @@ export function renderFarmTables(cluster: string, r: FarmFilterRules, owned: rea
     `delete table ip ${t}`,
     `table ip ${t} {`,
     ...ownedSet(sorted),
-    "    chain prerouting {",
-    "      type filter hook prerouting priority mangle; policy accept;",
-    ...ipChain.map((l) => `      ${l}`),
-    "    }",
+    "  chain prerouting {",
+    "    type filter hook prerouting priority mangle; policy accept;",
+    ...ipChain.map((l) => `    ${l}`),
+    "  }",
     "}",
     `table arp ${t} {}`,
     `delete table arp ${t}`,
     `table arp ${t} {`,
-    "    chain output {",
-    "      type filter hook output priority filter; policy accept;",
-    ...arpChain.map((l) => `      ${l}`),
-    "    }",
+    "  chain output {",
+    "    type filter hook output priority filter; policy accept;",
+    ...arpChain.map((l) => `    ${l}`),
+    "  }",
     "}",
     "",
   ].join("\n");
