@@ -112,11 +112,18 @@ export async function cleanStaleMount(mountpoint: string): Promise<"none" | "dea
       `${mountpoint} is served by another running mirrorfarm process; stop it first (or unmount ${mountpoint})`,
     );
   }
-  if (state === "hung") {
-    // Aborting the connection fails every pending request, so no process stays stuck on it.
-    const abort = `/sys/fs/fuse/connections/${entry.device.split(":")[1] ?? ""}/abort`;
-    if (fs.existsSync(abort)) fs.writeFileSync(abort, "1");
-  }
+  if (state === "hung") await abortConnection(entry.device);
   await unmountFuse(mountpoint, true);
   return state;
+}
+
+/**
+ * Aborts a FUSE connection through fusectl (mounted here if the system has not), which fails
+ * every pending request so no process stays stuck on a hung server.
+ */
+async function abortConnection(device: string): Promise<void> {
+  const dir = "/sys/fs/fuse/connections";
+  if (!listMounts().some((m) => m.mountPoint === dir)) await run("mount", ["-t", "fusectl", "fusectl", dir]);
+  const abort = `${dir}/${device.split(":")[1] ?? ""}/abort`;
+  if (fs.existsSync(abort)) fs.writeFileSync(abort, "1");
 }
