@@ -2,6 +2,7 @@
 // sections it reads are valid on their own, so one pass reports these problems together with the
 // field-level ones (a broken `timing` does not hide a wrong `mirror.defaultPrimary`).
 import { z } from "zod";
+import { driftTicks } from "../core/config";
 import {
   checkerSchema,
   farmSchema,
@@ -20,8 +21,6 @@ export type Problem = { path: Path; allowed: string; fix: string };
 
 /** Jitter a LAN may add to a heartbeat without it counting as lost (the no-flap requirement). */
 export const JITTER_MARGIN_MS = 200;
-/** One-way network delay bound assumed between members on a LAN, for the lease margin. */
-export const NETWORK_DELAY_MARGIN_MS = 100;
 
 type Sections = {
   kind?: "mirror" | "farm" | "witness";
@@ -170,9 +169,15 @@ export function minHeartbeatTimeoutMs(intervalMs: number): number {
   return 3 * intervalMs + JITTER_MARGIN_MS;
 }
 
-/** The largest lease that always ends before the peer can time the primary out (see sections.ts). */
-export function maxLeaseMs(t: { tickMs: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }): number {
-  return t.heartbeatTimeoutMs - t.heartbeatIntervalMs - NETWORK_DELAY_MARGIN_MS - 2 * t.tickMs;
+/**
+ * The largest lease (ms) that always ends strictly before the peer or the witness may hand the
+ * primary role to another node, by the core's rule (agent/core/config.ts argues it): in ticks,
+ * lease + 1 (receiver granularity) + 1 (strictness) + clock drift <= heartbeat timeout.
+ * Message delay needs no margin: the lease counts from the send tick of the echoed message.
+ */
+export function maxLeaseMs(t: { tickMs: number; heartbeatTimeoutMs: number }): number {
+  const timeoutTicks = Math.max(1, Math.ceil(t.heartbeatTimeoutMs / t.tickMs));
+  return (timeoutTicks - 2 - driftTicks(timeoutTicks)) * t.tickMs;
 }
 
 function checkTiming(s: Sections, out: Problem[]): void {
@@ -198,7 +203,7 @@ function checkTiming(s: Sections, out: Problem[]): void {
   if (valid(t.leaseMs, maxLease) && t.leaseMs > maxLease)
     out.push({
       path: ["timing", "leaseMs"],
-      allowed: `at most heartbeatTimeoutMs - heartbeatIntervalMs - ${NETWORK_DELAY_MARGIN_MS} ms delay - 2 x tickMs = ${maxLease}, so an isolated primary stops writes before its peer may take over`,
+      allowed: `at most heartbeatTimeoutMs minus 2 ticks and the clock-drift margin = ${maxLease}, so an isolated primary stops writes before its peer may take over`,
       fix: maxLease >= 10 ? `lower leaseMs to ${maxLease} or less, or raise heartbeatTimeoutMs` : "raise heartbeatTimeoutMs, then set leaseMs below it as stated",
     });
 }

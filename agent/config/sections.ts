@@ -87,10 +87,11 @@ export const adminSchema = z
  *   network. Detection takes at most 1500 ms + one tick (50 ms) = 1.55 s < 2 s.
  * - tickMs 50: timers resolve to 50 ms, so rounding adds at most 50 ms to any detection.
  * - leaseMs 1000: a primary that hears neither its peer nor the witness stops accepting writes
- *   after 1000 ms, before the peer can time it out (1500 ms after the last beat the peer got). The
- *   margin: the peer's last beat from the primary may be one interval older than the primary's
- *   last beat from the peer (250), plus network delay (100) and tick rounding on both sides
- *   (2 x 50): 1000 + 250 + 100 + 100 = 1450 < 1500. cross-checks.ts enforces this for any values.
+ *   1000 ms after sending the last message they echoed back, strictly before either may hand the
+ *   role to the other node (1500 ms after the last message received from it). The rule, argued in
+ *   agent/core/config.ts and enforced by cross-checks.ts: lease + 2 ticks + clock drift (500 ppm
+ *   per node) <= timeout, in ticks; here 20 + 2 + 1 <= 30, with 350 ms to spare for scheduling
+ *   hiccups of the agent itself.
  * - witnessTimeoutMs 1500: same reasoning as heartbeatTimeoutMs, for the witness's replies.
  */
 export const timingSchema = z

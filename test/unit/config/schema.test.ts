@@ -141,7 +141,7 @@ describe("agent config: cross-field rules", () => {
     ["shared address", () => mirrorDoc((d) => (d.members[1]!.addresses = { lan: "10.0.0.1" })), "members[1].addresses.lan", /\(a on lan has it\)/],
     ["timeout too short", () => mirrorDoc((d) => (d.timing = { heartbeatIntervalMs: 500 })), "timing.heartbeatTimeoutMs", /3 x heartbeatIntervalMs \+ 200 ms of jitter margin = 1700.*fix: raise heartbeatTimeoutMs to 1700 or more, or lower heartbeatIntervalMs to 433 or less/],
     ["interval below tick", () => mirrorDoc((d) => (d.timing = { tickMs: 100, heartbeatIntervalMs: 50 })), "timing.heartbeatIntervalMs", /at least tickMs \(100\)/],
-    ["lease too long", () => mirrorDoc((d) => (d.timing = { leaseMs: 1400 })), "timing.leaseMs", /= 1050, so an isolated primary stops writes before its peer may take over/],
+    ["lease too long", () => mirrorDoc((d) => (d.timing = { leaseMs: 1400 })), "timing.leaseMs", /= 1350, so an isolated primary stops writes before its peer may take over/],
     ["witness timeout", () => mirrorDoc((d) => (d.timing = { witnessTimeoutMs: 500 })), "timing.witnessTimeoutMs", /= 950/],
     ["same port twice", () => mirrorDoc((d) => (d.ports = { admin: 7410 })), "ports.admin", /not used by ports.heartbeat/],
     ["nested dirs", () => mirrorDoc((d) => (d.mirror!.replicatedDirs = [{ path: "/srv", backing: "/b1" }, { path: "/srv/db", backing: "/b2" }])), "mirror.replicatedDirs[1].path", /neither inside nor containing replicatedDirs\[0\].path \(\/srv\)/],
