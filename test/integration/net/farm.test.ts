@@ -1,0 +1,162 @@
+// A 3-node farm on real nftables: every node holds the VIP /32 and the filter, a client with 200
+// source addresses connects 5 times from each (10.213.204.0/24, mfnbr4).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FarmFilterRules } from "../../../agent/drivers/farm-filter/filter";
+import { NftFarmFilter } from "../../../agent/drivers/farm-filter/nft";
+import { needsRoot } from "../../support/privileges";
+import { BATCH_CLIENT, FARM_SERVER, LINE_CLIENT, type BatchResult } from "./farm-scripts";
+import { createSegment, destroySegment, sh, startNode, type NsProcess } from "./netns";
+
+const K = 4;
+const NODES = ["a", "b", "c"] as const;
+type Node = (typeof NODES)[number];
+const HOSTS = [...NODES, "client"];
+const VIP = "10.213.204.250";
+const SOURCES = Array.from({ length: 200 }, (_, i) => `10.213.204.${10 + i}`);
+const RULES: FarmFilterRules = {
+  seed: 0x5eed,
+  rules: [
+    { vip: VIP, protocol: "tcp", ports: [80, 7000], affinity: "srcip" },
+    { vip: VIP, protocol: "tcp", ports: [8080], affinity: "srcip+srcport" },
+  ],
+};
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+const SPLIT: Record<Node, number[]> = { a: range(0, 86), b: range(86, 171), c: range(171, 256) };
+const ns = (h: string): string => `mfn-${K}-${h}`;
+const root = needsRoot("farm load balancing on nftables (3 namespace nodes + client)");
+
+describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
+  const procs: NsProcess[] = [];
+  const filters = {} as Record<Node, NftFarmFilter>;
+  /** Which node served each source in the first round (srcip affinity). */
+  const home = new Map<string, Node>();
+
+  beforeAll(async () => {
+    await createSegment(K, HOSTS);
+    await sh(["ip", "-batch", "-"], { netns: ns("client"), input: SOURCES.map((s) => `addr add ${s}/32 dev eth0\n`).join("") });
+    for (const n of NODES) {
+      const p = startNode(ns(n), FARM_SERVER, [n]);
+      procs.push(p);
+      await p.waitFor(/^ready$/, 10_000);
+      filters[n] = new NftFarmFilter({ cluster: "mfn-farm", interface: "eth0", netns: ns(n), log: () => undefined });
+      await filters[n].install(RULES, SPLIT[n]);
+    }
+  });
+  afterAll(async () => {
+    for (const p of procs) await p.kill();
+    await destroySegment(K, HOSTS);
+  });
+
+  async function batch(port: number, perSource: number, sources = SOURCES): Promise<BatchResult[]> {
+    const p = startNode(ns("client"), BATCH_CLIENT, [JSON.stringify({ vip: VIP, port, sources, perSource, concurrency: 40, timeoutMs: 4000 })]);
+    procs.push(p);
+    try {
+      return JSON.parse(await p.waitFor(/^\[/, 60_000)) as BatchResult[];
+    } finally {
+      await p.kill();
+    }
+  }
+
+  /** (source, source port) of the connections each node's conntrack confirmed to VIP:port. */
+  async function accepted(port: number): Promise<Record<Node, string[]>> {
+    const out = {} as Record<Node, string[]>;
+    for (const n of NODES) {
+      const table = await sh(["cat", "/proc/net/nf_conntrack"], { netns: ns(n) });
+      out[n] = table
+        .split("\n")
+        .map((l) => /\bsrc=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)/.exec(l))
+        .filter((m): m is RegExpExecArray => m !== null && m[2] === VIP && m[4] === String(port))
+        .map((m) => `${m[1]}:${m[3]}`);
+    }
+    return out;
+  }
+
+  it("srcip: every connection is answered by exactly one node, each client always by the same one, shares follow the buckets", async () => {
+    const results = await batch(80, 5);
+    expect(results).toHaveLength(1000);
+    expect(results.filter((r) => r[3] !== null)).toEqual([]);
+    const served = new Map<string, Set<string>>();
+    for (const [src, , body] of results) served.set(src, (served.get(src) ?? new Set()).add(String(body)));
+    for (const [src, bodies] of served) {
+      expect({ src, bodies: [...bodies] }).toEqual({ src, bodies: [expect.stringMatching(/^[abc]$/)] });
+      home.set(src, [...bodies][0] as Node);
+    }
+    // Conntrack keeps an entry only where the SYN was accepted: each connection on exactly one node.
+    const acc = await accepted(80);
+    const all = [...acc.a, ...acc.b, ...acc.c];
+    expect(all).toHaveLength(1000);
+    expect(new Set(all).size).toBe(1000);
+    // Shares: 200 addresses hashed into 86/85/85 buckets; tolerance 4 standard deviations of a
+    // binomial draw (about +-27 clients), as the split of one fixed set of addresses.
+    const shares: Record<string, number> = {};
+    for (const n of NODES) {
+      const count = [...home.values()].filter((h) => h === n).length;
+      const p = SPLIT[n].length / 256;
+      shares[n] = count;
+      expect(Math.abs(count - 200 * p)).toBeLessThanOrEqual(4 * Math.sqrt(200 * p * (1 - p)));
+    }
+    const mean = 200 / 3;
+    console.log(JSON.stringify({ figure: "farm-distribution", clients: shares, maxOverMean: Math.max(...Object.values(shares)) / mean }));
+  });
+
+  it("srcip+srcport: connections spread per connection, each still answered by exactly one node", async () => {
+    const results = await batch(8080, 5);
+    expect(results.filter((r) => r[3] !== null)).toEqual([]);
+    const acc = await accepted(8080);
+    const all = [...acc.a, ...acc.b, ...acc.c];
+    expect(all).toHaveLength(1000);
+    expect(new Set(all).size).toBe(1000);
+    const perSource = new Map<string, Set<string>>();
+    for (const [src, , body] of results) perSource.set(src, (perSource.get(src) ?? new Set()).add(String(body)));
+    // 5 connections land on one node for a given source with probability 1/81: most sources spread.
+    expect([...perSource.values()].filter((s) => s.size > 1).length).toBeGreaterThan(150);
+    for (const n of NODES) expect(acc[n].length).toBeGreaterThan(250);
+  });
+
+  it("an established connection stays on its node while its bucket moves; new ones go to the new owner", async () => {
+    const src = SOURCES.find((s) => home.get(s) === "a");
+    expect(src).toBeDefined();
+    const conn = startNode(ns("client"), LINE_CLIENT, [VIP, "7000", src as string]);
+    procs.push(conn);
+    const say = async (): Promise<string> => {
+      const from = conn.lines.length;
+      conn.child.stdin?.write("hello\n");
+      return (await conn.waitFor(/^(reply|error|closed)/, 10_000, from)).replace(/^reply /, "");
+    };
+    await conn.waitFor(/^connected$/, 10_000);
+    expect(await say()).toBe("a");
+    // Give a's buckets to b: first take them from a, so no SYN is ever accepted by both.
+    await filters.a.setOwned([]);
+    await filters.b.setOwned([...SPLIT.a, ...SPLIT.b]);
+    expect(await say()).toBe("a");
+    const fresh = await batch(80, 2, [src as string]);
+    expect(fresh.map((r) => r[2])).toEqual(["b", "b"]);
+    expect(await say()).toBe("a");
+    await filters.b.setOwned(SPLIT.b);
+    await filters.a.setOwned(SPLIT.a);
+    expect(await say()).toBe("a");
+    await conn.kill();
+  });
+
+  it("a dead node's buckets move to the survivors: its clients are served again, the others stay put", async () => {
+    expect(home.size).toBe(200);
+    const procC = procs[NODES.indexOf("c")] as NsProcess;
+    await procC.kill();
+    await sh(["ip", "link", "set", "eth0", "down"], { netns: ns("c") });
+    const half = Math.ceil(SPLIT.c.length / 2);
+    await filters.a.setOwned([...SPLIT.a, ...SPLIT.c.slice(0, half)]);
+    await filters.b.setOwned([...SPLIT.b, ...SPLIT.c.slice(half)]);
+    const results = await batch(80, 1);
+    expect(results.filter((r) => r[3] !== null)).toEqual([]);
+    const moved: Record<string, number> = { a: 0, b: 0 };
+    for (const [src, , body] of results) {
+      const before = home.get(src);
+      if (before === "c") moved[String(body)] = (moved[String(body)] ?? 0) + 1;
+      else expect({ src, body }).toEqual({ src, body: before });
+    }
+    // c's clients went to both survivors, and only to them.
+    expect(Object.keys(moved).sort()).toEqual(["a", "b"]);
+    expect(moved.a).toBeGreaterThan(0);
+    expect(moved.b).toBeGreaterThan(0);
+  });
+});
