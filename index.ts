@@ -1,2 +1,7 @@
-// Public entry of the mirrorfarm package for Pulumi programs.
-export {};
+// Public entry of the mirrorfarm package for Pulumi programs:
+//   import { aws, gcp, azure, onprem } from "mirrorfarm";
+export * as aws from "./components/aws";
+export * from "./components/spec/types";
+export { resolveSpec, listSpecProblems } from "./components/spec/validate";
+export type { ClusterDescription } from "./components/common/args";
+export type { ClusterNode } from "./components/common/outputs";

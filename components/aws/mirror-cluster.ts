@@ -1,0 +1,25 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ClusterNode } from "../common/outputs";
+import { buildAwsCluster, type AwsClusterArgs } from "./cluster";
+
+/**
+ * A two-node mirror on EC2: replicated directories, automatic failover, the internal NLB as the
+ * virtual IP (only the primary answers 200 on /ready), a witness in a third AZ.
+ */
+export class MirrorCluster extends pulumi.ComponentResource {
+  /** "NLB DNS name:first app port". */
+  readonly endpoint: pulumi.Output<string>;
+  readonly nodes: pulumi.Output<ClusterNode[]>;
+  readonly consoleUrl: pulumi.Output<string>;
+  readonly agentConfigHash: pulumi.Output<string>;
+
+  constructor(name: string, args: AwsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("mirrorfarm:aws:MirrorCluster", name, {}, opts);
+    const out = buildAwsCluster(this, "aws.MirrorCluster", name, "mirror", args);
+    this.endpoint = out.endpoint;
+    this.nodes = out.nodes;
+    this.consoleUrl = out.consoleUrl;
+    this.agentConfigHash = out.agentConfigHash;
+    this.registerOutputs({ endpoint: this.endpoint, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+  }
+}

@@ -1,0 +1,46 @@
+import * as pulumi from "@pulumi/pulumi";
+import { clusterConfigHash, renderAgentConfig, planAgentConfigs, type ClusterSecrets, type NodeFacts, type VipFacts } from "../plan";
+import type { ResolvedSpec } from "../spec/types";
+
+/** One node of a deployed cluster, as the `nodes` output lists it. */
+export interface ClusterNode {
+  readonly name: string;
+  readonly address: string;
+  /** Availability zone on clouds; the host name or address on-prem. */
+  readonly zone: string;
+  readonly role: "member" | "witness";
+}
+
+/** The outputs every cluster component has. */
+export interface ClusterOutputs {
+  /** Where clients connect: "address:port" of the VIP or the internal load balancer. */
+  readonly endpoint: pulumi.Output<string>;
+  readonly nodes: pulumi.Output<ClusterNode[]>;
+  /** The agent's HTTP API on the first node (status and metrics need the admin token). */
+  readonly consoleUrl: pulumi.Output<string>;
+  /** sha256 over every node's agent config: changes exactly when some node's config changes. */
+  readonly agentConfigHash: pulumi.Output<string>;
+}
+
+/** Rendered agent configs keyed by node name (secret: they hold the cluster secrets). */
+export function plannedConfigs(
+  spec: ResolvedSpec,
+  nodes: pulumi.Input<NodeFacts[]>,
+  witness: pulumi.Input<NodeFacts | undefined>,
+  vip: pulumi.Input<VipFacts>,
+  secrets: pulumi.Output<ClusterSecrets>,
+): pulumi.Output<Record<string, string>> {
+  const configs = pulumi.all([nodes, witness, vip, secrets]).apply(([n, w, v, s]) => {
+    const planned = planAgentConfigs({ spec, nodes: n, ...(w ? { witness: w } : {}), vip: v as VipFacts, secrets: s });
+    return Object.fromEntries(Object.entries(planned).map(([k, c]) => [k, renderAgentConfig(c)]));
+  });
+  return pulumi.secret(configs);
+}
+
+export function configHash(configs: pulumi.Output<Record<string, string>>): pulumi.Output<string> {
+  return pulumi.unsecret(configs.apply(clusterConfigHash));
+}
+
+export function consoleUrl(nodes: pulumi.Output<ClusterNode[]>, adminPort: number): pulumi.Output<string> {
+  return nodes.apply((n) => `http://${n[0]?.address ?? "unknown"}:${adminPort}/status`);
+}
