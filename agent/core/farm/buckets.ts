@@ -9,8 +9,8 @@ export type FarmMember = { name: string; power: number };
 /**
  * Bucket counts per member by largest remainder: member i gets floor(256 * p_i / P) or one more,
  * so each count is within 1 of its exact share 256 * p_i / P. The remaining buckets go to the
- * largest remainders; ties go first to members that hold more buckets now (fewer moves), then by
- * name (determinism).
+ * largest remainders; ties go first to members that already hold more than their floor (the extra
+ * bucket then costs no move), then by name (determinism). This makes the result idempotent.
  */
 export function bucketTargets(members: ReadonlyArray<FarmMember>, held: ReadonlyMap<string, number>): Map<string, number> {
   const total = members.reduce((s, m) => s + m.power, 0);
@@ -21,12 +21,11 @@ export function bucketTargets(members: ReadonlyArray<FarmMember>, held: Readonly
     targets.set(m.name, n);
     given += n;
   }
+  const spare = (m: FarmMember) => ((held.get(m.name) ?? 0) > (targets.get(m.name) ?? 0) ? 1 : 0);
   // Remainders compared as integers (256 * p mod P) to avoid floating-point ties.
   const order = [...members].sort(
     (a, b) =>
-      ((BUCKETS * b.power) % total) - ((BUCKETS * a.power) % total) ||
-      (held.get(b.name) ?? 0) - (held.get(a.name) ?? 0) ||
-      (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+      ((BUCKETS * b.power) % total) - ((BUCKETS * a.power) % total) || spare(b) - spare(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
   for (let i = 0; given < BUCKETS; i++, given++) {
     const m = order[i % order.length] as FarmMember;

@@ -1,20 +1,21 @@
 // The farm node: a pure step function over events, no I/O, no clock.
 //
-// Bucket agreement: within a connected view the UP member with the smallest name is the leader.
-// The leader computes the bucket map from the map it had (assignBuckets: fewest moves) and
-// advertises it in its heartbeats; the others adopt the leader's map and serve the buckets it
-// gives them. Every node advertises the map it holds, so when the leader leaves, the next one
-// starts from the latest map and moves only the buckets of the member that left.
+// Bucket agreement: within a connected view the UP member with the smallest name is the leader,
+// and its map is the base everyone computes from. Each node computes assignBuckets(leader's map,
+// UP members it sees) (fewest moves), so nodes that see the same view and the same leader's map
+// hold the same map, and serve the buckets it gives them. Every node advertises the map it
+// holds, so when the leader leaves, the next one starts from the latest map and moves only the
+// buckets of the member that left.
 // Split view: each side has its own leader and covers all 256 buckets on its own. On heal the
-// single remaining leader recomputes from its map and the others adopt it: the view converges one
-// heartbeat after every member sees the same view.
+// side that gets the smallest-named leader keeps its base; the others compute from it as soon as
+// they have its heartbeat: they agree once views agree and one heartbeat of the leader arrived.
 import { assignBuckets, bucketsOf, BUCKETS, type FarmMember } from "./buckets";
 import { assertFarmTransition, type FarmState } from "./states";
 
 export type BucketMap = {
-  /** The member that computed this map. */
+  /** The leader (smallest UP name) of the view this map was computed for. */
   leader: string;
-  /** Bumped by each leader change of the map; only for logs and status. */
+  /** The leader's base version, plus one when this view moved buckets; for logs and status. */
   version: number;
   /** Owner of each of the 256 buckets (null: unowned). */
   owners: ReadonlyArray<string | null>;
@@ -91,20 +92,22 @@ function sameOwners(a: ReadonlyArray<string | null>, b: ReadonlyArray<string | n
   return true;
 }
 
-/** The map this node should hold for its current view. */
+/**
+ * The map this node should hold for its current view: assignBuckets from the leader's map (its
+ * own when it leads) over the UP members it sees. Leader and followers compute it from the same
+ * base and the same view, so they agree as soon as their views agree, without waiting for the
+ * leader's next heartbeat; the leader's heartbeat then carries the base for the next change.
+ */
 function nextMap(node: FarmNode): BucketMap {
   const up = upMembers(node);
   const leader = up[0]?.name;
   if (leader === undefined) return node.map;
-  if (leader === node.self) {
-    const owners = assignBuckets(node.map.owners, up);
-    if (node.map.leader === node.self && sameOwners(owners, node.map.owners)) return node.map;
-    const version = Math.max(node.map.version, ...node.peers.map((p) => p.map?.version ?? 0)) + 1;
-    return { leader: node.self, version, owners };
-  }
-  const theirs = node.peers.find((p) => p.name === leader)?.map;
-  // Adopt only a map the leader computed itself; one it merely relays may be stale.
-  return theirs && theirs.leader === leader && theirs.owners.length === BUCKETS ? theirs : node.map;
+  const advertised = leader === node.self ? node.map : node.peers.find((p) => p.name === leader)?.map;
+  const base = advertised && advertised.owners.length === BUCKETS ? advertised : node.map;
+  const owners = assignBuckets(base.owners, up);
+  const version = sameOwners(owners, base.owners) ? base.version : base.version + 1;
+  if (node.map.leader === leader && node.map.version === version && sameOwners(owners, node.map.owners)) return node.map;
+  return { leader, version, owners };
 }
 
 function sameBuckets(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean {

@@ -94,3 +94,14 @@ describe("assignBuckets", () => {
     expect(() => assignBuckets(new Array(BUCKETS).fill(null), [{ name: "a", power: 0 }])).toThrow(/power 0/);
   });
 });
+
+describe("assignBuckets stability", () => {
+  it("is idempotent: assigning again over the same members moves nothing", () => {
+    fc.assert(
+      fc.property(previousArb, membersArb, (prev, members) => {
+        const once = assignBuckets(prev, members);
+        expect(assignBuckets(once, members)).toEqual(once);
+      }),
+    );
+  });
+});

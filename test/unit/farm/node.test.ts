@@ -166,6 +166,28 @@ describe("farm state machine", () => {
     );
   });
 
+  it("agrees on the map one heartbeat round after any state change, without a second round (property)", () => {
+    const ms = ["a", "b", "c", "d"].map((name, i) => ({ name, power: 1 + i }));
+    const ev = fc.record({ who: fc.constantFrom("a", "b", "c", "d"), what: fc.constantFrom("fail", "ok", "restart", "stop", "start") });
+    fc.assert(
+      fc.property(fc.array(ev, { maxLength: 40 }), (events) => {
+        const f = new Farm(ms);
+        upAll(f, ms.map((m) => m.name));
+        f.rounds(2);
+        for (const { who, what } of events) {
+          const e: FarmEvent =
+            what === "fail" ? { type: "checkers", ok: false, reason: "x" } : what === "ok" ? { type: "checkers", ok: true, reason: "x" } : { type: what };
+          f.send(who, e);
+          f.round();
+          const up = ms.map((m) => m.name).filter((n) => f.nodes.get(n)!.state === "UP");
+          const c = f.coverage(up);
+          expect(c.every((n) => n === (up.length > 0 ? 1 : 0))).toBe(true);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it("ignores peers that are not members and its own name in a view", () => {
     let { node } = run(initFarm("a", members), { type: "start" }, { type: "checkers", ok: true, reason: "ok" });
     ({ node } = run(node, { type: "view", peers: [{ name: "zz", state: "UP", map: null }, { name: "a", state: "UP", map: null }] }));
