@@ -1,10 +1,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { cloudInitSchema, hasCloudInit } from "./cloud-init";
-import { byType, fakeBundle, installMocks, recorded, resolve, settled } from "./mocks";
-
-installMocks();
-// Components are imported only after the mocks are in place.
-const { aws } = await import("../../index");
+// The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
+import { byType, fakeBundle, recorded, resolve, settled } from "./mocks";
+import { aws } from "../../index";
 
 const bundle = fakeBundle();
 const subnets = [

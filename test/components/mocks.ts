@@ -1,7 +1,7 @@
 /**
  * Pulumi mocks for component tests: every registered resource is recorded with its inputs, and
  * the outputs a provider would compute (addresses, ARNs, PEMs) are filled in deterministically.
- * Call installMocks() before importing any component module.
+ * Importing this module installs the mocks, so import it before any component module.
  */
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -72,11 +72,7 @@ function unwrap(v: unknown): unknown {
   return v;
 }
 
-let installed = false;
-
-export function installMocks(): void {
-  if (installed) return;
-  installed = true;
+function installMocks(): void {
   let n = 0;
   void pulumi.runtime.setMocks(
     {
@@ -121,3 +117,5 @@ export function fakeBundle(): string {
 export async function settled(): Promise<void> {
   await (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
 }
+
+installMocks();
