@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts } from "../../../agent/drivers/fuse/mount";
 import { needsRoot } from "../../support/privileges";
 import { definePosixSuite } from "./posix-suite";
-import { type FuseServer, startPassthroughServer } from "./support/server";
+import { type FuseServer, startPassthroughServer } from "../../../agent/drivers/fuse/passthrough-process";
 import { sh } from "./support/run";
 
 describe.skipIf(!needsRoot("FUSE passthrough"))("FUSE passthrough", { timeout: 60_000 }, () => {

@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts, unmountFuse } from "../../../agent/drivers/fuse/mount";
 import { needsRoot } from "../../support/privileges";
-import { type FuseServer, startPassthroughServer } from "./support/server";
+import { type FuseServer, startPassthroughServer } from "../../../agent/drivers/fuse/passthrough-process";
 import { run } from "./support/run";
 
 describe.skipIf(!needsRoot("FUSE stale mounts"))("FUSE stale mounts", { timeout: 60_000 }, () => {

@@ -1,13 +1,16 @@
-// Runs agent/drivers/fuse/passthrough-main.ts in a child process, so a test can kill -9 it and so
-// a hung server can never hang the test worker. Every wait has a deadline.
+// Runs passthrough-main in a child process (tests and benchmarks: a hung server can never hang
+// the caller, and a test can kill -9 it). Every wait has a deadline. Runs the .ts source with
+// tsx when there is no compiled .js beside this file.
 import { type ChildProcess, spawn } from "node:child_process";
 import * as path from "node:path";
 import * as readline from "node:readline";
-import type { SessionStats } from "../../../../agent/drivers/fuse/session";
-import type { MutationKind } from "../../../../agent/drivers/fuse/mutation";
-import { unmountFuse } from "../../../../agent/drivers/fuse/mount";
+import * as fs from "node:fs";
+import type { SessionStats } from "./session";
+import type { MutationKind } from "./mutation";
+import { unmountFuse } from "./mount";
 
-const SCRIPT = path.resolve(__dirname, "../../../../agent/drivers/fuse/passthrough-main.ts");
+const COMPILED = path.join(__dirname, "passthrough-main.js");
+const SCRIPT_ARGS = fs.existsSync(COMPILED) ? [COMPILED] : ["--import", "tsx", path.join(__dirname, "passthrough-main.ts")];
 const WAIT_MS = 15_000;
 
 export type ServerStats = SessionStats & { nodes: number; mutations: Partial<Record<MutationKind, number>> };
@@ -26,7 +29,7 @@ export interface FuseServer {
 }
 
 export async function startPassthroughServer(mountpoint: string, backing: string): Promise<FuseServer> {
-  const child = spawn(process.execPath, ["--import", "tsx", SCRIPT, "--mountpoint", mountpoint, "--backing", backing], {
+  const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stderr = "";
