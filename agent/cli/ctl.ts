@@ -1,8 +1,137 @@
-// Placeholder until this command lands; replaced by its implementation.
+// `mirrorfarm status|start|stop|prim|second|swap|primforce|restart|logs`: talks to one agent's HTTP
+// API, addressed by --node ADDR[:PORT] --token T (or MIRRORFARM_TOKEN), or by --lab L --host H
+// in the local lab (address and token come from the lab's state).
+import { isIPv4 } from "node:net";
+import { MirrorfarmError } from "../errors";
+import { AdminClient, type AgentAddress } from "../drivers/http/admin-client";
+import { readState } from "../lab/state";
+import type { StatusDoc } from "../runtime/status";
+
+const DEFAULT_ADMIN_PORT = 7412;
+const ACTIONS = ["start", "stop", "prim", "second", "swap", "primforce", "restart"] as const;
+const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
+  start: "start the node's role (STOP -> WAIT, then PRIM/SECOND/ALONE as the cluster decides)",
+  stop: "stop the node's role (application stopped, VIP released); the peer takes over if it can",
+  prim: "make this node primary (refused unless it is up to date)",
+  second: "make this node secondary (hands the primary role to its peer if it is in sync)",
+  swap: "exchange the roles: the secondary becomes primary (refused unless it is in sync)",
+  primforce: "make this node primary even though its data is not known up to date (may lose writes made on the other node since it went stale)",
+  restart: "stop then start the application on this node, role unchanged",
+};
+
+export type CtlOptions = { cmd: string; json: boolean; lines: number; target: AgentAddress };
+
+function usage(): string {
+  return [
+    "usage: mirrorfarm <status|logs|start|stop|prim|second|swap|primforce|restart> (--node ADDR[:PORT] [--token T] | --lab L --host H) [--json] [--lines N]",
+    "",
+    "  status      the node's state, epoch, peer, resync progress, checkers and last transitions",
+    "  logs        the agent's last JSON log lines (--lines N, default 100)",
+    ...ACTIONS.map((a) => `  ${a.padEnd(11)} ${ACTION_HELP[a]}`),
+    "",
+    `  --node ADDR[:PORT]  the agent's admin address (port default ${DEFAULT_ADMIN_PORT})`,
+    "  --token T           the cluster's admin token (default: $MIRRORFARM_TOKEN)",
+    "  --lab L --host H    address a host of the local lab instead",
+    "  --json              print JSON",
+  ].join("\n");
+}
+
+/** Parses the command line; throws MF_CTL_USAGE listing every problem at once. */
+export function parseCtlArgs(argv: string[], env: NodeJS.ProcessEnv = process.env, lab: typeof readState = readState): CtlOptions | "help" {
+  const [cmd = "", ...rest] = argv;
+  const problems: string[] = [];
+  const opts: Record<string, string> = {};
+  let json = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i] ?? "";
+    if (a === "--help" || a === "-h") return "help";
+    if (a === "--json") json = true;
+    else if (["--node", "--token", "--lab", "--host", "--lines"].includes(a)) {
+      const v = rest[i + 1];
+      if (v === undefined || v.startsWith("--")) problems.push(`${a} needs a value`);
+      else opts[a.slice(2)] = v;
+      i++;
+    } else problems.push(`unknown argument '${a}' (allowed: --node, --token, --lab, --host, --json, --lines)`);
+  }
+  let lines = 100;
+  if (opts.lines !== undefined) {
+    lines = Number(opts.lines);
+    if (!Number.isInteger(lines) || lines < 1 || lines > 10000) problems.push(`--lines '${opts.lines}' must be an integer from 1 to 10000`);
+  }
+  let target: AgentAddress | undefined;
+  if (opts.node !== undefined && (opts.lab !== undefined || opts.host !== undefined)) problems.push("give either --node ADDR[:PORT] or --lab L --host H, not both");
+  else if (opts.node !== undefined) {
+    const m = /^([^:]+)(?::(\d+))?$/.exec(opts.node);
+    const host = m?.[1] ?? "";
+    const port = m?.[2] !== undefined ? Number(m[2]) : DEFAULT_ADMIN_PORT;
+    if (!m || !(isIPv4(host) || /^[A-Za-z0-9.-]+$/.test(host))) problems.push(`--node '${opts.node}' must be ADDR or ADDR:PORT, like 10.0.0.1 or 10.0.0.1:${DEFAULT_ADMIN_PORT}`);
+    else if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`--node '${opts.node}': port must be 1-65535`);
+    const token = opts.token ?? env.MIRRORFARM_TOKEN;
+    if (!token) problems.push("no admin token: pass --token T or set MIRRORFARM_TOKEN (the cluster's secrets.adminToken)");
+    if (problems.length === 0 && token) target = { host, port, token };
+  } else if (opts.lab !== undefined || opts.host !== undefined) {
+    if (opts.lab === undefined || opts.host === undefined) problems.push("--lab L and --host H go together");
+    else {
+      const state = lab(opts.lab);
+      const entry = state?.mirror?.admin[opts.host] ?? state?.farm?.admin[opts.host];
+      if (!state) problems.push(`lab '${opts.lab}' does not exist; create it with \`mirrorfarm lab up --name ${opts.lab}\``);
+      else if (!entry) {
+        const known = [...Object.keys(state.mirror?.admin ?? {}), ...Object.keys(state.farm?.admin ?? {})];
+        problems.push(`lab '${opts.lab}' has no agent on host '${opts.host}' (agents run on: ${known.join(", ") || "none"})`);
+      } else {
+        const u = new URL(entry.url);
+        target = { host: u.hostname, port: Number(u.port || DEFAULT_ADMIN_PORT), token: opts.token ?? entry.token };
+      }
+    }
+  } else problems.push("say which agent: --node ADDR[:PORT] (with --token T or MIRRORFARM_TOKEN), or --lab L --host H");
+  if (problems.length > 0 || !target) throw new MirrorfarmError("MF_CTL_USAGE", `mirrorfarm ${cmd}: ${problems.length} problem(s):\n  - ${problems.join("\n  - ")}\n\n${usage()}`);
+  return { cmd, json, lines, target };
+}
+
+/** Human-readable status. */
+export function renderStatus(s: StatusDoc): string {
+  const out = [`${s.cluster}/${s.node} (${s.kind}): ${s.state}${s.reason ? ` - ${s.reason}` : ""}`, `  epoch ${s.epoch}, data ${s.upToDate ? "up to date" : "NOT up to date"}, ${s.ready ? "receives traffic" : "receives no traffic"}`];
+  if (s.peer) {
+    const nets = Object.entries(s.peer.networks).map(([n, up]) => `${n} ${up ? "up" : "down"}`).join(", ");
+    out.push(`  peer ${s.peer.name}: ${s.peer.reachable ? (s.peer.state ?? "?") : "unreachable"}${s.peer.inSync === null ? "" : s.peer.inSync ? ", in sync" : ", not in sync"}${nets ? ` (${nets})` : ""}`);
+  }
+  if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
+  if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable ? "reachable" : "unreachable"}`);
+  if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);
+  for (const c of s.checkers) out.push(`  checker ${c.name}: ${c.ok ? "ok" : "FAILING"} (${c.detail})`);
+  if (s.transitions.length > 0) {
+    out.push("  last transitions:");
+    for (const t of s.transitions.slice(-5)) out.push(`    ${t.at} ${t.from} -> ${t.to} (epoch ${t.epoch}): ${t.reason}`);
+  }
+  return out.join("\n");
+}
+
+export async function runCtl(o: CtlOptions, print: (s: string) => void = console.log): Promise<number> {
+  const client = new AdminClient(o.target);
+  if (o.cmd === "status") {
+    const s = (await client.status()) as StatusDoc;
+    print(o.json ? JSON.stringify(s) : renderStatus(s));
+    return 0;
+  }
+  if (o.cmd === "logs") {
+    print((await client.logs(o.lines)).trimEnd());
+    return 0;
+  }
+  const r = await client.command(o.cmd);
+  const ok = r.status === 200 && r.body.ok === true;
+  const message = typeof r.body.message === "string" ? r.body.message : typeof r.body.error === "string" ? r.body.error : JSON.stringify(r.body);
+  print(o.json ? JSON.stringify({ command: o.cmd, ok, ...r.body }) : `${o.cmd}: ${ok ? "done" : "refused"}: ${message}`);
+  return ok ? 0 : 1;
+}
+
 export const command = {
-  summary: "not available yet",
-  run: async (_argv: string[]): Promise<number> => {
-    console.error("mirrorfarm: this command is not available yet in this build.");
-    return 2;
+  summary: "control one agent: status, logs, start, stop, prim, second, swap, primforce, restart",
+  run: async (argv: string[]): Promise<number> => {
+    const o = parseCtlArgs(argv);
+    if (o === "help") {
+      console.log(usage());
+      return 0;
+    }
+    return runCtl(o);
   },
 };

@@ -3,7 +3,7 @@
  * plus the last lines in memory for `mirrorfarm logs`. Secrets never go through here: callers log
  * names, states and reasons, not config documents.
  */
-import { closeSync, fstatSync, openSync, renameSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export type LogEntry = Record<string, unknown> & { event: string };
@@ -30,6 +30,7 @@ export class JsonLog {
   }
 
   private open(): void {
+    mkdirSync(this.dir ?? ".", { recursive: true, mode: 0o700 });
     this.fd = openSync(this.file, "a", 0o600);
     this.size = fstatSync(this.fd).size;
   }

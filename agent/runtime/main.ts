@@ -1,9 +1,10 @@
-// mirrorfarm-agent entry (stub until the daemon lands): `mirrorfarm-agent --config FILE` loads and
-// validates the config; exits 2 on a bad command line or config, otherwise logs one JSON line and
-// runs until SIGTERM/SIGINT.
+// mirrorfarm-agent entry: `mirrorfarm-agent --config FILE` loads and validates the node's config
+// (exit 2 on a bad command line or config, listing every problem), then runs the daemon until
+// SIGTERM/SIGINT, when it stops gracefully (VIP released, application stopped) and exits 0.
 import { readFileSync } from "node:fs";
 import { MirrorfarmError } from "../errors";
-import { parseAgentConfig } from "../config/schema";
+import { parseAgentConfig, type AgentConfig } from "../config/schema";
+import { startDaemon } from "./daemon";
 
 const USAGE = "usage: mirrorfarm-agent --config FILE";
 
@@ -29,21 +30,28 @@ function load(file: string): unknown {
   }
 }
 
-function main(): void {
+function fail(e: unknown, code: number): never {
+  console.error(e instanceof MirrorfarmError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e));
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let config: AgentConfig;
   try {
-    const file = configPath(process.argv.slice(2));
-    const config = parseAgentConfig(load(file));
-    console.log(JSON.stringify({ t: new Date().toISOString(), event: "config-loaded", cluster: config.cluster, kind: config.kind, node: config.node, config: file }));
+    config = parseAgentConfig(load(configPath(process.argv.slice(2))));
   } catch (e) {
-    console.error(e instanceof MirrorfarmError ? e.message : String(e));
-    process.exit(2);
+    fail(e, 2);
   }
-  const keepAlive = setInterval(() => undefined, 1 << 30);
+  // Exit 1 on anything that makes going on unsafe (e.g. state that cannot be persisted): the
+  // supervisor restarts the agent, which reloads its persisted state.
+  const daemon = await startDaemon(config, (err) => fail(err, 1)).catch((e: unknown) => fail(e, 1));
   for (const sig of ["SIGTERM", "SIGINT"] as const)
     process.once(sig, () => {
-      clearInterval(keepAlive);
-      console.log(JSON.stringify({ t: new Date().toISOString(), event: "stopped", signal: sig }));
+      daemon.stop(`signal ${sig}`).then(
+        () => process.exit(0),
+        (e: unknown) => fail(e, 1),
+      );
     });
 }
 
-main();
+void main();

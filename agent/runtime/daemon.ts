@@ -1,0 +1,154 @@
+/**
+ * The daemon: builds the real drivers from a validated config, runs the node for its kind, serves
+ * the HTTP API, and stops gracefully on request.
+ */
+import type { AgentConfig } from "../config/schema";
+import { mirror, witness } from "../core";
+import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig } from "../core/config";
+import type { FailoverAction } from "../core/rules";
+import { ProcessScriptRunner } from "../drivers/app/scripts";
+import { SystemProber } from "../drivers/checkers/probes";
+import { CheckerScheduler } from "../drivers/checkers/scheduler";
+import { AdminServer, type AdminHandlers, type CommandAnswer } from "../drivers/http/admin-server";
+import { renderMetrics } from "../drivers/http/metrics";
+import { FileStateStore } from "../drivers/state/store";
+import { UdpTransport } from "../drivers/transport/datagram";
+import type { VipDriver, VipLog } from "../drivers/vip/driver";
+import { L2VipDriver } from "../drivers/vip/l2";
+import { ProbeVipDriver } from "../drivers/vip/probe";
+import { WitnessNode } from "../drivers/witness/witness-node";
+import { MirrorfarmError } from "../errors";
+import { destinations, knownSenders, ownBindings } from "./addressing";
+import { MonotonicTicks } from "./clock";
+import { NoResync, NoWriteGate } from "./data-plane";
+import { FailoverRules } from "./failover";
+import { JsonLog } from "./log";
+import { nodeMetrics } from "./metrics";
+import { MirrorNode } from "./mirror-node";
+import type { StatusDoc } from "./status";
+
+export type Daemon = { stop(reason: string): Promise<void>; adminPort(): number | undefined; log: JsonLog };
+
+function datagrams(cfg: AgentConfig): UdpTransport {
+  return new UdpTransport({ self: cfg.node, key: Buffer.from(cfg.secrets.heartbeatKey, "base64"), knownSenders: knownSenders(cfg), bindings: ownBindings(cfg) });
+}
+
+function vipDriver(cfg: AgentConfig, log: VipLog): VipDriver | null {
+  const v = cfg.vip;
+  if (!v) return null;
+  return v.mode === "l2" ? new L2VipDriver({ address: v.address, prefixLength: v.prefixLength, interface: v.interface, arpRefreshMs: v.arpRefreshMs, log }) : new ProbeVipDriver(v.address, log);
+}
+
+/** Starts the node described by `cfg`; `onFatal` is called when it cannot go on safely. */
+export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => void): Promise<Daemon> {
+  const log = new JsonLog({ cluster: cfg.cluster, node: cfg.node }, cfg.stateDir);
+  const store = new FileStateStore(cfg.stateDir);
+  const ticks = new MonotonicTicks(cfg.timing.tickMs);
+  const transport = datagrams(cfg);
+  log.write({ event: "starting", kind: cfg.kind, pid: process.pid, heartbeat: ownBindings(cfg).map((b) => `${b.network}=${b.address}:${b.port}`), admin: `${cfg.admin.listen}:${cfg.ports.admin}` });
+
+  let handlers: AdminHandlers;
+  let stopNode: () => Promise<void>;
+
+  if (cfg.kind === "mirror") {
+    const vip = vipDriver(cfg, (e) => log.write({ event: "vip", ...e }));
+    const scripts = new ProcessScriptRunner(cfg.scripts, (script, l) => log.write({ event: "script-output", script, stream: l.stream, text: l.text }));
+    const node = new MirrorNode(cfg, mirrorCoreConfigFromAgentConfig(cfg), mirror, {
+      datagrams: transport,
+      store,
+      vip,
+      writes: new NoWriteGate(),
+      resync: (report) => new NoResync(report),
+      scripts,
+      ticks,
+      log: log.write,
+    });
+    const act = async (action: FailoverAction): Promise<void> => {
+      if (action === "stopstart") {
+        await node.command("stop");
+        await node.idle();
+        await node.command("start");
+      } else await node.command(action);
+      await node.idle();
+    };
+    const rules = new FailoverRules(cfg, act, log.write);
+    const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r));
+    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers() });
+    handlers = {
+      ready: () => node.ready(),
+      status,
+      metrics: () => renderMetrics(nodeMetrics(status(), transport.stats(), node.counters())),
+      logs: (n) => log.tail(n),
+      command: async (name): Promise<CommandAnswer> => {
+        if (name === "start" || name === "stop") rules.operator(name);
+        return node.command(name);
+      },
+    };
+    for (const s of ["prestart", "start_both"] as const) {
+      const o = await scripts.run(s, { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
+      if (o.ran) log.write({ event: "script", script: s, ok: o.ok, code: o.code, timedOut: o.timedOut, durationMs: o.durationMs });
+    }
+    await node.start(onFatal);
+    checkers.start();
+    stopNode = async () => {
+      checkers.stop();
+      await node.stop();
+      await scripts.run("stop_both", { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
+      await vip?.close();
+    };
+  } else if (cfg.kind === "witness") {
+    const w = new WitnessNode(witnessCoreConfigFromAgentConfig(cfg), witness, { datagrams: transport, store, destinations: (m) => destinations(cfg, m), ticks, log: log.write }, cfg.stateDir);
+    const started = Date.now();
+    const status = (): StatusDoc => {
+      const p = w.persisted();
+      return {
+        cluster: cfg.cluster,
+        node: cfg.node,
+        kind: "witness",
+        state: "UP",
+        reason: p ? `epoch ${p.epoch} granted to ${p.holder ?? "nobody"}` : "starting",
+        epoch: p?.epoch ?? 0,
+        upToDate: true,
+        ready: false,
+        peer: null,
+        witness: null,
+        resync: null,
+        vip: null,
+        checkers: [],
+        transitions: [],
+        uptimeMs: Date.now() - started,
+      };
+    };
+    handlers = {
+      ready: () => false,
+      status,
+      metrics: () => renderMetrics(nodeMetrics(status(), transport.stats(), { ...w.counters(), transitionsTotal: 0 })),
+      logs: (n) => log.tail(n),
+      command: async (name) => ({ status: 404, body: { ok: false, message: `a witness takes no command '${name}': it only grants votes` } }),
+    };
+    await w.start(onFatal);
+    stopNode = () => w.stop();
+  } else {
+    throw new MirrorfarmError("MF_AGENT_KIND", `config kind "${cfg.kind}" is not run by this agent build yet (allowed: mirror, witness). Fix: deploy a build with the farm runtime, or use kind "mirror".`);
+  }
+
+  const admin = new AdminServer({ address: cfg.admin.listen, port: cfg.ports.admin, token: cfg.secrets.adminToken, handlers });
+  await admin.start();
+  log.write({ event: "started", kind: cfg.kind });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    log,
+    adminPort: () => admin.port(),
+    stop(reason) {
+      stopping ??= (async () => {
+        log.write({ event: "stopping", reason });
+        await stopNode();
+        await admin.close();
+        log.write({ event: "stopped", reason });
+        log.close();
+      })();
+      return stopping;
+    },
+  };
+}
