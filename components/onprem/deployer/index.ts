@@ -86,7 +86,7 @@ const preflight = (mode: ServiceMode): string =>
     `command -v node >/dev/null 2>&1 || { echo "node is not in PATH ($PATH); install Node.js 20 or later" >&2; exit 1; }`,
     `node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || { echo "node $(node --version) is too old; install Node.js 20 or later" >&2; exit 1; }`,
     mode === "systemd"
-      ? `command -v systemctl >/dev/null 2>&1 || { echo "systemctl not found: this host has no systemd; use serviceMode 'supervised'" >&2; exit 1; }`
+      ? `[ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 || { echo "systemd is not running on this host (no /run/systemd/system); use serviceMode 'supervised'" >&2; exit 1; }`
       : "true",
   ].join("\n");
 
