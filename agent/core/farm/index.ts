@@ -1,4 +1,5 @@
-// Farm core: bucket assignment, the node state machine, and the bucket map's wire form.
+// Farm core: bucket assignment, the node state machine over views (node.ts), the same over ticks
+// and heartbeats (core.ts, what the runtime drives), and the farm heartbeat codec.
 export { BUCKETS, assignBuckets, bucketTargets, bucketsOf, minimalMoves, movedBuckets, type FarmMember } from "./buckets";
 export { FARM_TRANSITIONS, IllegalFarmTransitionError, assertFarmTransition, type FarmState } from "./states";
 export {
@@ -17,3 +18,6 @@ export {
   type FarmStep,
 } from "./node";
 export { decodeBucketMap, encodeBucketMap, type WireBucketMap } from "./wire";
+export { farmCoreConfigFromAgentConfig, type FarmCoreConfig } from "./config";
+export { decodeFarmMessage, encodeFarmMessage, type FarmDecodeResult, type FarmHeartbeat } from "./messages";
+export { farmCoreStep, initFarmCore, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmCoreStep } from "./core";

@@ -13,6 +13,7 @@
 //   takeover timeout, and the witness refuses while the holder's renewals are recent.
 import { checkMirrorCoreConfig, type MirrorCoreConfig } from "../config";
 import type { Heartbeat, Message, Stamp, VoteReply, VoteRequest } from "../messages";
+import { isAlive, newMembership, recordHeard } from "../membership";
 import { assertTransition, isWriterRole, type MirrorRole } from "./roles";
 import {
   FRESH_PERSISTED,
@@ -41,7 +42,7 @@ export function init(config: MirrorCoreConfig, persisted: MirrorPersisted | null
     persisted: p,
     role: "STOP",
     reason: "not started",
-    peer: { lastHeard: 0, heardOn: Object.fromEntries(config.networks.map((n) => [n, 0])), hb: null },
+    peer: { heard: newMembership(config.heartbeatTimeoutTicks, [config.peer], config.networks, 0), hb: null },
     witness: { lastReply: null, epoch: 0, holder: null },
     leaseUntil: NEVER,
     writable: false,
@@ -96,7 +97,7 @@ function clone(s: MirrorState): MirrorState {
   return {
     ...s,
     persisted: { ...s.persisted },
-    peer: { ...s.peer, heardOn: { ...s.peer.heardOn } },
+    peer: { ...s.peer },
     witness: { ...s.witness },
     candidate: s.candidate && { ...s.candidate },
     resync: s.resync && { ...s.resync },
@@ -136,7 +137,7 @@ function ms(s: MirrorState, ticks: number): string {
 }
 
 function peerAlive(s: MirrorState): boolean {
-  return s.now - s.peer.lastHeard < s.config.heartbeatTimeoutTicks;
+  return isAlive(s.peer.heard, s.config.peer, s.now);
 }
 
 /** The peer's latest heartbeat while it is alive. */
@@ -156,7 +157,7 @@ function connected(s: MirrorState): boolean {
 
 /** The peer has been silent for the whole takeover timeout: it may no longer hold a lease. */
 function peerGone(s: MirrorState): boolean {
-  return s.now - s.peer.lastHeard >= s.config.heartbeatTimeoutTicks;
+  return !peerAlive(s);
 }
 
 function stampNow(s: MirrorState): Stamp {
@@ -502,8 +503,7 @@ function sendPeriodic(s: MirrorState, fx: MirrorEffect[]): void {
 function onMessage(s: MirrorState, fx: MirrorEffect[], network: string, m: Message): void {
   const { peer, witness } = s.config;
   if (m.from === peer) {
-    s.peer.lastHeard = s.now;
-    s.peer.heardOn[network] = s.now;
+    s.peer.heard = recordHeard(s.peer.heard, peer, network, s.now);
     if (m.kind === "hb") {
       if (!s.peer.hb || newer(m.sent, s.peer.hb.sent)) s.peer.hb = m;
       if (isWriterRole(s.role)) extendLease(s, m.echo);

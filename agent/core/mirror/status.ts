@@ -1,4 +1,5 @@
 // What /status and the CLI show about a mirror node, derived from its state.
+import { isAlive } from "../membership";
 import { isWriterRole, type MirrorRole } from "./roles";
 import type { MirrorState } from "./types";
 
@@ -24,7 +25,7 @@ export type MirrorStatus = {
 
 export function mirrorStatus(s: MirrorState): MirrorStatus {
   const c = s.config;
-  const hb = s.now - s.peer.lastHeard < c.heartbeatTimeoutTicks ? s.peer.hb : null;
+  const hb = isAlive(s.peer.heard, c.peer, s.now) ? s.peer.hb : null;
   let sync: MirrorStatus["sync"] = null;
   let resyncPercent: number | null = null;
   if (s.role === "SECOND") {
@@ -47,7 +48,7 @@ export function mirrorStatus(s: MirrorState): MirrorStatus {
     sync,
     resyncPercent,
     peerAlive: !!hb,
-    peerSilentTicks: Object.fromEntries(Object.entries(s.peer.heardOn).map(([n, t]) => [n, s.now - t])),
+    peerSilentTicks: Object.fromEntries(Object.entries(s.peer.heard.heard[c.peer] ?? {}).map(([n, t]) => [n, s.now - t])),
     witnessReachable: c.witness ? s.witness.lastReply !== null && s.now - s.witness.lastReply < c.witnessTimeoutTicks : null,
   };
 }

@@ -1,5 +1,6 @@
 // The mirror node's state, the events it reacts to and the effects it asks the drivers to carry out.
 import type { MirrorCoreConfig } from "../config";
+import type { Membership } from "../membership";
 import type { Heartbeat, Message } from "../messages";
 import type { MirrorRole } from "./roles";
 
@@ -95,10 +96,8 @@ export type MirrorState = {
   /** Why the node is in its role (WAIT says what it waits for). */
   reason: string;
   peer: {
-    /** Tick of the last message from the peer on any network; init tick during startup grace. */
-    lastHeard: number;
-    /** Same, per network. */
-    heardOn: Record<string, number>;
+    /** When the peer was last heard, per network (init tick during the startup grace). */
+    heard: Membership;
     /** The newest heartbeat received (by its sent stamp). */
     hb: Heartbeat | null;
   };

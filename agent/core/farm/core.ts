@@ -1,0 +1,125 @@
+// The farm member over ticks, as the runtime drives it: heartbeats out, heartbeats in, membership
+// over several networks (../membership.ts: a member is lost only when every network lost it),
+// and the node state machine of node.ts fed with a view whenever the view changes.
+//
+//   let { state, effects } = initFarmCore(config, boot);
+//   ({ state, effects } = farmCoreStep(state, { type: "tick" }));               // every tickMs
+//   ({ state, effects } = farmCoreStep(state, { type: "message", network, message }));
+//   ({ state, effects } = farmCoreStep(state, { type: "checkers", ok, reason }));
+//
+// Effects are carried out in list order. A node sends its heartbeat every interval and at once
+// when its state or map changes, so a change reaches the others within one network delay.
+import { aliveMembers, newMembership, recordHeard, type Membership } from "../membership";
+import type { Stamp } from "../messages";
+import type { FarmCoreConfig } from "./config";
+import type { FarmHeartbeat } from "./messages";
+import { farmStep, initFarm, type BucketMap, type FarmEffect, type FarmEvent, type FarmNode, type FarmPeer } from "./node";
+import type { FarmState } from "./states";
+import { decodeBucketMap, encodeBucketMap } from "./wire";
+
+export type FarmCoreState = {
+  config: FarmCoreConfig;
+  /** Ticks since init. */
+  now: number;
+  /** This incarnation, from the runtime (e.g. its start time): orders heartbeats across restarts. */
+  boot: number;
+  heard: Membership;
+  /** The newest heartbeat content of each member. */
+  adverts: Readonly<Record<string, { sent: Stamp; state: FarmState; map: BucketMap | null }>>;
+  node: FarmNode;
+  lastHbSent: number | null;
+  /** What the last heartbeat said (state and map), to send again at once when it changes. */
+  lastAdvert: string;
+  /** The last view given to the node, to step it only on a change. */
+  lastView: string;
+};
+
+export type FarmCoreEvent =
+  | { type: "tick" }
+  /** A decoded, authenticated farm heartbeat received on one heartbeat network. */
+  | { type: "message"; network: string; message: FarmHeartbeat }
+  | Exclude<FarmEvent, { type: "view" }>;
+
+export type FarmCoreEffect = FarmEffect | { type: "send"; to: string; message: FarmHeartbeat };
+
+export type FarmCoreStep = { state: FarmCoreState; effects: FarmCoreEffect[] };
+
+export function initFarmCore(config: FarmCoreConfig, boot: number): FarmCoreStep {
+  const peers = config.members.map((m) => m.name).filter((n) => n !== config.node);
+  const state: FarmCoreState = {
+    config,
+    now: 0,
+    boot,
+    heard: newMembership(config.heartbeatTimeoutTicks, peers, config.networks, null),
+    adverts: {},
+    node: initFarm(config.node, config.members),
+    lastHbSent: null,
+    lastAdvert: "",
+    lastView: "",
+  };
+  return { state, effects: [{ type: "log", message: `farm node ${config.node} of ${config.cluster} started (boot ${boot})` }] };
+}
+
+function newer(a: Stamp, b: Stamp): boolean {
+  return a.boot > b.boot || (a.boot === b.boot && a.tick > b.tick);
+}
+
+function advertSig(node: FarmNode): string {
+  return `${node.state}/${node.map.leader}/${node.map.version}`;
+}
+
+/** Peers alive on some network, with what their newest heartbeat says. */
+function view(s: FarmCoreState): FarmPeer[] {
+  return aliveMembers(s.heard, s.now).flatMap((name) => {
+    const a = s.adverts[name];
+    return a ? [{ name, state: a.state, map: a.map }] : [];
+  });
+}
+
+/** Steps the node with the view when it changed, then heartbeats if due or if this node changed. */
+function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
+  const peers = view(s);
+  const sig = peers.map((p) => `${p.name}:${p.state}:${p.map?.leader ?? "-"}:${p.map?.version ?? "-"}`).join(",");
+  if (sig !== s.lastView) {
+    const r = farmStep(s.node, { type: "view", peers });
+    effects.push(...r.effects);
+    s = { ...s, node: r.state, lastView: sig };
+  }
+  const advert = advertSig(s.node);
+  const due = s.lastHbSent === null || s.now - s.lastHbSent >= s.config.heartbeatIntervalTicks;
+  if (!due && advert === s.lastAdvert) return s;
+  const message: FarmHeartbeat = {
+    kind: "farm-hb",
+    from: s.config.node,
+    sent: { boot: s.boot, tick: s.now },
+    state: s.node.state,
+    map: encodeBucketMap(s.node.map, s.config.members),
+  };
+  for (const m of s.config.members) if (m.name !== s.config.node) effects.push({ type: "send", to: m.name, message });
+  return { ...s, lastHbSent: s.now, lastAdvert: advert };
+}
+
+export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreStep {
+  const effects: FarmCoreEffect[] = [];
+  switch (event.type) {
+    case "tick":
+      return { state: settle({ ...s, now: s.now + 1 }, effects), effects };
+    case "message": {
+      const m = event.message;
+      if (m.from === s.config.node || !s.config.members.some((x) => x.name === m.from)) return { state: s, effects };
+      if (!s.config.networks.includes(event.network)) return { state: s, effects };
+      const heard = recordHeard(s.heard, m.from, event.network, s.now);
+      const last = s.adverts[m.from];
+      if (last && !newer(m.sent, last.sent)) return { state: { ...s, heard }, effects };
+      const map = decodeBucketMap(m.map, s.config.members);
+      if (!map.ok) effects.push({ type: "log", message: `farm heartbeat from ${m.from} carries a bad bucket map (${map.error}); ignoring its map`, reason: map.error });
+      const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map: map.ok ? map.map : null } };
+      return { state: settle({ ...s, heard, adverts }, effects), effects };
+    }
+    default: {
+      const r = farmStep(s.node, event);
+      effects.push(...r.effects);
+      return { state: settle({ ...s, node: r.state }, effects), effects };
+    }
+  }
+}
