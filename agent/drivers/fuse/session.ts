@@ -28,6 +28,7 @@ import {
   type Request,
   decodeRequest,
   direntSize,
+  emptyEntryOut,
   encodeAttrOut,
   encodeDirent,
   encodeEntryOut,
@@ -331,22 +332,10 @@ class DirentBuffer implements DirentSink {
   add(d: { ino: bigint; nextOffset: number; type: number; name: string }, entry: EntryOut | null): boolean {
     const need = direntSize(Buffer.byteLength(d.name, NAME_ENCODING), this.plus);
     if (this.used + need > this.buf.length) return false;
-    this.used += encodeDirent(this.buf, this.used, d, this.plus ? (entry ?? emptyEntry(d.ino)) : null);
+    this.used += encodeDirent(this.buf, this.used, d, this.plus ? (entry ?? emptyEntryOut({ sec: 0, nsec: 0 }, d.ino)) : null);
     return true;
   }
   bytes(): Buffer {
     return this.buf.subarray(0, this.used);
   }
-}
-
-/** nodeid 0 in a READDIRPLUS record: the kernel takes no reference and only lists the name. */
-function emptyEntry(ino: bigint): EntryOut {
-  const zero = { sec: 0, nsec: 0 };
-  return {
-    nodeid: 0,
-    generation: 0,
-    entryValid: zero,
-    attrValid: zero,
-    attr: { ino, size: 0, blocks: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 },
-  };
 }

@@ -22,7 +22,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { Errno, FuseError } from "../errno";
-import { type Attr, type EntryOut, NAME_ENCODING, type SetattrIn, type StatfsOut } from "../protocol/codec";
+import { type Attr, type EntryOut, NAME_ENCODING, emptyEntryOut, type SetattrIn, type StatfsOut } from "../protocol/codec";
 import { Fattr, RENAME_NOREPLACE } from "../protocol/constants";
 import type { MutationOp, MutationSink, Timespec } from "../mutation";
 import type { AttrReply, DirentSink, OpenReply, RawFileSystem, RequestContext } from "../raw-fs";
@@ -141,7 +141,15 @@ export class PassthroughFs implements RawFileSystem {
   }
 
   async lookup(_ctx: RequestContext, parent: number, name: string): Promise<EntryOut> {
-    const st = await P.lstat(this.abs(this.childPath(parent, name)), { bigint: true });
+    let st: fs.BigIntStats;
+    try {
+      st = await P.lstat(this.abs(this.childPath(parent, name)), { bigint: true });
+    } catch (err) {
+      // A negative entry (node 0) lets the kernel cache "no such name" like a real filesystem,
+      // which saves a round trip per file created.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyEntryOut(this.valid);
+      throw err;
+    }
     return this.entry(this.table.remember(parent, name, st.ino), st);
   }
 
@@ -167,6 +175,8 @@ export class PassthroughFs implements RawFileSystem {
     const node = this.table.get(nodeid);
     const rel = this.table.pathOf(node);
     const h = a.valid & Fattr.FH ? this.handles.get(a.fh) : undefined;
+    // Any descriptor does for chown/chmod/utimens of a file that has no name left; truncate
+    // without FATTR_FH always has a name (truncate(2) takes a path).
     const fd = h?.kind === "file" ? h.fd : (node.openFds.values().next().value ?? null);
     if (rel === null && fd === null) throw new FuseError(Errno.ENOENT, `node ${nodeid} has no name`);
     const op: MutationOp & { kind: "setattr" } = { kind: "setattr", path: rel };
@@ -191,8 +201,9 @@ export class PassthroughFs implements RawFileSystem {
       else await fchmod(fd as number, op.mode);
     }
     if (op.size !== undefined) {
-      if (fd !== null) await ftruncate(fd, op.size);
-      else await this.withFd(target as Buffer, C.O_WRONLY, (f) => ftruncate(f, op.size ?? 0));
+      if (h?.kind === "file") await ftruncate(h.fd, op.size);
+      else if (target) await this.withFd(target, C.O_WRONLY, (f) => ftruncate(f, op.size ?? 0));
+      else throw new FuseError(Errno.ENOENT, `node ${nodeid} has no name`);
     }
     if (setAtime || setMtime) {
       const now = Date.now() / 1000;

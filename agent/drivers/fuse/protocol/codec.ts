@@ -389,6 +389,21 @@ export interface InitOut {
   maxPages: number;
 }
 
+/**
+ * An entry with node id 0: as a LOOKUP reply, a cacheable "no such name"; in READDIRPLUS, a name
+ * listed without giving the kernel a reference.
+ */
+export function emptyEntryOut(entryValid: Validity, ino = 0n): EntryOut {
+  const zero = { sec: 0, nsec: 0 };
+  return {
+    nodeid: 0,
+    generation: 0,
+    entryValid,
+    attrValid: zero,
+    attr: { ino, size: 0, blocks: 0, atimeSec: 0, atimeNsec: 0, mtimeSec: 0, mtimeNsec: 0, ctimeSec: 0, ctimeNsec: 0, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 },
+  };
+}
+
 function putU64(buf: Buffer, off: number, v: number | bigint): void {
   buf.writeBigUInt64LE(typeof v === "bigint" ? v : BigInt(v), off);
 }
