@@ -202,7 +202,10 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   });
   const updated = updateState(state.name, (s) => {
     s.app = opts.app;
-    if (opts.mirror) s.mirror = clusterState(addrs.mirrorVip, ["host1", "host2"], secretsByCluster.mirror?.host1?.adminToken ?? "");
+    if (opts.mirror) {
+      s.mirror = clusterState(addrs.mirrorVip, ["host1", "host2"], secretsByCluster.mirror?.host1?.adminToken ?? "");
+      s.mirror.admin.witness = { url: `http://${addressOf("witness")}:${ADMIN_PORT}`, token: secretsByCluster.mirror?.witness?.adminToken ?? "" };
+    }
     if (opts.farm > 0) s.farm = clusterState(addrs.farmVip, farmHosts, secretsByCluster.farm?.[farmHosts[0] ?? ""]?.adminToken ?? "");
   });
   Object.assign(state, updated);
@@ -214,7 +217,7 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
       await deployer.start(target, n.node);
     }),
   );
-  const token = (n: PlannedNode): string => (n.node === "witness" ? secretsByCluster.mirror?.witness?.adminToken : (state.mirror?.admin[n.node] ?? state.farm?.admin[n.node])?.token) ?? "";
+  const token = (n: PlannedNode): string => (state.mirror?.admin[n.node] ?? state.farm?.admin[n.node])?.token ?? "";
   await Promise.all(nodes.map((n) => waitHealthy(state, n, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n))));
 }
 

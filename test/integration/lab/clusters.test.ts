@@ -1,0 +1,93 @@
+// `lab up --mirror --app demo`: agents deployed over SSH with the on-prem deployer, started under the
+// supervisor, healthy; `lab status` reads their states; `lab restart` brings a crashed host's agent back.
+import { execFile } from "node:child_process";
+import * as http from "node:http";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { down } from "../../../agent/lab/lab";
+import { needsRoot } from "../../support/privileges";
+
+const pexec = promisify(execFile);
+const LAB = "tclust";
+const ROOT = path.resolve(__dirname, "../../..");
+const CLI = [path.join(ROOT, "node_modules/.bin/tsx"), path.join(ROOT, "agent/cli/main.ts")];
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await pexec(CLI[0] ?? "", [...CLI.slice(1), "lab", ...args, "--name", LAB], { cwd: ROOT, timeout: 120_000 });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+  }
+}
+
+function lastJson<T>(stdout: string): T {
+  return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as T;
+}
+
+function get(url: string): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 500 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body.trim()));
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolve(undefined));
+  });
+}
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+type Info = { mirror: { vip: string; nodes: string[]; app: { url: string } } };
+type Status = Info & { states: Record<string, string>; hostStatus: Record<string, string> };
+
+const states = async (): Promise<Record<string, string>> => lastJson<Status>((await cli(["status", "--json"])).stdout).states;
+
+describe.skipIf(!needsRoot("lab clusters"))("lab up --mirror --app demo", () => {
+  let info: Info;
+
+  beforeAll(async () => {
+    await down(LAB);
+    const r = await cli(["up", "--mirror", "--app", "demo", "--json"]);
+    expect(r.stderr).not.toMatch(/MF_/);
+    expect(r.code).toBe(0);
+    info = lastJson<Info>(r.stdout);
+  });
+  afterAll(async () => {
+    await down(LAB);
+  });
+
+  it("prints the mirror cluster with its VIP and the app URL", () => {
+    expect(info.mirror.nodes).toEqual(["host1", "host2"]);
+    expect(info.mirror.vip).toMatch(/^10\.213\.\d+\.31$/);
+    expect(info.mirror.app.url).toBe(`http://${info.mirror.vip}:8080/`);
+  });
+
+  it("the agents run and report their states; the app answers from the primary", async () => {
+    const s = await poll("host1 PRIM and host2 SECOND", async () => {
+      const st = await states();
+      return st.host1 === "PRIM" && st.host2 === "SECOND" ? st : undefined;
+    });
+    expect(s.witness).not.toBe("unknown");
+    expect(await poll("app on the VIP", () => get(info.mirror.app.url))).toBe("host1");
+  }, 60_000);
+
+  it("after a crash of the primary the app answers from host2; restart brings host1's agent back as at boot", async () => {
+    expect((await cli(["kill", "host1"])).code).toBe(0);
+    await poll("app served by host2", async () => ((await get(info.mirror.app.url)) === "host2" ? true : undefined));
+    expect((await cli(["restart", "host1"])).code).toBe(0);
+    await poll("host1 back as SECOND", async () => ((await states()).host1 === "SECOND" ? true : undefined));
+    expect(await get(info.mirror.app.url)).toBe("host2");
+  }, 90_000);
+});
