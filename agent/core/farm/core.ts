@@ -60,8 +60,9 @@ export function initFarmCore(config: FarmCoreConfig, boot: number): FarmCoreStep
   return { state, effects: [{ type: "log", message: `farm node ${config.node} of ${config.cluster} started (boot ${boot})` }] };
 }
 
-function newer(a: Stamp, b: Stamp): boolean {
-  return a.boot > b.boot || (a.boot === b.boot && a.tick > b.tick);
+/** Not older: two heartbeats of one tick (periodic, then on a change) both count, in arrival order. */
+function notOlder(a: Stamp, b: Stamp): boolean {
+  return a.boot > b.boot || (a.boot === b.boot && a.tick >= b.tick);
 }
 
 function advertSig(node: FarmNode): string {
@@ -110,7 +111,7 @@ export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreSt
       if (!s.config.networks.includes(event.network)) return { state: s, effects };
       const heard = recordHeard(s.heard, m.from, event.network, s.now);
       const last = s.adverts[m.from];
-      if (last && !newer(m.sent, last.sent)) return { state: { ...s, heard }, effects };
+      if (last && !notOlder(m.sent, last.sent)) return { state: { ...s, heard }, effects };
       const map = decodeBucketMap(m.map, s.config.members);
       if (!map.ok) effects.push({ type: "log", message: `farm heartbeat from ${m.from} carries a bad bucket map (${map.error}); ignoring its map`, reason: map.error });
       const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map: map.ok ? map.map : null } };

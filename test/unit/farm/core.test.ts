@@ -1,0 +1,163 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { exampleConfig } from "../../../agent/config/example";
+import {
+  BUCKETS,
+  decodeFarmMessage,
+  encodeFarmMessage,
+  farmCoreConfigFromAgentConfig,
+  farmCoreStep,
+  initFarmCore,
+  type FarmCoreEffect,
+  type FarmCoreEvent,
+  type FarmCoreState,
+  type FarmHeartbeat,
+} from "../../../agent/core/farm";
+
+const members = [
+  { name: "n1", address: { lan: "10.0.0.1", backup: "10.1.0.1" }, power: 1 },
+  { name: "n2", address: { lan: "10.0.0.2", backup: "10.1.0.2" }, power: 1 },
+  { name: "n3", address: { lan: "10.0.0.3", backup: "10.1.0.3" }, power: 2 },
+];
+const configs = members.map((m) => farmCoreConfigFromAgentConfig(exampleConfig({ members, node: m.name })));
+
+/** Farm members over ticks; messages go through the codec and arrive at the next tick. */
+class Net {
+  nodes = new Map<string, FarmCoreState>();
+  up = new Set<string>();
+  cut = new Map<string, Set<string>>(); // network -> nodes cut from it
+  inflight: Array<{ to: string; network: string; bytes: Buffer }> = [];
+  effects = new Map<string, FarmCoreEffect[]>();
+  constructor() {
+    for (const c of configs) this.boot(c.node, 1);
+  }
+  boot(name: string, boot: number): void {
+    const c = configs.find((x) => x.node === name)!;
+    this.nodes.set(name, initFarmCore(c, boot).state);
+    this.up.add(name);
+    this.effects.set(name, []);
+  }
+  step(name: string, e: FarmCoreEvent): void {
+    if (!this.up.has(name)) return;
+    const r = farmCoreStep(this.nodes.get(name)!, e);
+    this.nodes.set(name, r.state);
+    this.effects.get(name)!.push(...r.effects);
+    for (const fx of r.effects)
+      if (fx.type === "send")
+        for (const network of ["lan", "backup"])
+          if (!this.cut.get(network)?.has(name) && !this.cut.get(network)?.has(fx.to)) this.inflight.push({ to: fx.to, network, bytes: encodeFarmMessage(fx.message) });
+  }
+  tick(k = 1): void {
+    for (let i = 0; i < k; i++) {
+      const batch = this.inflight;
+      this.inflight = [];
+      for (const m of batch) {
+        const d = decodeFarmMessage(m.bytes);
+        if (d.ok) this.step(m.to, { type: "message", network: m.network, message: d.message });
+      }
+      for (const n of this.nodes.keys()) this.step(n, { type: "tick" });
+    }
+  }
+  startAll(): void {
+    for (const n of this.nodes.keys()) {
+      this.step(n, { type: "start" });
+      this.step(n, { type: "checkers", ok: true, reason: "ok" });
+    }
+  }
+  coverage(): number[] {
+    const c = new Array<number>(BUCKETS).fill(0);
+    for (const n of this.up) for (const b of this.nodes.get(n)!.node.owned) c[b]!++;
+    return c;
+  }
+}
+
+describe("farm core over ticks", () => {
+  it("derives its config in ticks from the agent config", () => {
+    expect(configs[0]).toMatchObject({ node: "n1", networks: ["backup", "lan"], heartbeatIntervalTicks: 5, heartbeatTimeoutTicks: 30 });
+    expect(configs[0]!.members.map((m) => m.power)).toEqual([1, 1, 2]);
+    expect(() => farmCoreConfigFromAgentConfig(exampleConfig({ members: members.slice(0, 2) }))).toThrow(/MF_CORE_KIND/);
+  });
+
+  it("splits the buckets by power once the members hear each other", () => {
+    const net = new Net();
+    net.startAll();
+    net.tick(3);
+    expect(net.coverage().every((x) => x === 1)).toBe(true);
+    expect(net.nodes.get("n3")!.node.owned).toHaveLength(128);
+  });
+
+  it("a member is lost only when every network lost it; then its buckets move within the timeout", () => {
+    const net = new Net();
+    net.startAll();
+    net.tick(3);
+    const before = net.nodes.get("n1")!.node.map.owners;
+    net.cut.set("lan", new Set(["n2"]));
+    net.tick(60);
+    expect(net.nodes.get("n1")!.node.map.owners).toEqual(before);
+    net.cut.set("backup", new Set(["n2"]));
+    net.up.delete("n2"); // crashed: covered by the others only
+    let t = 0;
+    while (!net.coverage().every((x) => x === 1) && t < 100) {
+      net.tick();
+      t++;
+    }
+    // Lost after the timeout (30 ticks) since the last heartbeat, plus one tick for the message.
+    expect(t).toBeLessThanOrEqual(configs[0]!.heartbeatTimeoutTicks + 1);
+    expect(t).toBeGreaterThanOrEqual(configs[0]!.heartbeatTimeoutTicks - configs[0]!.heartbeatIntervalTicks);
+    const after = net.nodes.get("n1")!.node.map.owners;
+    for (let b = 0; b < BUCKETS; b++) if (before[b] !== "n2") expect(after[b]).toBe(before[b]);
+  });
+
+  it("a restarted member (new boot) rejoins and takes back only its share", () => {
+    const net = new Net();
+    net.startAll();
+    net.tick(3);
+    net.up.delete("n2");
+    net.tick(40);
+    const mid = net.nodes.get("n1")!.node.map.owners;
+    net.boot("n2", 2);
+    net.step("n2", { type: "start" });
+    net.step("n2", { type: "checkers", ok: true, reason: "ok" });
+    net.tick(3);
+    expect(net.coverage().every((x) => x === 1)).toBe(true);
+    const after = net.nodes.get("n1")!.node.map.owners;
+    const moved = after.filter((o, b) => o !== mid[b]);
+    expect(moved.every((o) => o === "n2")).toBe(true);
+    expect(moved).toHaveLength(64);
+  });
+
+  it("ignores heartbeats from strangers, itself, unknown networks and older stamps", () => {
+    const s0 = initFarmCore(configs[0]!, 1).state;
+    const hb = (from: string, tick: number, state: "UP" | "WAIT" = "UP"): FarmHeartbeat => ({ kind: "farm-hb", from, sent: { boot: 1, tick }, state, map: { leader: "", version: 0, owners: "ff".repeat(256) } });
+    let s = farmCoreStep(s0, { type: "message", network: "lan", message: hb("zz", 1) }).state;
+    s = farmCoreStep(s, { type: "message", network: "lan", message: hb("n1", 1) }).state;
+    s = farmCoreStep(s, { type: "message", network: "wifi", message: hb("n2", 1) }).state;
+    expect(s.adverts).toEqual({});
+    s = farmCoreStep(s, { type: "message", network: "lan", message: hb("n2", 5) }).state;
+    s = farmCoreStep(s, { type: "message", network: "lan", message: hb("n2", 4, "WAIT") }).state;
+    expect(s.adverts.n2?.state).toBe("UP");
+    const r = farmCoreStep(s, { type: "message", network: "lan", message: { ...hb("n2", 6), map: { leader: "n2", version: 1, owners: "09".repeat(256) } } });
+    expect(r.state.adverts.n2?.map).toBeNull();
+    expect(r.effects).toContainEqual(expect.objectContaining({ type: "log", message: expect.stringMatching(/bad bucket map/) }));
+  });
+});
+
+describe("farm heartbeat codec", () => {
+  it("round-trips and never throws on garbage", () => {
+    const m: FarmHeartbeat = { kind: "farm-hb", from: "n1", sent: { boot: 3, tick: 9 }, state: "WAIT", map: { leader: "n1", version: 2, owners: "00".repeat(256) } };
+    expect(decodeFarmMessage(encodeFarmMessage(m))).toEqual({ ok: true, message: m });
+    expect(encodeFarmMessage(m).length).toBeLessThan(700);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 5000 }), (b) => {
+        expect(decodeFarmMessage(b).ok).toBe(false);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => {
+        const r = decodeFarmMessage(Buffer.concat([Buffer.from([0x4d, 0x46, 1]), Buffer.from(JSON.stringify(v) ?? "")]));
+        expect(r.ok).toBe(false);
+      }),
+    );
+    expect(decodeFarmMessage(Buffer.concat([Buffer.from([0x4d, 0x46, 1]), Buffer.from(JSON.stringify({ ...m, state: "PRIM" }))]))).toMatchObject({ ok: false, error: expect.stringMatching(/state must be/) });
+  });
+});
