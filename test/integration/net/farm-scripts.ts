@@ -1,13 +1,17 @@
 // Node programs run inside the farm test's namespaces (node -e), shared by the farm test and the
 // farm-filter benchmark.
 
-/** Farm node: HTTP on 80 and 8080 answering the host name, and a line server on 7000 answering
- *  the host name for every line (a long-lived connection to probe across bucket moves). */
+/** Farm node: HTTP on 80 and 8080 answering the host name, a line server on 7000 answering the
+ *  host name for every line (a long-lived connection to probe across bucket moves), and UDP 5353
+ *  answering the host name (each datagram received is printed as "udp SRC:PORT"). */
 export const FARM_SERVER = `
-const http = require("http"), net = require("net");
+const http = require("http"), net = require("net"), dgram = require("dgram");
 const name = process.argv[1];
 let up = 0;
-const ready = () => { if (++up === 3) console.log("ready"); };
+const ready = () => { if (++up === 4) console.log("ready"); };
+const udp = dgram.createSocket("udp4");
+udp.on("message", (m, r) => { console.log("udp " + r.address + ":" + r.port); udp.send(name, r.port, r.address); });
+udp.bind(5353, ready);
 for (const port of [80, 8080]) {
   const srv = http.createServer((q, s) => { s.setHeader("connection", "close"); s.end(name); });
   srv.listen(port, ready);
@@ -61,5 +65,18 @@ s.on("error", (e) => console.log("error " + e.message));
 s.on("close", () => { console.log("closed"); process.exit(0); });
 process.stdin.setEncoding("utf8");
 process.stdin.on("data", (d) => s.write(d));`;
+
+/** argv[1] = {vip, port, sources, timeoutMs}: one datagram from a fresh socket per source; prints
+ *  one JSON line [[source, sourcePort, body | null], ...]. */
+export const UDP_CLIENT = `
+const dgram = require("dgram");
+const cfg = JSON.parse(process.argv[1]);
+Promise.all(cfg.sources.map((src) => new Promise((done) => {
+  const s = dgram.createSocket("udp4");
+  const finish = (body) => { clearTimeout(t); const port = s.address().port; s.close(); done([src, port, body]); };
+  const t = setTimeout(() => finish(null), cfg.timeoutMs);
+  s.on("message", (m) => finish(m.toString()));
+  s.bind(0, src, () => s.send("who", cfg.port, cfg.vip));
+}))).then((out) => console.log(JSON.stringify(out)));`;
 
 export type BatchResult = [source: string, k: number, body: string | null, error: string | null];

@@ -2,10 +2,11 @@
 // source addresses connects 5 times from each (10.213.204.0/24, mfnbr4).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { FarmFilterRules } from "../../../agent/drivers/farm-filter/filter";
+import { bucketOfFlow, bucketOfSource } from "../../../agent/drivers/farm-filter/jhash";
 import { NftFarmFilter } from "../../../agent/drivers/farm-filter/nft";
 import { needsRoot } from "../../support/privileges";
-import { BATCH_CLIENT, FARM_SERVER, LINE_CLIENT, type BatchResult } from "./farm-scripts";
-import { createSegment, destroySegment, sh, startNode, type NsProcess } from "./netns";
+import { BATCH_CLIENT, FARM_SERVER, LINE_CLIENT, UDP_CLIENT, type BatchResult } from "./farm-scripts";
+import { createSegment, destroySegment, pollUntil, sh, startNode, type NsProcess } from "./netns";
 
 const K = 4;
 const NODES = ["a", "b", "c"] as const;
@@ -13,16 +14,20 @@ type Node = (typeof NODES)[number];
 const HOSTS = [...NODES, "client"];
 const VIP = "10.213.204.250";
 const SOURCES = Array.from({ length: 200 }, (_, i) => `10.213.204.${10 + i}`);
+// A seed with the top bit set, to catch signed-arithmetic slips in the bucket prediction.
+const SEED = 0x9e3779b9;
 const RULES: FarmFilterRules = {
-  seed: 0x5eed,
+  seed: SEED,
   rules: [
     { vip: VIP, protocol: "tcp", ports: [80, 7000], affinity: "srcip" },
     { vip: VIP, protocol: "tcp", ports: [8080], affinity: "srcip+srcport" },
+    { vip: VIP, protocol: "udp", ports: [5353], affinity: "srcip+srcport" },
   ],
 };
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 const SPLIT: Record<Node, number[]> = { a: range(0, 86), b: range(86, 171), c: range(171, 256) };
 const ns = (h: string): string => `mfn-${K}-${h}`;
+const ownerOf = (bucket: number): Node => (NODES.find((n) => SPLIT[n].includes(bucket)) as Node);
 const root = needsRoot("farm load balancing on nftables (3 namespace nodes + client)");
 
 describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
@@ -81,6 +86,9 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
       expect({ src, bodies: [...bodies] }).toEqual({ src, bodies: [expect.stringMatching(/^[abc]$/)] });
       home.set(src, [...bodies][0] as Node);
     }
+    // The kernel's choice is the owner of the client's bucket as computed by bucketOfSource.
+    const mismatches = SOURCES.filter((src) => home.get(src) !== ownerOf(bucketOfSource(src, SEED)));
+    expect(mismatches).toEqual([]);
     // Conntrack keeps an entry only where the SYN was accepted: each connection on exactly one node.
     const acc = await accepted(80);
     const all = [...acc.a, ...acc.b, ...acc.c];
@@ -106,11 +114,34 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
     const all = [...acc.a, ...acc.b, ...acc.c];
     expect(all).toHaveLength(1000);
     expect(new Set(all).size).toBe(1000);
+    for (const n of NODES) {
+      const wrong = acc[n].filter((key) => {
+        const [src, port] = key.split(":");
+        return ownerOf(bucketOfFlow(src as string, Number(port), SEED)) !== n;
+      });
+      expect({ node: n, wrong }).toEqual({ node: n, wrong: [] });
+    }
     const perSource = new Map<string, Set<string>>();
     for (const [src, , body] of results) perSource.set(src, (perSource.get(src) ?? new Set()).add(String(body)));
     // 5 connections land on one node for a given source with probability 1/81: most sources spread.
     expect([...perSource.values()].filter((s) => s.size > 1).length).toBeGreaterThan(150);
     for (const n of NODES) expect(acc[n].length).toBeGreaterThan(250);
+  });
+
+  it("udp srcip+srcport: every datagram reaches exactly the owner of its flow's bucket", async () => {
+    const p = startNode(ns("client"), UDP_CLIENT, [JSON.stringify({ vip: VIP, port: 5353, sources: SOURCES, timeoutMs: 4000 })]);
+    procs.push(p);
+    const results = JSON.parse(await p.waitFor(/^\[/, 30_000)) as Array<[string, number, string | null]>;
+    await p.kill();
+    const wrong = results.filter(([src, port, body]) => body !== ownerOf(bucketOfFlow(src, port, SEED)));
+    expect(wrong).toEqual([]);
+    // Each node printed one line per datagram it received: 200 in all, none twice.
+    const received = await pollUntil("200 datagrams logged by the nodes", 10_000, 20, async () => {
+      const lines = NODES.flatMap((n) => (procs[NODES.indexOf(n)] as NsProcess).lines.filter((l) => l.startsWith("udp ")));
+      return lines.length >= 200 ? lines : undefined;
+    });
+    expect(received).toHaveLength(200);
+    expect(new Set(received).size).toBe(200);
   });
 
   it("an established connection stays on its node while its bucket moves; new ones go to the new owner", async () => {
