@@ -49,7 +49,8 @@ export type FarmEvent =
   /** Membership changed: the live peers and what their heartbeats say. */
   | { type: "view"; peers: ReadonlyArray<FarmPeer> };
 
-export type FarmScript = "start_both" | "stop_both";
+/** The application start and stop scripts; a farm node runs its application from WAIT on (see scripts in agent/config). */
+export type FarmScript = "start_prim" | "stop_prim";
 
 export type FarmEffect =
   /** The complete set of buckets to serve from now on (replaces the previous set). */
@@ -150,14 +151,14 @@ export function farmStep(node: FarmNode, event: FarmEvent): FarmStep {
     case "start": {
       if (node.state !== "STOP") return ignore("already started");
       const next = enter(node, "WAIT", event.reason ?? "started; waiting for the application checkers", effects);
-      effects.push({ type: "run-script", script: "start_both" });
+      effects.push({ type: "run-script", script: "start_prim" });
       return { state: next, effects };
     }
     case "stop": {
       if (node.state === "STOP") return ignore("already stopped");
       const reason = event.reason ?? "stopped by the operator";
       const next = node.state === "UP" ? leaveUp(node, "STOP", reason, effects) : enter(node, "STOP", reason, effects);
-      effects.push({ type: "run-script", script: "stop_both" });
+      effects.push({ type: "run-script", script: "stop_prim" });
       return { state: next, effects };
     }
     case "restart": {
@@ -165,7 +166,7 @@ export function farmStep(node: FarmNode, event: FarmEvent): FarmStep {
       const reason = event.reason ?? "application restart";
       const next = node.state === "UP" ? leaveUp(node, "WAIT", reason, effects) : node;
       if (node.state === "WAIT") effects.push({ type: "log", message: `farm node ${node.self} restarts its application in WAIT: ${reason}`, reason });
-      effects.push({ type: "run-script", script: "stop_both" }, { type: "run-script", script: "start_both" });
+      effects.push({ type: "run-script", script: "stop_prim" }, { type: "run-script", script: "start_prim" });
       return { state: next, effects };
     }
     case "checkers": {

@@ -428,6 +428,11 @@ function evaluateSecond(s: MirrorState, fx: MirrorEffect[]): void {
 function evaluateWait(s: MirrorState, fx: MirrorEffect[]): void {
   const { peer, witness, node } = s.config;
   const hb = liveHb(s);
+  if (hb && hb.dataEpoch > s.persisted.dataEpoch && s.persisted.upToDate) {
+    // The peer holds data of a newer epoch: writes we lack may have been acknowledged.
+    s.persisted = { ...s.persisted, upToDate: false };
+    fx.push(log("warn", `node ${node} is not up to date: ${peer} holds data of epoch ${hb.dataEpoch}, ours is of epoch ${s.persisted.dataEpoch}`));
+  }
   if (hb && isWriterRole(hb.role)) {
     if (!connected(s)) return wait(s, `peer ${peer} is ${hb.role} but does not hear us yet`);
     // Follow the writer: we are no longer up to date until it says we are in sync.
@@ -537,9 +542,12 @@ function onPeerVoteRequest(s: MirrorState, fx: MirrorEffect[], req: VoteRequest)
   if (isWriterRole(s.role)) return void fx.push(reply(s, req, false, `${s.config.node} is ${s.role} at epoch ${p.epoch}`));
   const again = req.epoch === p.epoch && p.votedFor === req.from;
   if (req.epoch <= p.epoch && !again) return void fx.push(reply(s, req, false, `epoch ${req.epoch} is not above ours (${p.epoch}, voted for ${p.votedFor ?? "nobody"})`));
+  if (!req.force && req.dataEpoch < p.dataEpoch) {
+    return void fx.push(reply(s, req, false, `stale: data of epoch ${req.dataEpoch}, but ${s.config.node} holds data of epoch ${p.dataEpoch}`, true));
+  }
   if (!again && !req.writer && !req.force) {
     const theirs: RankInfo = { name: req.from, eligible: req.upToDate, dataEpoch: req.dataEpoch, wantsPrimary: req.wantsPrimary, lastWriter: req.lastWriter };
-    if (compareRank(s, theirs, myRank(s)) <= 0) return void fx.push(reply(s, req, false, `${s.config.node} ranks above ${req.from}`, req.dataEpoch < p.dataEpoch));
+    if (compareRank(s, theirs, myRank(s)) <= 0) return void fx.push(reply(s, req, false, `${s.config.node} ranks above ${req.from}`));
   }
   // The new writer will write without us: we are stale until it says we are in sync again.
   s.persisted = { ...p, epoch: req.epoch, votedFor: req.from, upToDate: false, lastWriter: false };

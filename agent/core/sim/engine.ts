@@ -536,6 +536,14 @@ export class Sim {
     this.updateFarmView(n);
   }
 
+  private mapIds = new WeakMap<object, number>();
+  private nextMapId = 1;
+  private mapId(m: object): number {
+    let id = this.mapIds.get(m);
+    if (id === undefined) this.mapIds.set(m, (id = this.nextMapId++));
+    return id;
+  }
+
   private updateFarmView(n: FarmSimNode): void {
     if (!n.node) return;
     const alive = aliveMembers(n.membership, n.ticks);
@@ -543,7 +551,9 @@ export class Sim {
       const a = n.adverts.get(name);
       return a ? [{ name, state: a.state, map: a.map }] : [];
     });
-    const sig = peers.map((p) => `${p.name}:${p.state}:${p.map.leader}:${p.map.version}`).join(",");
+    // Any change of a peer's map counts, not only of its (leader, version) label: two different maps
+    // may carry the same label after a leader's view flips.
+    const sig = peers.map((p) => `${p.name}:${p.state}:${this.mapId(p.map)}`).join(",");
     if (sig === n.viewSig) return;
     n.viewSig = sig;
     this.farmDirty = true;
@@ -624,7 +634,7 @@ export class Sim {
       const first = members[0]?.node?.map;
       const settled = members.every((m) => {
         const nd = m.node;
-        if (!nd || !first || nd.map.leader !== first.leader || nd.map.version !== first.version) return false;
+        if (!nd || !first || nd.map.leader !== first.leader || nd.map.owners.some((o, b) => o !== first.owners[b])) return false;
         const others = comp.filter((c) => c !== m.name).join(",");
         const seenPeers = nd.peers.map((p) => p.name).sort().join(",");
         return seenPeers === others && nd.peers.every((p) => (this.node(p.name) as FarmSimNode).node?.state === p.state);

@@ -2,7 +2,8 @@
 //
 // It grants each epoch to at most one node (persisted before the reply is sent), and refuses:
 // - an epoch not above the newest it knows (unless the same node asks again: idempotent);
-// - a candidate whose data is older than the newest epoch it knows (stale), unless primforce;
+// - a candidate whose data is older than the newest epoch it knows (stale), unless primforce or
+//   the candidate holds that epoch itself;
 // - while the current holder renewed its lease less than holdTicks ago (its lease may still run;
 //   see ../config.ts for the margin), unless the candidate is the holder itself.
 // A writer's renewal of an epoch above the witness's (one voted by the peer while the witness was
@@ -67,7 +68,8 @@ function onVote(state: WitnessState, req: VoteRequest): WitnessStep {
     return { state: s, effects: [send(answer(true, `epoch ${p.epoch} already granted to ${req.from}`))] };
   }
   if (req.epoch <= p.epoch) return { state, effects: [send(answer(false, `epoch ${req.epoch} is not above ${p.epoch} (granted to ${p.holder ?? "nobody"})`))] };
-  if (!req.force && req.dataEpoch < p.epoch) {
+  // The holder's own unused grant implies no data it lacks: only it could have written at it.
+  if (!req.force && req.dataEpoch < p.epoch && p.holder !== req.from) {
     return { state, effects: [send(answer(false, `stale: data of epoch ${req.dataEpoch}, but epoch ${p.epoch} was granted to ${p.holder ?? "another node"}`, true))] };
   }
   const since = s.now - s.lastRenewal;
