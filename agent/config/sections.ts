@@ -229,9 +229,10 @@ export const scriptSchema = z.strictObject({
 
 /**
  * Role scripts, all optional (a missing script is a no-op), named as in SafeKit:
- * prestart before anything at agent start; start_prim/stop_prim around the primary role (mirror;
- * farm UP); start_second/stop_second around the secondary role; start_both/stop_both on both
- * mirror nodes whatever their role.
+ * prestart before anything at agent start; start_prim/stop_prim start and stop the application
+ * where it serves: the mirror's primary, and every farm node (started on leaving STOP, so its
+ * checkers can pass before the node takes traffic; stopped at STOP); start_second/stop_second
+ * around the mirror's secondary role; start_both/stop_both on both mirror nodes whatever their role.
  */
 export const scriptsSchema = z
   .strictObject({

@@ -77,7 +77,7 @@ describe("farm state machine", () => {
   it("opens buckets only once the checkers pass, and gives them away when a checker fails", () => {
     let { node, effects } = run(initFarm("a", members), { type: "start" });
     expect(node.state).toBe("WAIT");
-    expect(effects).toContainEqual({ type: "run-script", script: "start_both" });
+    expect(effects).toContainEqual({ type: "run-script", script: "start_prim" });
     ({ node, effects } = run(node, { type: "checkers", ok: false, reason: "http 503" }));
     expect(node.state).toBe("WAIT");
     expect(node.owned).toEqual([]);
@@ -93,13 +93,13 @@ describe("farm state machine", () => {
     expect(effects[0]).toMatchObject({ from: "UP", to: "WAIT" });
   });
 
-  it("stop runs stop_both and restart passes through WAIT", () => {
+  it("stop runs stop_prim and restart passes through WAIT", () => {
     let { node, effects } = run(initFarm("a", members), { type: "start" }, { type: "checkers", ok: true, reason: "ok" }, { type: "restart", reason: "checker web failed 3 times" });
     expect(node.state).toBe("WAIT");
-    expect(effects.filter((e) => e.type === "run-script").map((e) => (e as { script: string }).script)).toEqual(["start_both", "stop_both", "start_both"]);
+    expect(effects.filter((e) => e.type === "run-script").map((e) => (e as { script: string }).script)).toEqual(["start_prim", "stop_prim", "start_prim"]);
     ({ node, effects } = run(node, { type: "stop" }));
     expect(node.state).toBe("STOP");
-    expect(effects).toContainEqual({ type: "run-script", script: "stop_both" });
+    expect(effects).toContainEqual({ type: "run-script", script: "stop_prim" });
     ({ node, effects } = run(node, { type: "stop" }));
     expect(effects[0]).toMatchObject({ type: "log", message: expect.stringMatching(/ignored stop in STOP/) });
   });
