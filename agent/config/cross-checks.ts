@@ -278,6 +278,8 @@ function checkCheckers(s: Sections, out: Problem[]): void {
     const first = seen.get(c.name);
     if (first !== undefined) out.push({ path: ["checkers", i, "name"], allowed: `a name not used by checkers[${first}]`, fix: "give each checker its own name" });
     else seen.set(c.name, i);
+    if (c.action === "swap" && s.kind === "farm")
+      out.push({ path: ["checkers", i, "action"], allowed: "restart, stopstart or stop on a farm (swap hands a mirror's primary role to its peer)", fix: "use restart (restart the application here) or stopstart" });
     if (c.timeoutMs >= c.intervalMs)
       out.push({ path: ["checkers", i, "timeoutMs"], allowed: `less than intervalMs (${c.intervalMs}), so checks never overlap`, fix: `lower timeoutMs below ${c.intervalMs} or raise intervalMs` });
   });

@@ -151,6 +151,7 @@ describe("agent config: cross-field rules", () => {
     ["vip is a member address", () => mirrorDoc((d) => (d.vip!.address = "10.0.0.2")), "vip.address", /no member uses/],
     ["farm port twice", () => farmDoc((d) => d.farm!.rules.push({ vip: "10.0.0.100", protocol: "tcp", ports: [443, 80] })), "farm.rules[1].ports", /already covered by farm.rules\[0\]/],
     ["checker names", () => mirrorDoc((d) => (d.checkers = [{ type: "tcp", name: "x", port: 1 }, { type: "process", name: "x", process: "nginx" }])), "checkers[1].name", /not used by checkers\[0\]/],
+    ["swap on a farm", () => farmDoc((d) => (d.checkers = [{ type: "tcp", name: "x", port: 1, action: "swap" }])), "checkers[0].action", /restart, stopstart or stop on a farm/],
     ["checker timeout", () => mirrorDoc((d) => (d.checkers = [{ type: "tcp", name: "x", port: 1, intervalMs: 500 }])), "checkers[0].timeoutMs", /less than intervalMs \(500\)/],
   ];
   for (const [name, build, path, expected] of cases) {
