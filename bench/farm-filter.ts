@@ -99,6 +99,21 @@ async function main(): Promise<void> {
     const failed = results.filter((x) => x[3] !== null).length;
     const mean = SOURCES.length / NODES.length;
 
+    const orphans = results.filter((x) => x[2] === "c").map((x) => x[0]);
+    await sh(["ip", "link", "set", "eth0", "down"], { netns: ns("c") });
+    const t0 = performance.now();
+    const half = Math.ceil((split.c ?? []).length / 2);
+    await (filters[0] as NftFarmFilter).setOwned([...(split.a ?? []), ...(split.c ?? []).slice(0, half)]);
+    await (filters[1] as NftFarmFilter).setOwned([...(split.b ?? []), ...(split.c ?? []).slice(half)]);
+    const setOwnedMs = performance.now() - t0;
+    let allServedMs = NaN;
+    for (let attempt = 0; attempt < 10 && Number.isNaN(allServedMs); attempt++) {
+      const q = startNode(ns("client"), BATCH_CLIENT, [JSON.stringify({ vip: VIP, port: 80, sources: orphans, perSource: 1, concurrency: 40, timeoutMs: 2000 })]);
+      procs.push(q);
+      const again = JSON.parse(await q.waitFor(/^\[/, 60_000)) as BatchResult[];
+      if (again.every((x) => x[2] === "a" || x[2] === "b")) allServedMs = performance.now() - t0;
+    }
+
     const out = {
       bench: "farm-filter",
       rounds: ROUNDS,
@@ -109,6 +124,7 @@ async function main(): Promise<void> {
       pairRatios: ratios.map((x) => Number(x.toFixed(3))),
       samples: { baseline: baseline.map(Math.round), farm: farm.map(Math.round) },
       distribution: { clients: SOURCES.length, counts, failed, maxOverMean: Number((Math.max(...Object.values(counts)) / mean).toFixed(3)) },
+      takeover: { orphanClients: orphans.length, setOwnedMs: Math.round(setOwnedMs), allServedMs: Math.round(allServedMs) },
     };
     console.log(JSON.stringify(out));
   } finally {
