@@ -34,6 +34,8 @@ export type SimOptions = {
   trace?: boolean;
   /** Test-only broken rules injected in every mirror node's core config. */
   unsafe?: UnsafeRules;
+  /** Stop running events at the first violation (random batches: the rest is noise). */
+  stopAtFirstViolation?: boolean;
 };
 
 export type Violation = { timeMs: number; invariant: string; message: string };
@@ -214,6 +216,7 @@ export class Sim {
   /** Runs every event up to and including time t (ms). */
   runUntil(t: number): void {
     while (this.queue.peekTime() <= t) {
+      if (this.options.stopAtFirstViolation && this.violations.length > 0) return;
       const e = this.queue.pop();
       if (!e) break;
       this.timeMs = e.at;

@@ -46,7 +46,7 @@ function clusterFor(seed: number, r: Rng): ClusterSpec {
 export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: boolean } = {}): SeedResult {
   const plan = rng(seed ^ 0x5bd1e995);
   const spec = clusterFor(seed, plan);
-  const sim = new Sim(spec, { seed, trace: opts.trace ?? false, ...(opts.unsafe ? { unsafe: opts.unsafe } : {}) });
+  const sim = new Sim(spec, { seed, trace: opts.trace ?? false, stopAtFirstViolation: true, ...(opts.unsafe ? { unsafe: opts.unsafe } : {}) });
   const names = [...sim.nodes.keys()];
   const agents = spec.kind === "mirror" ? [...spec.nodes] : spec.members.map((m) => m.name);
   const schedule: string[] = [];
