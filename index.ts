@@ -2,6 +2,7 @@
 //   import { aws, gcp, azure, onprem } from "mirrorfarm";
 export * as aws from "./components/aws";
 export * as gcp from "./components/gcp";
+export * as azure from "./components/azure";
 export * from "./components/spec/types";
 export { resolveSpec, listSpecProblems } from "./components/spec/validate";
 export type { ClusterDescription } from "./components/common/args";

@@ -57,13 +57,13 @@ describe("aws.MirrorCluster", () => {
       expect(inst).toMatchObject({ iamInstanceProfile: "pg-node-name", metadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 1 } });
     }
     expect(inputsOf("pg", "aws:s3/bucketObjectv2:BucketObjectv2").map((o) => o.key)).toEqual([
-      "mirrorfarm/orders/mirrorfarm-agent.js", "mirrorfarm/orders/a.json", "mirrorfarm/orders/b.json", "mirrorfarm/orders/orders-witness.json",
+      "mirrorfarm/orders/a.json", "mirrorfarm/orders/mirrorfarm-agent.js", "mirrorfarm/orders/b.json", "mirrorfarm/orders/orders-witness.json",
     ]);
   });
 
   it("uploads a config per node that names both members and the witness, and hashes them", async () => {
     const objects = inputsOf("pg", "aws:s3/bucketObjectv2:BucketObjectv2");
-    const a = JSON.parse(objects[1]!.content as string) as { node: string; members: { addresses: { lan: string } }[]; witness: { name: string }; admin: { listen: string } };
+    const a = JSON.parse(objects[0]!.content as string) as { node: string; members: { addresses: { lan: string } }[]; witness: { name: string }; admin: { listen: string } };
     expect(a.node).toBe("a");
     const ips = inputsOf("pg", "aws:ec2/networkInterface:NetworkInterface").length;
     expect(ips).toBe(3);
@@ -109,7 +109,7 @@ describe("aws.FarmCluster", () => {
     await resolve(farm.agentConfigHash);
     await settled();
     const tgs = inputsOf("web", "aws:lb/targetGroup:TargetGroup");
-    expect(tgs.map((t) => [t.port, t.stickiness])).toEqual([[80, { enabled: true, type: "source_ip" }], [443, { enabled: true, type: "source_ip" }]]);
+    expect(tgs.map((t) => [t.port, t.stickiness])).toEqual([[443, { enabled: true, type: "source_ip" }], [80, { enabled: true, type: "source_ip" }]]);
     expect(inputsOf("web", "aws:ec2/networkInterface:NetworkInterface").map((i) => i.subnetId)).toEqual(["subnet-a", "subnet-b", "subnet-a"]);
     expect(byType("web", "aws:ec2/securityGroup:SecurityGroup")).toHaveLength(1);
     expect(inputsOf("web", "aws:lb/targetGroupAttachment:TargetGroupAttachment")).toHaveLength(6);

@@ -100,9 +100,9 @@ export function resolve<T>(o: pulumi.Output<T>): Promise<T> {
   return new Promise((r) => o.apply((v) => r(v)));
 }
 
-/** Resources of one component instance (by name prefix), optionally of one type. */
+/** Resources of one type in one component instance (by name prefix), sorted by name: registration order is not deterministic. */
 export function byType(prefix: string, type: string): Recorded[] {
-  return recorded.filter((r) => r.type === type && (r.name === prefix || r.name.startsWith(`${prefix}-`)));
+  return recorded.filter((r) => r.type === type && (r.name === prefix || r.name.startsWith(`${prefix}-`))).sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /** A small file standing in for dist/mirrorfarm-agent.js. */

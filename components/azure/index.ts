@@ -1,0 +1,3 @@
+export { MirrorCluster } from "./mirror-cluster";
+export { FarmCluster } from "./farm-cluster";
+export type { AzureClusterArgs, AzureImage } from "./cluster";
