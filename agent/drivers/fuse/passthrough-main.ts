@@ -1,10 +1,14 @@
 // Runs a passthrough FUSE server as its own process:
-//   node passthrough-main.js --mountpoint DIR --backing DIR
+//   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR]
+// --replica DIR replicates every change into DIR through the replication stream codec and the
+// secondary's applier, in process (a replicated pair without the network).
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
 // one per line: "stats" (prints {"event":"stats",...}) and "unmount". SIGTERM, SIGINT and stdin
 // closing (the parent died) unmount too, so a parent never leaves a mount served by nobody.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
 import * as readline from "node:readline";
+import { BackingApplier } from "../replication/applier";
+import { LoopbackReplicaSink } from "../replication/loopback-sink";
 import type { MutationKind, MutationOp, MutationSink } from "./mutation";
 import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
 
@@ -15,9 +19,13 @@ function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);
 }
 
-function arg(name: string): string {
+function optionalArg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function arg(name: string): string {
+  const v = optionalArg(name);
   if (!v) {
     emit({ event: "error", message: `missing --${name} DIR (usage: --mountpoint DIR --backing DIR)` });
     process.exit(2);
@@ -25,27 +33,31 @@ function arg(name: string): string {
   return v;
 }
 
-/** Counts the mutations that pass the hook, so tests see each operation reach it. */
-function countingSink(counts: Partial<Record<MutationKind, number>>): MutationSink {
+/** Counts the mutations that pass the hook (so tests see each operation reach it), then hands them on. */
+function countingSink(counts: Partial<Record<MutationKind, number>>, next: MutationSink | null): MutationSink {
   const resolved = Promise.resolve();
   return {
-    admit: () => resolved,
-    commit: (op: MutationOp) => {
+    admit: (op, signal) => (next ? next.admit(op, signal) : resolved),
+    commit: (op: MutationOp, signal) => {
       counts[op.kind] = (counts[op.kind] ?? 0) + 1;
-      return resolved;
+      return next ? next.commit(op, signal) : resolved;
     },
   };
 }
 
 async function main(): Promise<void> {
   const mutations: Partial<Record<MutationKind, number>> = {};
+  const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(e)}\n`);
   let mount: PassthroughMount;
+  let replica: LoopbackReplicaSink | null = null;
   try {
+    const replicaDir = optionalArg("replica");
+    if (replicaDir) replica = new LoopbackReplicaSink(await BackingApplier.open(replicaDir), log);
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
       backing: arg("backing"),
-      sink: countingSink(mutations),
-      log: (e) => process.stderr.write(`${JSON.stringify(e)}\n`),
+      sink: countingSink(mutations, replica),
+      log,
     });
   } catch (err) {
     emit({ event: "error", message: String(err instanceof Error ? err.message : err) });
@@ -73,7 +85,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
   const rl = readline.createInterface({ input: process.stdin });
   rl.on("line", (line) => {
-    if (line.trim() === "stats") emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), mutations });
+    if (line.trim() === "stats") emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), mutations, replica: replica?.stats ?? null });
     else if (line.trim() === "unmount") void stop();
   });
   rl.on("close", () => void stop());

@@ -8,12 +8,17 @@ import * as fs from "node:fs";
 import type { SessionStats } from "./session";
 import type { MutationKind } from "./mutation";
 import { unmountFuse } from "./mount";
+import type { LoopbackStats } from "../replication/loopback-sink";
 
 const COMPILED = path.join(__dirname, "passthrough-main.js");
 const SCRIPT_ARGS = fs.existsSync(COMPILED) ? [COMPILED] : ["--import", "tsx", path.join(__dirname, "passthrough-main.ts")];
 const WAIT_MS = 15_000;
 
-export type ServerStats = SessionStats & { nodes: number; mutations: Partial<Record<MutationKind, number>> };
+export type ServerStats = SessionStats & {
+  nodes: number;
+  mutations: Partial<Record<MutationKind, number>>;
+  replica: LoopbackStats | null;
+};
 
 export interface FuseServer {
   readonly pid: number;
@@ -28,8 +33,10 @@ export interface FuseServer {
   log(): string;
 }
 
-export async function startPassthroughServer(mountpoint: string, backing: string): Promise<FuseServer> {
-  const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing], {
+/** `replica`: also replicate every change into that directory (see passthrough-main). */
+export async function startPassthroughServer(mountpoint: string, backing: string, replica?: string): Promise<FuseServer> {
+  const extra = replica ? ["--replica", replica] : [];
+  const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing, ...extra], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   let stderr = "";

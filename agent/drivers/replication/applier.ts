@@ -1,0 +1,210 @@
+// The secondary side: applies replicated ops to its backing directory, confined to it whatever
+// the stream says.
+//
+// Confinement: a path is relative and clean (no "", ".", ".." component: checked by the codec
+// and again here); every intermediate component must be a real directory (lstat, never a
+// symlink), and the last component is never followed (lchown, lutimes, O_NOFOLLOW, and chmod only
+// after lstat said it is not a symlink). The agent is the only writer of the secondary's backing
+// directory (applications see it read-only), so what lstat saw stays true until we act.
+// A symlink's target is data: stored as given, never resolved here.
+// Ops are applied one at a time, in stream order: apply() calls must not overlap.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { Errno, FuseError, errnoOf } from "../fuse/errno";
+import type { MutationOp } from "../fuse/mutation";
+import { NAME_ENCODING } from "../fuse/protocol/codec";
+import { pathProblem } from "./op-codec";
+
+const C = fs.constants;
+const P = fs.promises;
+const openFd = promisify(fs.open);
+const closeFd = promisify(fs.close);
+const pwriteFd = promisify(fs.write);
+const ftruncate = promisify(fs.ftruncate);
+const fstat = promisify(fs.fstat);
+const fchown = promisify(fs.fchown);
+const fchmod = promisify(fs.fchmod);
+const fsyncFd = promisify(fs.fsync);
+const fdatasyncFd = promisify(fs.fdatasync);
+
+/** Open descriptors kept for files being written (a write stream is many writes to few files). */
+const FD_CACHE_SIZE = 32;
+
+export class BackingApplier {
+  private readonly root: string;
+  /** Directories already checked to be real directories (not symlinks), by relative path. */
+  private readonly verifiedDirs = new Set<string>();
+  /** Writable descriptors by relative path, least recently used first. */
+  private readonly fds = new Map<string, number>();
+
+  private constructor(rootReal: string) {
+    this.root = Buffer.from(rootReal, "utf8").toString(NAME_ENCODING);
+  }
+
+  static async open(backing: string): Promise<BackingApplier> {
+    const real = await P.realpath(backing);
+    if (!(await P.lstat(real)).isDirectory()) throw new FuseError(Errno.ENOTDIR, `${backing} is not a directory`);
+    return new BackingApplier(path.resolve(real));
+  }
+
+  /** Applies one op; 0 or the errno it failed with (what the ack carries). */
+  async apply(op: MutationOp): Promise<number> {
+    try {
+      await this.applyOrThrow(op);
+      return 0;
+    } catch (err) {
+      const { errno, unexpected } = errnoOf(err);
+      if (unexpected) throw err;
+      return errno;
+    }
+  }
+
+  async close(): Promise<void> {
+    const fds = [...this.fds.values()];
+    this.fds.clear();
+    await Promise.all(fds.map((fd) => closeFd(fd).catch(() => undefined)));
+  }
+
+  /** Absolute path (as bytes) of a relative one, after checking every intermediate directory. */
+  private async resolve(rel: string, allowRoot = false): Promise<Buffer> {
+    const problem = pathProblem(rel);
+    if (problem) throw new FuseError(Errno.EINVAL, problem);
+    if (rel === "" && !allowRoot) throw new FuseError(Errno.EINVAL, "the root has no name to change");
+    const parts = rel === "" ? [] : rel.split("/");
+    let prefix = "";
+    for (const part of parts.slice(0, -1)) {
+      prefix = prefix === "" ? part : `${prefix}/${part}`;
+      if (this.verifiedDirs.has(prefix)) continue;
+      const st = await P.lstat(this.abs(prefix));
+      if (!st.isDirectory()) throw new FuseError(st.isSymbolicLink() ? Errno.ELOOP : Errno.ENOTDIR, `${prefix} is not a directory`);
+      this.verifiedDirs.add(prefix);
+    }
+    return this.abs(rel);
+  }
+
+  private abs(rel: string): Buffer {
+    return Buffer.from(rel === "" ? this.root : `${this.root}/${rel}`, NAME_ENCODING);
+  }
+
+  /** A name changed meaning (rename, unlink, rmdir): cached checks and descriptors may be stale. */
+  private async forgetNames(): Promise<void> {
+    this.verifiedDirs.clear();
+    await this.close();
+  }
+
+  private async writableFd(rel: string): Promise<number> {
+    const cached = this.fds.get(rel);
+    if (cached !== undefined) {
+      this.fds.delete(rel);
+      this.fds.set(rel, cached);
+      return cached;
+    }
+    const fd = await openFd(await this.resolve(rel), C.O_WRONLY | C.O_NOFOLLOW);
+    this.fds.set(rel, fd);
+    if (this.fds.size > FD_CACHE_SIZE) {
+      const [oldest, oldFd] = this.fds.entries().next().value as [string, number];
+      this.fds.delete(oldest);
+      await closeFd(oldFd);
+    }
+    return fd;
+  }
+
+  private async applyOrThrow(op: MutationOp): Promise<void> {
+    switch (op.kind) {
+      case "write": {
+        if (op.path === null) return; // no name left: unreachable after the last close
+        const fd = await this.writableFd(op.path);
+        for (let done = 0; done < op.data.length; ) {
+          done += (await pwriteFd(fd, op.data, done, op.data.length - done, op.offset + done)).bytesWritten;
+        }
+        return;
+      }
+      case "create": {
+        const file = await this.resolve(op.path);
+        const fd = await openFd(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, op.mode);
+        try {
+          await fchown(fd, op.uid, op.gid);
+          await fchmod(fd, op.mode);
+        } finally {
+          await closeFd(fd);
+        }
+        return;
+      }
+      case "mkdir": {
+        const dir = await this.resolve(op.path);
+        await P.mkdir(dir, op.mode);
+        await P.lchown(dir, op.uid, op.gid);
+        await P.chmod(dir, op.mode); // just made by us: a directory, not a link
+        return;
+      }
+      case "symlink": {
+        const link = await this.resolve(op.path);
+        await P.symlink(Buffer.from(op.target, NAME_ENCODING), link);
+        await P.lchown(link, op.uid, op.gid);
+        return;
+      }
+      case "link":
+        // link(2) does not follow a symlink given as the source: the link itself gets a new name.
+        await P.link(await this.resolve(op.from), await this.resolve(op.to));
+        return;
+      case "unlink":
+        await P.unlink(await this.resolve(op.path));
+        await this.forgetNames();
+        return;
+      case "rmdir":
+        await P.rmdir(await this.resolve(op.path));
+        await this.forgetNames();
+        return;
+      case "rename": {
+        const [from, to] = [await this.resolve(op.from), await this.resolve(op.to)];
+        if (op.noReplace && (await P.lstat(to).then(() => true, () => false))) throw new FuseError(Errno.EEXIST, `${op.to} exists`);
+        await P.rename(from, to);
+        await this.forgetNames();
+        return;
+      }
+      case "setattr":
+        return this.setattr(op);
+      case "fallocate": {
+        if (op.path === null) return;
+        const fd = await this.writableFd(op.path);
+        if ((await fstat(fd)).size < op.offset + op.length) await ftruncate(fd, op.offset + op.length);
+        return;
+      }
+      case "fsync": {
+        if (op.path === null) return;
+        const cached = this.fds.get(op.path);
+        if (cached !== undefined) return op.datasync ? fdatasyncFd(cached) : fsyncFd(cached);
+        const fd = await openFd(await this.resolve(op.path, true), C.O_RDONLY | C.O_NOFOLLOW);
+        try {
+          await (op.datasync ? fdatasyncFd(fd) : fsyncFd(fd));
+        } finally {
+          await closeFd(fd);
+        }
+        return;
+      }
+    }
+  }
+
+  private async setattr(op: MutationOp & { kind: "setattr" }): Promise<void> {
+    if (op.path === null) return;
+    const file = await this.resolve(op.path, true);
+    const st = await P.lstat(file);
+    // Same order as the primary: chown clears setuid bits, truncate sets mtime.
+    if (op.uid !== undefined || op.gid !== undefined) await P.lchown(file, op.uid ?? -1, op.gid ?? -1);
+    if (op.mode !== undefined) {
+      if (st.isSymbolicLink()) throw new FuseError(Errno.EOPNOTSUPP, `chmod of symlink ${op.path}`);
+      await P.chmod(file, op.mode);
+    }
+    if (op.size !== undefined) {
+      if (!st.isFile()) throw new FuseError(st.isDirectory() ? Errno.EISDIR : Errno.EINVAL, `truncate of ${op.path}`);
+      await ftruncate(await this.writableFd(op.path), op.size);
+    }
+    if (op.atime || op.mtime) {
+      const seconds = (t: { sec: number; nsec: number }) => t.sec + t.nsec / 1e9;
+      const atime = op.atime ? seconds(op.atime) : st.atimeMs / 1000;
+      const mtime = op.mtime ? seconds(op.mtime) : st.mtimeMs / 1000;
+      await P.lutimes(file, atime, mtime);
+    }
+  }
+}

@@ -1,0 +1,362 @@
+// The replication stream's records, as bytes: the primary sends each mutation (seq + op) in
+// order, the secondary answers each with an ack (seq + errno). Framed, length-bounded, versioned.
+//
+//   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
+//   op     = type 1: u8 kind | fields of that kind
+//   ack    = type 2: i32 errno (0 = applied)
+//   path   = u16 length | bytes (relative, "/"-separated, no "", ".", ".." component, no NUL)
+//   opt    = u8 0 (null) | u8 1 + path
+//
+// Little-endian. Decoding never throws: garbage, an unknown version or kind, a bad path or a
+// frame larger than MAX_FRAME gives an error value (the caller drops the connection).
+import type { MutationOp, Timespec } from "../fuse/mutation";
+import { NAME_ENCODING } from "../fuse/protocol/codec";
+import { MAX_WRITE } from "../fuse/protocol/constants";
+
+export const STREAM_VERSION = 1;
+const MAX_PATH = 4096;
+const MAX_NAME = 255;
+/** Largest frame: a 1 MiB write plus its path and fixed fields, with room to spare. */
+export const MAX_FRAME = MAX_WRITE + 2 * MAX_PATH + 256;
+
+const TYPE_OP = 1;
+const TYPE_ACK = 2;
+
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync"] as const;
+const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<MutationOp["kind"], number>;
+
+export type StreamRecord = { type: "op"; seq: number; op: MutationOp } | { type: "ack"; seq: number; errno: number };
+
+export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Why a path cannot be used, or null if it is a clean relative path. */
+export function pathProblem(p: string): string | null {
+  if (Buffer.byteLength(p, NAME_ENCODING) > MAX_PATH) return `path longer than ${MAX_PATH} bytes`;
+  if (p === "") return null;
+  for (const c of p.split("/")) {
+    if (c === "" || c === "." || c === "..") return `path ${JSON.stringify(p)} has an empty, "." or ".." component`;
+    if (c.includes("\0")) return `path ${JSON.stringify(p)} contains NUL`;
+    if (c.length > MAX_NAME) return `path ${JSON.stringify(p)} has a component longer than ${MAX_NAME} bytes`;
+  }
+  return null;
+}
+
+// ---- encoding ----
+
+class Writer {
+  private buf: Buffer;
+  off = 0;
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+  private room(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.off + n));
+    this.buf.copy(bigger, 0, 0, this.off);
+    this.buf = bigger;
+  }
+  u8(v: number): this {
+    this.room(1);
+    this.buf.writeUInt8(v, this.off++);
+    return this;
+  }
+  u16(v: number): this {
+    this.room(2);
+    this.buf.writeUInt16LE(v, this.off);
+    this.off += 2;
+    return this;
+  }
+  u32(v: number): this {
+    this.room(4);
+    this.buf.writeUInt32LE(v >>> 0, this.off);
+    this.off += 4;
+    return this;
+  }
+  i32(v: number): this {
+    this.room(4);
+    this.buf.writeInt32LE(v, this.off);
+    this.off += 4;
+    return this;
+  }
+  u64(v: number): this {
+    this.room(8);
+    this.buf.writeBigUInt64LE(BigInt(v), this.off);
+    this.off += 8;
+    return this;
+  }
+  bytes(b: Buffer): this {
+    this.room(b.length);
+    b.copy(this.buf, this.off);
+    this.off += b.length;
+    return this;
+  }
+  str(s: string): this {
+    const b = Buffer.from(s, NAME_ENCODING);
+    return this.u16(b.length).bytes(b);
+  }
+  optStr(s: string | null): this {
+    return s === null ? this.u8(0) : this.u8(1).str(s);
+  }
+  time(t: Timespec): this {
+    return this.u64(t.sec).u32(t.nsec);
+  }
+  finish(): Buffer {
+    this.buf.writeUInt32LE(this.off - 4, 0);
+    return this.buf.subarray(0, this.off);
+  }
+}
+
+function header(type: number, seq: number, size: number): Writer {
+  return new Writer(size).u32(0).u8(STREAM_VERSION).u8(type).u64(seq);
+}
+
+/** One op frame. Throws only on a programming error (a path that the passthrough never makes). */
+export function encodeOp(seq: number, op: MutationOp): Buffer {
+  for (const p of opPaths(op)) {
+    const problem = p === null ? null : pathProblem(p);
+    if (problem) throw new Error(`replication: cannot send ${op.kind}: ${problem}`);
+  }
+  const w = header(TYPE_OP, seq, 64 + (op.kind === "write" ? op.data.length : 0)).u8(KIND_CODE[op.kind]);
+  switch (op.kind) {
+    case "write":
+      w.optStr(op.path).u64(op.offset).u32(op.data.length).bytes(op.data);
+      break;
+    case "create":
+    case "mkdir":
+      w.str(op.path).u32(op.mode).u32(op.uid).u32(op.gid);
+      break;
+    case "symlink":
+      w.str(op.path).str(op.target).u32(op.uid).u32(op.gid);
+      break;
+    case "link":
+      w.str(op.from).str(op.to);
+      break;
+    case "unlink":
+    case "rmdir":
+      w.str(op.path);
+      break;
+    case "rename":
+      w.str(op.from).str(op.to).u8(op.noReplace ? 1 : 0);
+      break;
+    case "setattr": {
+      const mask = (op.mode !== undefined ? 1 : 0) | (op.uid !== undefined ? 2 : 0) | (op.gid !== undefined ? 4 : 0) | (op.size !== undefined ? 8 : 0) | (op.atime ? 16 : 0) | (op.mtime ? 32 : 0);
+      w.optStr(op.path).u8(mask);
+      if (op.mode !== undefined) w.u32(op.mode);
+      if (op.uid !== undefined) w.u32(op.uid);
+      if (op.gid !== undefined) w.u32(op.gid);
+      if (op.size !== undefined) w.u64(op.size);
+      if (op.atime) w.time(op.atime);
+      if (op.mtime) w.time(op.mtime);
+      break;
+    }
+    case "fallocate":
+      w.optStr(op.path).u64(op.offset).u64(op.length);
+      break;
+    case "fsync":
+      w.optStr(op.path).u8(op.datasync ? 1 : 0);
+      break;
+  }
+  return w.finish();
+}
+
+export function encodeAck(seq: number, errno: number): Buffer {
+  return header(TYPE_ACK, seq, 20).i32(errno).finish();
+}
+
+/** Every path an op names (null = a file without a name). */
+export function opPaths(op: MutationOp): (string | null)[] {
+  return op.kind === "link" || op.kind === "rename" ? [op.from, op.to] : [op.path];
+}
+
+// ---- decoding ----
+
+class ReadError extends Error {}
+
+class Reader {
+  constructor(
+    private readonly buf: Buffer,
+    public off: number,
+  ) {}
+  private need(n: number): void {
+    if (this.off + n > this.buf.length) throw new ReadError("frame shorter than its fields");
+  }
+  u8(): number {
+    this.need(1);
+    return this.buf.readUInt8(this.off++);
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.buf.readUInt16LE(this.off);
+    this.off += 2;
+    return v;
+  }
+  u32(): number {
+    this.need(4);
+    const v = this.buf.readUInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  i32(): number {
+    this.need(4);
+    const v = this.buf.readInt32LE(this.off);
+    this.off += 4;
+    return v;
+  }
+  u64(): number {
+    this.need(8);
+    const v = this.buf.readBigUInt64LE(this.off);
+    this.off += 8;
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ReadError(`number ${v} too large`);
+    return Number(v);
+  }
+  bytes(n: number): Buffer {
+    this.need(n);
+    const b = this.buf.subarray(this.off, this.off + n);
+    this.off += n;
+    return b;
+  }
+  /** A symlink target: any bytes but NUL, not a path we resolve. */
+  text(): string {
+    const s = this.bytes(this.u16()).toString(NAME_ENCODING);
+    if (s === "" || s.includes("\0")) throw new ReadError("empty symlink target or NUL in it");
+    return s;
+  }
+  path(): string {
+    const s = this.bytes(this.u16()).toString(NAME_ENCODING);
+    const problem = pathProblem(s);
+    if (problem) throw new ReadError(problem);
+    return s;
+  }
+  optPath(): string | null {
+    const present = this.u8();
+    if (present > 1) throw new ReadError(`bad optional-path marker ${present}`);
+    return present === 0 ? null : this.path();
+  }
+  time(): Timespec {
+    const sec = this.u64();
+    const nsec = this.u32();
+    if (nsec >= 1e9) throw new ReadError(`nanoseconds ${nsec} out of range`);
+    return { sec, nsec };
+  }
+  end(): void {
+    if (this.off !== this.buf.length) throw new ReadError(`${this.buf.length - this.off} trailing bytes`);
+  }
+}
+
+/** Decodes one whole frame (length prefix included). */
+export function decodeFrame(frame: Buffer): DecodeResult<StreamRecord> {
+  try {
+    const r = new Reader(frame, 0);
+    const len = r.u32();
+    if (len + 4 !== frame.length) return { ok: false, error: `frame length ${len} does not match ${frame.length - 4} bytes` };
+    const version = r.u8();
+    if (version !== STREAM_VERSION) return { ok: false, error: `stream version ${version}, this agent speaks ${STREAM_VERSION}: upgrade both nodes to the same release` };
+    const type = r.u8();
+    const seq = r.u64();
+    if (type === TYPE_ACK) {
+      const errno = r.i32();
+      r.end();
+      return { ok: true, value: { type: "ack", seq, errno } };
+    }
+    if (type !== TYPE_OP) return { ok: false, error: `unknown record type ${type}` };
+    const op = decodeOpBody(r);
+    r.end();
+    return { ok: true, value: { type: "op", seq, op } };
+  } catch (err) {
+    if (err instanceof ReadError) return { ok: false, error: err.message };
+    throw err;
+  }
+}
+
+function decodeOpBody(r: Reader): MutationOp {
+  const code = r.u8();
+  const kind = KINDS[code - 1];
+  switch (kind) {
+    case "write": {
+      const path = r.optPath();
+      const offset = r.u64();
+      const data = r.bytes(r.u32());
+      return { kind, path, offset, data };
+    }
+    case "create":
+    case "mkdir":
+      return { kind, path: r.path(), mode: r.u32(), uid: r.u32(), gid: r.u32() };
+    case "symlink":
+      return { kind, path: r.path(), target: r.text(), uid: r.u32(), gid: r.u32() };
+    case "link":
+      return { kind, from: r.path(), to: r.path() };
+    case "unlink":
+    case "rmdir":
+      return { kind, path: r.path() };
+    case "rename": {
+      const from = r.path();
+      const to = r.path();
+      const flag = r.u8();
+      if (flag > 1) throw new ReadError(`bad noReplace flag ${flag}`);
+      return { kind, from, to, noReplace: flag === 1 };
+    }
+    case "setattr": {
+      const op: MutationOp & { kind: "setattr" } = { kind, path: r.optPath() };
+      const mask = r.u8();
+      if (mask > 63) throw new ReadError(`bad setattr mask ${mask}`);
+      if (mask & 1) op.mode = r.u32();
+      if (mask & 2) op.uid = r.u32();
+      if (mask & 4) op.gid = r.u32();
+      if (mask & 8) op.size = r.u64();
+      if (mask & 16) op.atime = r.time();
+      if (mask & 32) op.mtime = r.time();
+      return op;
+    }
+    case "fallocate":
+      return { kind, path: r.optPath(), offset: r.u64(), length: r.u64() };
+    case "fsync": {
+      const path = r.optPath();
+      const flag = r.u8();
+      if (flag > 1) throw new ReadError(`bad datasync flag ${flag}`);
+      return { kind, path, datasync: flag === 1 };
+    }
+    default:
+      throw new ReadError(`unknown op kind ${code}`);
+  }
+}
+
+/**
+ * Cuts a byte stream into frames. push() returns the records completed by this chunk; after an
+ * error (a bad frame or a length above MAX_FRAME, checked before buffering it) the stream is
+ * unusable and every later push returns that error again.
+ */
+export class FrameReader {
+  private pending: Buffer[] = [];
+  private pendingLen = 0;
+  private failed: string | null = null;
+
+  push(chunk: Buffer): DecodeResult<StreamRecord[]> {
+    if (this.failed) return { ok: false, error: this.failed };
+    this.pending.push(chunk);
+    this.pendingLen += chunk.length;
+    const out: StreamRecord[] = [];
+    for (;;) {
+      if (this.pendingLen < 4) break;
+      if ((this.pending[0] as Buffer).length < 4) this.pending = [Buffer.concat(this.pending)];
+      const len = (this.pending[0] as Buffer).readUInt32LE(0);
+      if (len > MAX_FRAME) return this.fail(`frame of ${len} bytes exceeds the ${MAX_FRAME}-byte limit`);
+      if (this.pendingLen < 4 + len) break;
+      // Joined only once the whole frame is here, so a big frame in many chunks is copied once.
+      const all = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
+      const decoded = decodeFrame(all.subarray(0, 4 + len));
+      if (!decoded.ok) return this.fail(decoded.error);
+      out.push(decoded.value);
+      const rest = all.subarray(4 + len);
+      this.pending = rest.length > 0 ? [rest] : [];
+      this.pendingLen = rest.length;
+    }
+    return { ok: true, value: out };
+  }
+
+  private fail(error: string): DecodeResult<StreamRecord[]> {
+    this.failed = error;
+    this.pending = [];
+    this.pendingLen = 0;
+    return { ok: false, error };
+  }
+}
