@@ -46,6 +46,8 @@ export class NftFarmFilter implements FarmFilter {
       const script = renderFarmTables(this.o.cluster, rules, owned); // throws on bad input, before any change
       await this.nft(script, "install the farm rules");
       const vips = farmVips(rules);
+      // Tracked before adding, so that remove() also takes away VIPs of a half-done install.
+      this.vips = [...new Set([...this.vips, ...vips])];
       for (const vip of vips) await this.ip(["addr", "add", `${vip}/32`, "dev", this.o.interface], ADDRESS_EXISTS);
       for (const old of this.vips.filter((v) => !vips.includes(v))) await this.delVip(old);
       this.vips = vips;

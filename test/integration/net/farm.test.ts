@@ -190,4 +190,18 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
     expect(moved.a).toBeGreaterThan(0);
     expect(moved.b).toBeGreaterThan(0);
   });
+
+  it("when the node comes back and takes its share again, exactly its clients move back", async () => {
+    await sh(["ip", "link", "set", "eth0", "up"], { netns: ns("c") });
+    const server = startNode(ns("c"), FARM_SERVER, ["c"]);
+    procs.push(server);
+    await server.waitFor(/^ready$/, 10_000);
+    // Losers first, then the returning node: no bucket is ever owned twice.
+    await filters.a.setOwned(SPLIT.a);
+    await filters.b.setOwned(SPLIT.b);
+    await filters.c.setOwned(SPLIT.c);
+    const results = await batch(80, 1);
+    const wrong = results.filter(([src, , body, err]) => err !== null || body !== home.get(src));
+    expect(wrong).toEqual([]);
+  });
 });
