@@ -169,15 +169,21 @@ export function minHeartbeatTimeoutMs(intervalMs: number): number {
   return 3 * intervalMs + JITTER_MARGIN_MS;
 }
 
+/** Slack kept between the lease and the takeover beyond the core's rule, for the agent's own stalls. */
+export const LEASE_SLACK_MS = 100;
+
 /**
- * The largest lease (ms) that always ends strictly before the peer or the witness may hand the
- * primary role to another node, by the core's rule (agent/core/config.ts argues it): in ticks,
- * lease + 1 (receiver granularity) + 1 (strictness) + clock drift <= heartbeat timeout.
- * Message delay needs no margin: the lease counts from the send tick of the echoed message.
+ * The largest lease (ms) accepted. The core's rule (agent/core/config.ts argues it) makes the
+ * lease end strictly before the peer or the witness may hand the primary role to another node:
+ * in ticks, lease + 1 (receiver granularity) + 1 (strictness) + clock drift <= heartbeat timeout.
+ * On top of it the config keeps one heartbeat interval and LEASE_SLACK_MS, so a primary whose
+ * event loop stalls (GC pause, loaded host) for that long still stops writes in time. With the
+ * defaults: min(1500 - 250 - 100 - 2 x 50, 1350) = 1050.
  */
-export function maxLeaseMs(t: { tickMs: number; heartbeatTimeoutMs: number }): number {
+export function maxLeaseMs(t: { tickMs: number; heartbeatIntervalMs: number; heartbeatTimeoutMs: number }): number {
   const timeoutTicks = Math.max(1, Math.ceil(t.heartbeatTimeoutMs / t.tickMs));
-  return (timeoutTicks - 2 - driftTicks(timeoutTicks)) * t.tickMs;
+  const core = (timeoutTicks - 2 - driftTicks(timeoutTicks)) * t.tickMs;
+  return Math.min(core, t.heartbeatTimeoutMs - t.heartbeatIntervalMs - LEASE_SLACK_MS - 2 * t.tickMs);
 }
 
 function checkTiming(s: Sections, out: Problem[]): void {
@@ -203,7 +209,7 @@ function checkTiming(s: Sections, out: Problem[]): void {
   if (valid(t.leaseMs, maxLease) && t.leaseMs > maxLease)
     out.push({
       path: ["timing", "leaseMs"],
-      allowed: `at most heartbeatTimeoutMs minus 2 ticks and the clock-drift margin = ${maxLease}, so an isolated primary stops writes before its peer may take over`,
+      allowed: `at most ${maxLease} (heartbeatTimeoutMs - heartbeatIntervalMs - ${LEASE_SLACK_MS} ms - 2 x tickMs, and the core's tick and clock-drift margin), so an isolated primary stops writes before its peer may take over`,
       fix: maxLease >= 10 ? `lower leaseMs to ${maxLease} or less, or raise heartbeatTimeoutMs` : "raise heartbeatTimeoutMs, then set leaseMs below it as stated",
     });
 }

@@ -88,10 +88,10 @@ export const adminSchema = z
  * - tickMs 50: timers resolve to 50 ms, so rounding adds at most 50 ms to any detection.
  * - leaseMs 1000: a primary that hears neither its peer nor the witness stops accepting writes
  *   1000 ms after sending the last message they echoed back, strictly before either may hand the
- *   role to the other node (1500 ms after the last message received from it). The rule, argued in
- *   agent/core/config.ts and enforced by cross-checks.ts: lease + 2 ticks + clock drift (500 ppm
- *   per node) <= timeout, in ticks; here 20 + 2 + 1 <= 30, with 350 ms to spare for scheduling
- *   hiccups of the agent itself.
+ *   role to the other node (1500 ms after the last message received from it). The core's rule
+ *   (agent/core/config.ts): lease + 2 ticks + clock drift <= timeout, in ticks (20 + 2 + 1 <= 30).
+ *   cross-checks.ts also keeps one heartbeat interval + 100 ms + 2 ticks of slack for stalls of
+ *   the agent itself (maximum 1050 with these values); 1000 leaves 50 ms more.
  * - witnessTimeoutMs 1500: same reasoning as heartbeatTimeoutMs, for the witness's replies.
  */
 export const timingSchema = z

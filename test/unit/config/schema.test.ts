@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { exampleClusterConfigs, exampleConfig, exampleConfigDocument } from "../../../agent/config/example";
 import { agentConfigSchema, configProblems, parseAgentConfig, type AgentConfigInput } from "../../../agent/config/schema";
+import { mirrorCoreConfigFromAgentConfig } from "../../../agent/core/config";
 import { MirrorfarmError } from "../../../agent/errors";
 
 // Tests break documents on purpose, in ways no type allows.
@@ -141,7 +142,7 @@ describe("agent config: cross-field rules", () => {
     ["shared address", () => mirrorDoc((d) => (d.members[1]!.addresses = { lan: "10.0.0.1" })), "members[1].addresses.lan", /\(a on lan has it\)/],
     ["timeout too short", () => mirrorDoc((d) => (d.timing = { heartbeatIntervalMs: 500 })), "timing.heartbeatTimeoutMs", /3 x heartbeatIntervalMs \+ 200 ms of jitter margin = 1700.*fix: raise heartbeatTimeoutMs to 1700 or more, or lower heartbeatIntervalMs to 433 or less/],
     ["interval below tick", () => mirrorDoc((d) => (d.timing = { tickMs: 100, heartbeatIntervalMs: 50 })), "timing.heartbeatIntervalMs", /at least tickMs \(100\)/],
-    ["lease too long", () => mirrorDoc((d) => (d.timing = { leaseMs: 1400 })), "timing.leaseMs", /= 1350, so an isolated primary stops writes before its peer may take over/],
+    ["lease too long", () => mirrorDoc((d) => (d.timing = { leaseMs: 1400 })), "timing.leaseMs", /at most 1050 .*so an isolated primary stops writes before its peer may take over/],
     ["witness timeout", () => mirrorDoc((d) => (d.timing = { witnessTimeoutMs: 500 })), "timing.witnessTimeoutMs", /= 950/],
     ["same port twice", () => mirrorDoc((d) => (d.ports = { admin: 7410 })), "ports.admin", /not used by ports.heartbeat/],
     ["nested dirs", () => mirrorDoc((d) => (d.mirror!.replicatedDirs = [{ path: "/srv", backing: "/b1" }, { path: "/srv/db", backing: "/b2" }])), "mirror.replicatedDirs[1].path", /neither inside nor containing replicatedDirs\[0\].path \(\/srv\)/],
@@ -223,6 +224,22 @@ describe("agent config: every problem at once", () => {
         expect(configProblems(doc).some((p) => p.path.join(".") === "timing.heartbeatTimeoutMs")).toBe(!timeoutOk);
       }),
     );
+  });
+
+  it("every timing the config accepts is one the mirror core accepts (property)", () => {
+    let accepted = 0;
+    fc.assert(
+      fc.property(fc.integer({ min: 10, max: 200 }), fc.integer({ min: 10, max: 1000 }), fc.integer({ min: 50, max: 20_000 }), fc.double({ min: 0, max: 1, noNaN: true }), (tickMs, interval, timeout, frac) => {
+        const lease = Math.max(10, Math.floor(timeout * frac));
+        const doc = mirrorDoc((d) => (d.timing = { tickMs, heartbeatIntervalMs: interval, heartbeatTimeoutMs: timeout, leaseMs: lease, witnessTimeoutMs: Math.max(timeout, 3 * interval + 200) }));
+        if (configProblems(doc).length > 0) return;
+        accepted++;
+        const cfg = parseAgentConfig(doc);
+        expect(() => mirrorCoreConfigFromAgentConfig(cfg)).not.toThrow();
+      }),
+      { numRuns: 500 },
+    );
+    expect(accepted).toBeGreaterThan(50);
   });
 
   it("builds valid configs for any set of members on any networks (property)", () => {
