@@ -28,7 +28,7 @@ async function observe(): Promise<{ installed: boolean; owned: number[]; vips: s
   return { installed: ip.code === 0, owned, vips };
 }
 
-describe.skipIf(!root)("nftables farm filter in a namespace", () => {
+describe.skipIf(!root)("nftables farm filter in a namespace", { timeout: 60_000 }, () => {
   beforeAll(async () => {
     await createSegment(K, HOSTS);
   });

@@ -30,7 +30,8 @@ const ns = (h: string): string => `mfn-${K}-${h}`;
 const ownerOf = (bucket: number): Node => (NODES.find((n) => SPLIT[n].includes(bucket)) as Node);
 const root = needsRoot("farm load balancing on nftables (3 namespace nodes + client)");
 
-describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
+// Generous bounds: CI runs many suites at once on 2 cores; nothing here waits for them to expire.
+describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", { timeout: 120_000 }, () => {
   const procs: NsProcess[] = [];
   const filters = {} as Record<Node, NftFarmFilter>;
   /** Which node served each source in the first round (srcip affinity). */
@@ -53,7 +54,7 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
   });
 
   async function batch(port: number, perSource: number, sources = SOURCES): Promise<BatchResult[]> {
-    const p = startNode(ns("client"), BATCH_CLIENT, [JSON.stringify({ vip: VIP, port, sources, perSource, concurrency: 40, timeoutMs: 4000 })]);
+    const p = startNode(ns("client"), BATCH_CLIENT, [JSON.stringify({ vip: VIP, port, sources, perSource, concurrency: 40, timeoutMs: 10_000 })]);
     procs.push(p);
     try {
       return JSON.parse(await p.waitFor(/^\[/, 60_000)) as BatchResult[];
@@ -129,7 +130,7 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", () => {
   });
 
   it("udp srcip+srcport: every datagram reaches exactly the owner of its flow's bucket", async () => {
-    const p = startNode(ns("client"), UDP_CLIENT, [JSON.stringify({ vip: VIP, port: 5353, sources: SOURCES, timeoutMs: 4000 })]);
+    const p = startNode(ns("client"), UDP_CLIENT, [JSON.stringify({ vip: VIP, port: 5353, sources: SOURCES, timeoutMs: 10_000 })]);
     procs.push(p);
     const results = JSON.parse(await p.waitFor(/^\[/, 30_000)) as Array<[string, number, string | null]>;
     await p.kill();

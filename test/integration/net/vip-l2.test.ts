@@ -10,7 +10,7 @@ const HOSTS = ["a"];
 const VIP = "10.213.201.100";
 const root = needsRoot("VIP l2 driver (network namespaces, ip, arping)");
 
-describe.skipIf(!root)("l2 VIP driver in a namespace", () => {
+describe.skipIf(!root)("l2 VIP driver in a namespace", { timeout: 60_000 }, () => {
   let seg: Segment;
   const ns = `mfn-${K}-a`;
   const addresses = async (): Promise<string[]> => {

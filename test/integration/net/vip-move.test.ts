@@ -29,7 +29,7 @@ const timer = setInterval(() => {
   req.on("error", (e) => console.log(JSON.stringify({ t, err: e.message })));
 }, 10);`;
 
-describe.skipIf(!root)("VIP moved between two hosts with the l2 driver", () => {
+describe.skipIf(!root)("VIP moved between two hosts with the l2 driver", { timeout: 90_000 }, () => {
   let seg: Segment;
   const procs: NsProcess[] = [];
   const drivers: L2VipDriver[] = [];
