@@ -1,0 +1,148 @@
+// The secondary's applier on a real directory: each op kind does what the primary did, and no
+// sequence of ops, however hostile (symlinks to the outside, "..", absolute paths), changes
+// anything outside the backing directory.
+import fc from "fast-check";
+import { createHash } from "node:crypto";
+import { promises as fsp, mkdtempSync, rmSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
+import { BackingApplier } from "../../../agent/drivers/replication/applier";
+
+const E = osConstants.errno;
+const uid = process.getuid?.() ?? 0;
+const gid = process.getgid?.() ?? 0;
+
+let root: string;
+let backing: string;
+let outside: string;
+let applier: BackingApplier;
+
+beforeEach(async () => {
+  root = mkdtempSync(path.join(os.tmpdir(), "mf-applier-"));
+  backing = path.join(root, "backing");
+  outside = path.join(root, "outside");
+  await fsp.mkdir(backing);
+  await fsp.mkdir(outside);
+  await fsp.writeFile(path.join(outside, "victim"), "untouched");
+  await fsp.chmod(path.join(outside, "victim"), 0o644);
+  applier = await BackingApplier.open(backing);
+});
+
+afterEach(async () => {
+  await applier.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** Everything observable about the outside directory. */
+async function snapshot(dir: string): Promise<string> {
+  const lines: string[] = [];
+  for (const name of (await fsp.readdir(dir)).sort()) {
+    const p = path.join(dir, name);
+    const st = await fsp.lstat(p);
+    const content = st.isFile() ? createHash("sha256").update(await fsp.readFile(p)).digest("hex") : "";
+    lines.push(`${name} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${content}`);
+  }
+  return lines.join("\n");
+}
+
+const apply = (op: MutationOp) => applier.apply(op);
+
+describe("replication applier", () => {
+  it("applies every kind of op", async () => {
+    expect(await apply({ kind: "mkdir", path: "d", mode: 0o2750, uid, gid })).toBe(0);
+    expect(await apply({ kind: "create", path: "d/f", mode: 0o640, uid, gid })).toBe(0);
+    expect(await apply({ kind: "write", path: "d/f", offset: 3, data: Buffer.from("abc") })).toBe(0);
+    expect(await apply({ kind: "write", path: "d/f", offset: 0, data: Buffer.from("xyz") })).toBe(0);
+    expect(await apply({ kind: "fsync", path: "d/f", datasync: true })).toBe(0);
+    expect(await apply({ kind: "link", from: "d/f", to: "g" })).toBe(0);
+    expect(await apply({ kind: "symlink", path: "s", target: "d/f", uid, gid })).toBe(0);
+    expect(await apply({ kind: "fallocate", path: "g", offset: 0, length: 10 })).toBe(0);
+    expect(await apply({ kind: "setattr", path: "g", mode: 0o600, size: 8, mtime: { sec: 1_000_000, nsec: 500_000_000 } })).toBe(0);
+    expect(await apply({ kind: "rename", from: "d", to: "e", noReplace: true })).toBe(0);
+    expect(await apply({ kind: "write", path: null, offset: 0, data: Buffer.from("ignored") })).toBe(0);
+    expect(await apply({ kind: "fsync", path: "", datasync: false })).toBe(0);
+    const st = await fsp.stat(path.join(backing, "e/f"));
+    expect([(await fsp.readFile(path.join(backing, "e/f"))).toString("latin1"), st.mode & 0o7777, st.nlink, st.mtimeMs]).toEqual(["xyzabc\0\0", 0o600, 2, 1_000_000_500]);
+    expect((await fsp.stat(path.join(backing, "e"))).mode & 0o7777).toBe(0o2750);
+    expect(await fsp.readlink(path.join(backing, "s"))).toBe("d/f");
+    expect(await apply({ kind: "unlink", path: "g" })).toBe(0);
+    expect(await apply({ kind: "unlink", path: "e/f" })).toBe(0);
+    expect(await apply({ kind: "rmdir", path: "e" })).toBe(0);
+    expect((await fsp.readdir(backing)).sort()).toEqual(["s"]);
+  });
+
+  it("answers the errno a failed op got, as the ack will carry it", async () => {
+    await apply({ kind: "mkdir", path: "d", mode: 0o755, uid, gid });
+    await apply({ kind: "create", path: "d/f", mode: 0o644, uid, gid });
+    expect(await apply({ kind: "mkdir", path: "d", mode: 0o755, uid, gid })).toBe(E.EEXIST);
+    expect(await apply({ kind: "rmdir", path: "d" })).toBe(E.ENOTEMPTY);
+    expect(await apply({ kind: "unlink", path: "missing" })).toBe(E.ENOENT);
+    expect(await apply({ kind: "create", path: "d/f/g", mode: 0o644, uid, gid })).toBe(E.ENOTDIR);
+    expect(await apply({ kind: "rename", from: "d/f", to: "d", noReplace: true })).toBe(E.EEXIST);
+  });
+
+  it("never follows a symlink: not in the middle of a path, not at its end", async () => {
+    await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
+    await apply({ kind: "symlink", path: "victim", target: path.join(outside, "victim"), uid, gid });
+    await apply({ kind: "symlink", path: "up", target: "../outside", uid, gid });
+    const before = await snapshot(outside);
+    expect(await apply({ kind: "create", path: "out/new", mode: 0o644, uid, gid })).toBe(E.ELOOP);
+    expect(await apply({ kind: "create", path: "up/new", mode: 0o644, uid, gid })).toBe(E.ELOOP);
+    expect(await apply({ kind: "write", path: "victim", offset: 0, data: Buffer.from("owned") })).toBe(E.ELOOP);
+    expect(await apply({ kind: "write", path: "out/victim", offset: 0, data: Buffer.from("owned") })).toBe(E.ELOOP);
+    expect(await apply({ kind: "setattr", path: "victim", mode: 0o777 })).toBe(E.EOPNOTSUPP);
+    expect(await apply({ kind: "setattr", path: "victim", size: 0 })).toBe(E.EINVAL);
+    expect(await apply({ kind: "fallocate", path: "victim", offset: 0, length: 1 << 20 })).toBe(E.ELOOP);
+    expect(await apply({ kind: "fsync", path: "victim", datasync: false })).toBe(E.ELOOP);
+    expect(await apply({ kind: "unlink", path: "out/victim" })).toBe(E.ELOOP);
+    expect(await apply({ kind: "mkdir", path: "up/d", mode: 0o777, uid, gid })).toBe(E.ELOOP);
+    // Acting on the link itself is fine and leaves its target alone.
+    expect(await apply({ kind: "setattr", path: "victim", mtime: { sec: 5, nsec: 0 } })).toBe(0);
+    expect(await apply({ kind: "link", from: "victim", to: "victim2" })).toBe(0);
+    expect((await fsp.lstat(path.join(backing, "victim2"))).isSymbolicLink()).toBe(true);
+    expect(await apply({ kind: "rename", from: "victim2", to: "moved", noReplace: false })).toBe(0);
+    expect(await apply({ kind: "unlink", path: "moved" })).toBe(0);
+    expect(await snapshot(outside)).toBe(before);
+  });
+
+  it("refuses paths with '..', absolute paths and the root as a name", async () => {
+    const before = await snapshot(outside);
+    for (const p of ["../outside/x", "/tmp/x", "a/../../outside/x", "..", ""]) {
+      expect([p, await apply({ kind: "create", path: p, mode: 0o644, uid, gid })]).toEqual([p, E.EINVAL]);
+    }
+    expect(await snapshot(outside)).toBe(before);
+    expect(await fsp.readdir(backing)).toEqual([]);
+  });
+
+  it("keeps every random op sequence inside the backing directory", async () => {
+    const names = fc.constantFrom("a", "b", "l", "m", "a/b", "a/l", "l/x", "m/x", "a/b/c", "..", "../outside", "../outside/victim", "l/victim");
+    const targets = fc.constantFrom(outside, path.join(outside, "victim"), "../outside", "../../outside/victim", "a", "/");
+    const anyOp: fc.Arbitrary<MutationOp> = fc.oneof(
+      fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: names, mode: fc.constantFrom(0o644, 0o755, 0o4777), uid: fc.constant(uid), gid: fc.constant(gid) }),
+      fc.record({ kind: fc.constant("symlink" as const), path: names, target: targets, uid: fc.constant(uid), gid: fc.constant(gid) }),
+      fc.record({ kind: fc.constant("write" as const), path: names, offset: fc.nat({ max: 100 }), data: fc.constant(Buffer.from("pwned")) }),
+      fc.record({ kind: fc.constant("link" as const), from: names, to: names }),
+      fc.record({ kind: fc.constantFrom("unlink" as const, "rmdir" as const), path: names }),
+      fc.record({ kind: fc.constant("rename" as const), from: names, to: names, noReplace: fc.boolean() }),
+      fc.record({ kind: fc.constant("setattr" as const), path: names, mode: fc.constant(0o777), size: fc.constant(0), mtime: fc.constant({ sec: 1, nsec: 0 }) }),
+      fc.record({ kind: fc.constant("fallocate" as const), path: names, offset: fc.constant(0), length: fc.constant(4096) }),
+      fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),
+    );
+    const before = await snapshot(outside);
+    await fc.assert(
+      fc.asyncProperty(fc.array(anyOp, { maxLength: 25 }), async (ops) => {
+        for (const op of ops) await applier.apply(op);
+        expect(await snapshot(outside)).toBe(before);
+        expect((await fsp.readdir(root)).sort()).toEqual(["backing", "outside"]);
+        await applier.close();
+        await fsp.rm(backing, { recursive: true });
+        await fsp.mkdir(backing);
+        applier = await BackingApplier.open(backing);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});

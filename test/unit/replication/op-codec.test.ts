@@ -1,0 +1,116 @@
+// The replication stream codec: every op round-trips, frames survive any chunking, and garbage,
+// bad paths, unknown versions and oversized frames are error values, never exceptions.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
+import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamRecord, decodeFrame, encodeAck, encodeOp, pathProblem } from "../../../agent/drivers/replication/op-codec";
+
+const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
+const u32 = fc.nat({ max: 0xffffffff });
+const component = fc
+  .uint8Array({ minLength: 1, maxLength: 20 })
+  .map((b) => Buffer.from(b.map((x) => (x === 0 || x === 0x2f ? 0x61 : x))).toString("latin1"))
+  .filter((c) => c !== "." && c !== "..");
+const relPath = fc.array(component, { minLength: 1, maxLength: 5 }).map((c) => c.join("/"));
+const optPath = fc.option(fc.oneof(relPath, fc.constant("")), { nil: null });
+const time = fc.record({ sec: safe, nsec: fc.nat({ max: 999_999_999 }) });
+const target = fc.uint8Array({ minLength: 1, maxLength: 100 }).map((b) => Buffer.from(b.map((x) => x || 1)).toString("latin1"));
+
+const op: fc.Arbitrary<MutationOp> = fc.oneof(
+  fc.record({ kind: fc.constant("write" as const), path: optPath, offset: safe, data: fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)) }),
+  fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: relPath, mode: u32, uid: u32, gid: u32 }),
+  fc.record({ kind: fc.constant("symlink" as const), path: relPath, target, uid: u32, gid: u32 }),
+  fc.record({ kind: fc.constant("link" as const), from: relPath, to: relPath }),
+  fc.record({ kind: fc.constantFrom("unlink" as const, "rmdir" as const), path: relPath }),
+  fc.record({ kind: fc.constant("rename" as const), from: relPath, to: relPath, noReplace: fc.boolean() }),
+  fc.record(
+    { kind: fc.constant("setattr" as const), path: optPath, mode: u32, uid: u32, gid: u32, size: safe, atime: time, mtime: time },
+    { requiredKeys: ["kind", "path"] },
+  ),
+  fc.record({ kind: fc.constant("fallocate" as const), path: optPath, offset: safe, length: safe }),
+  fc.record({ kind: fc.constant("fsync" as const), path: optPath, datasync: fc.boolean() }),
+);
+
+describe("replication stream codec", () => {
+  it("round-trips every op and ack", () => {
+    fc.assert(
+      fc.property(safe, op, (seq, o) => {
+        expect(decodeFrame(encodeOp(seq, o))).toEqual({ ok: true, value: { type: "op", seq, op: o } });
+      }),
+      { numRuns: 3000 },
+    );
+    fc.assert(
+      fc.property(safe, fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), (seq, errno) => {
+        expect(decodeFrame(encodeAck(seq, errno))).toEqual({ ok: true, value: { type: "ack", seq, errno } });
+      }),
+    );
+  });
+
+  it("reassembles frames from any chunking of the stream", () => {
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 10 }), fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 1 }), (ops, cuts) => {
+        const stream = Buffer.concat(ops.map((o, i) => encodeOp(i, o)));
+        const reader = new FrameReader();
+        const got: StreamRecord[] = [];
+        for (let p = 0, i = 0; p < stream.length; i++) {
+          const n = cuts[i % cuts.length] as number;
+          const r = reader.push(stream.subarray(p, p + n));
+          expect(r.ok).toBe(true);
+          if (r.ok) got.push(...r.value);
+          p += n;
+        }
+        expect(got).toEqual(ops.map((o, i) => ({ type: "op", seq: i, op: o })));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("never throws on garbage", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        if (b.length >= 4) b.writeUInt32LE(b.length - 4, 0);
+        expect(typeof decodeFrame(b).ok).toBe("boolean");
+        expect(typeof new FrameReader().push(Buffer.from(bytes)).ok).toBe("boolean");
+      }),
+      { numRuns: 5000 },
+    );
+    // Valid frames with one byte changed: still never an exception.
+    fc.assert(
+      fc.property(op, fc.nat(), fc.nat({ max: 255 }), (o, pos, value) => {
+        const frame = Buffer.from(encodeOp(1, o));
+        frame[4 + (pos % (frame.length - 4))] = value;
+        expect(typeof decodeFrame(frame).ok).toBe("boolean");
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("refuses a frame above the limit before buffering it, and stays failed", () => {
+    const reader = new FrameReader();
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(MAX_FRAME + 1);
+    expect(reader.push(head)).toEqual({ ok: false, error: expect.stringContaining("exceeds") });
+    expect(reader.push(encodeAck(1, 0)).ok).toBe(false);
+  });
+
+  it("refuses another stream version, naming the fix", () => {
+    const frame = encodeAck(1, 0);
+    frame[4] = STREAM_VERSION + 1;
+    expect(decodeFrame(frame)).toEqual({ ok: false, error: expect.stringMatching(/version .*upgrade both nodes/) });
+  });
+
+  it("refuses paths that could leave the directory, whatever the bytes say", () => {
+    for (const bad of ["..", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a/", "x\0y", "n".repeat(256)]) {
+      expect([bad, pathProblem(bad)]).not.toEqual([bad, null]);
+      // Forge a frame carrying the bad path, bypassing the encoder's own check.
+      const len = Buffer.byteLength(bad, "latin1");
+      const placeholder = Array.from({ length: len }, (_, i) => (i % 100 === 99 && i !== len - 1 ? "/" : "x")).join("");
+      const good = encodeOp(1, { kind: "unlink", path: placeholder });
+      const forged = Buffer.from(good);
+      forged.write(bad, forged.length - Buffer.byteLength(bad, "latin1"), "latin1");
+      expect(decodeFrame(forged).ok).toBe(false);
+    }
+    expect(() => encodeOp(1, { kind: "unlink", path: "../x" })).toThrow(/cannot send unlink/);
+  });
+});
