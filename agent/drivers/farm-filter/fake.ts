@@ -11,6 +11,8 @@ export class FakeFarmFilter implements FarmFilter {
   owned: number[] = [];
   /** VIPs this node holds. */
   vips: string[] = [];
+  /** The configuration was lost behind the driver's back (see disturb), until refresh. */
+  private lost = false;
 
   async install(rules: FarmFilterRules, owned: readonly number[]): Promise<void> {
     validateFarmRules(rules);
@@ -19,6 +21,7 @@ export class FakeFarmFilter implements FarmFilter {
     this.rules = structuredClone(rules);
     this.owned = sorted;
     this.vips = farmVips(rules);
+    this.lost = false;
   }
 
   async setOwned(owned: readonly number[]): Promise<void> {
@@ -26,10 +29,28 @@ export class FakeFarmFilter implements FarmFilter {
     this.owned = validateOwned(owned);
   }
 
+  /** Stands for a firewall reload flushing the ruleset and the VIPs. */
+  disturb(): void {
+    this.lost = true;
+  }
+
+  /** What is in effect, as the kernel would show it. */
+  snapshot(): { installed: boolean; owned: number[]; vips: string[] } {
+    const on = this.state === "installed" && !this.lost;
+    return { installed: on, owned: on ? [...this.owned] : [], vips: on ? [...this.vips] : [] };
+  }
+
+  async refresh(): Promise<boolean> {
+    if (this.state !== "installed" || !this.lost) return false;
+    this.lost = false;
+    return true;
+  }
+
   async remove(): Promise<void> {
     this.state = nextFarmFilterState(this.state, "remove");
     this.rules = undefined;
     this.owned = [];
     this.vips = [];
+    this.lost = false;
   }
 }

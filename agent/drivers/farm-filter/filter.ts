@@ -39,6 +39,12 @@ export interface FarmFilter {
   setOwned(owned: readonly number[]): Promise<void>;
   /** Removes the rules and the VIPs. Idempotent. */
   remove(): Promise<void>;
+  /**
+   * Puts the installed configuration back if something else changed or removed it (a firewall
+   * reload flushing the ruleset would otherwise let every node accept every packet). Returns true
+   * when it had to repair. No-op (false) when not installed. Meant to run periodically.
+   */
+  refresh(): Promise<boolean>;
 }
 
 export type FarmFilterState = "absent" | "installed";

@@ -28,6 +28,8 @@ const defaultLog = (entry: Record<string, unknown>): void => {
 export class NftFarmFilter implements FarmFilter {
   private state: FarmFilterState = "absent";
   private vips: string[] = [];
+  /** What install/setOwned asked for, and the kernel's listing of it right after, for refresh. */
+  private wanted: { rules: FarmFilterRules; owned: number[]; listing: string } | undefined;
   private readonly queue = new SerialQueue();
   private readonly timeoutMs: number;
   private readonly log: (entry: Record<string, unknown>) => void;
@@ -51,6 +53,7 @@ export class NftFarmFilter implements FarmFilter {
       for (const vip of vips) await this.ip(["addr", "add", `${vip}/32`, "dev", this.o.interface], ADDRESS_EXISTS);
       for (const old of this.vips.filter((v) => !vips.includes(v))) await this.delVip(old);
       this.vips = vips;
+      this.wanted = { rules: structuredClone(rules), owned: validateOwned(owned), listing: await this.listing() };
       this.move("install", `${owned.length}/256 buckets owned, VIPs ${vips.join(", ")}`);
     });
   }
@@ -60,6 +63,7 @@ export class NftFarmFilter implements FarmFilter {
       nextFarmFilterState(this.state, "setOwned");
       const sorted = validateOwned(owned);
       await this.nft(renderOwnedUpdate(this.o.cluster, sorted), "change the owned buckets");
+      if (this.wanted) this.wanted = { ...this.wanted, owned: sorted, listing: await this.listing() };
       this.log({ event: "owned", cluster: this.o.cluster, owned: sorted.length, reason: "bucket assignment changed" });
     });
   }
@@ -68,9 +72,40 @@ export class NftFarmFilter implements FarmFilter {
     return this.queue.run(async () => {
       for (const vip of this.vips) await this.delVip(vip);
       this.vips = [];
+      this.wanted = undefined;
       await this.nft(renderRemoval(this.o.cluster), "remove the farm rules");
       this.move("remove", "farm stopped");
     });
+  }
+
+  refresh(): Promise<boolean> {
+    return this.queue.run(async () => {
+      const w = this.wanted;
+      if (this.state !== "installed" || w === undefined) return false;
+      const problems: string[] = [];
+      // Rules, set elements and the ARP rewrite, as nft prints them (no handles, no counters).
+      if ((await this.listing()) !== w.listing) {
+        await this.nft(renderFarmTables(this.o.cluster, w.rules, w.owned), "restore the farm rules");
+        this.wanted = { ...w, listing: await this.listing() };
+        problems.push("nftables tables changed or missing");
+      }
+      for (const vip of this.vips) {
+        if (await this.ip(["addr", "add", `${vip}/32`, "dev", this.o.interface], ADDRESS_EXISTS)) problems.push(`VIP ${vip} was missing`);
+      }
+      if (problems.length > 0) this.log({ event: "repaired", cluster: this.o.cluster, reason: problems.join("; ") });
+      return problems.length > 0;
+    });
+  }
+
+  /** `nft list table` of both tables; empty text for a missing one. */
+  private async listing(): Promise<string> {
+    const t = farmTableName(this.o.cluster);
+    const out: string[] = [];
+    for (const family of ["ip", "arp"]) {
+      const r = await runCommand(["nft", "list", "table", family, t], { timeoutMs: this.timeoutMs, netns: this.o.netns });
+      out.push(r.code === 0 ? r.stdout : "");
+    }
+    return out.join("\n");
   }
 
   private move(event: "install" | "remove", reason: string): void {
@@ -91,11 +126,13 @@ export class NftFarmFilter implements FarmFilter {
     }
   }
 
-  /** `ip ARGS`; a failure whose stderr matches `tolerated` means the goal is already met. */
-  private async ip(args: string[], tolerated: RegExp): Promise<void> {
+  /** `ip ARGS`: true when it changed something, false when a failure matching `tolerated` says
+   *  the goal was already met. */
+  private async ip(args: string[], tolerated: RegExp): Promise<boolean> {
     const argv = ["ip", ...args];
     const r = await runCommand(argv, { timeoutMs: this.timeoutMs, netns: this.o.netns });
-    if (r.code === 0 || tolerated.test(r.stderr)) return;
+    if (r.code === 0) return true;
+    if (tolerated.test(r.stderr)) return false;
     throw new MirrorfarmError("MF_FARM_VIP_FAILED", `${describeFailure(argv, r)}. Check that interface "${this.o.interface}" exists.`);
   }
 }

@@ -39,7 +39,27 @@ describe.skipIf(!root)("nftables farm filter in a namespace", { timeout: 60_000 
   farmFilterContract("nftables", "10.213.203.100", "10.213.203.101", async () => ({
     filter: new NftFarmFilter({ cluster: CLUSTER, interface: "eth0", netns: NS, log: () => undefined }),
     observe,
+    disturb: async () => {
+      await sh(["nft", "flush", "ruleset"], { netns: NS });
+      await sh(["ip", "addr", "flush", "dev", "eth0", "scope", "global", "to", "10.213.203.0/24"], { netns: NS });
+      await sh(["ip", "addr", "add", "10.213.203.1/24", "dev", "eth0"], { netns: NS });
+    },
   }));
+
+  it("refresh also restores a single rule edited behind its back", async () => {
+    const logs: Record<string, unknown>[] = [];
+    const f = new NftFarmFilter({ cluster: CLUSTER, interface: "eth0", netns: NS, log: (l) => logs.push(l) });
+    await f.install({ seed: 3, rules: [{ vip: "10.213.203.100", protocol: "udp", ports: [53], affinity: "srcip" }] }, [7]);
+    try {
+      const before = await sh(["nft", "list", "table", "ip", TABLE], { netns: NS });
+      await sh(["nft", "flush", "chain", "ip", TABLE, "prerouting"], { netns: NS });
+      expect(await f.refresh()).toBe(true);
+      expect(await sh(["nft", "list", "table", "ip", TABLE], { netns: NS })).toBe(before);
+      expect(logs.some((l) => l.event === "repaired" && String(l.reason).includes("nftables tables changed"))).toBe(true);
+    } finally {
+      await f.remove();
+    }
+  });
 
   it("the kernel holds the rendered rules: conntrack bypass, bucket drop, pkttype, ARP rewrite", async () => {
     const f = new NftFarmFilter({ cluster: CLUSTER, interface: "eth0", netns: NS, log: () => undefined });

@@ -12,6 +12,8 @@ export interface FarmObservation {
 export interface FarmSubject {
   filter: FarmFilter;
   observe(): Promise<FarmObservation>;
+  /** Loses the whole configuration behind the driver's back (a firewall reload). */
+  disturb(): Promise<void>;
 }
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
@@ -60,6 +62,25 @@ export function farmFilterContract(name: string, vipA: string, vipB: string, mak
       expect(await s.observe()).toEqual({ installed: false, owned: [], vips: [] });
       await s.filter.remove();
       expect(await s.observe()).toEqual({ installed: false, owned: [], vips: [] });
+    });
+
+    it("refresh repairs a configuration lost behind its back, and says so only then", async () => {
+      const s = await make();
+      expect(await s.filter.refresh()).toBe(false);
+      await s.filter.install(rules, [1, 2]);
+      expect(await s.filter.refresh()).toBe(false);
+      await s.disturb();
+      expect((await s.observe()).installed).toBe(false);
+      expect(await s.filter.refresh()).toBe(true);
+      expect(await s.observe()).toEqual({ installed: true, owned: [1, 2], vips: [vipA] });
+      await s.filter.setOwned([3]);
+      await s.disturb();
+      expect(await s.filter.refresh()).toBe(true);
+      expect(await s.observe()).toEqual({ installed: true, owned: [3], vips: [vipA] });
+      expect(await s.filter.refresh()).toBe(false);
+      await s.filter.remove();
+      expect(await s.filter.refresh()).toBe(false);
+      expect((await s.observe()).installed).toBe(false);
     });
 
     it("setOwned before install is refused with MF_FARM_NOT_INSTALLED", async () => {

@@ -5,6 +5,7 @@ farmFilterContract("fake", "10.0.0.100", "10.0.0.101", async () => {
   const filter = new FakeFarmFilter();
   return {
     filter,
-    observe: async () => ({ installed: filter.state === "installed", owned: [...filter.owned], vips: [...filter.vips] }),
+    observe: async () => filter.snapshot(),
+    disturb: async () => filter.disturb(),
   };
 });
