@@ -185,6 +185,12 @@ function peerInSyncNow(s: MirrorState): boolean {
   );
 }
 
+/** The peer is in sync and knows it (its heartbeat says up to date at our epoch): it can take over. */
+function peerReadyToTakeOver(s: MirrorState): boolean {
+  const hb = liveHb(s);
+  return peerInSyncNow(s) && !!hb && hb.upToDate && hb.dataEpoch === s.persisted.epoch;
+}
+
 // Election rank, compared field by field (higher wins): eligible, dataEpoch, wants primary,
 // preferred primary, last writer, default primary, then the name (lower wins) so ties never remain.
 type RankInfo = { name: string; eligible: boolean; dataEpoch: number; wantsPrimary: boolean; lastWriter: boolean };
@@ -274,8 +280,7 @@ function leaveRole(s: MirrorState, fx: MirrorEffect[], to: "WAIT" | "STOP", reas
   }
 }
 
-function becomeWriter(s: MirrorState, fx: MirrorEffect[], epoch: number, echo: Stamp, why: string): void {
-  const forced = s.force && !s.persisted.upToDate;
+function becomeWriter(s: MirrorState, fx: MirrorEffect[], epoch: number, echo: Stamp, why: string, forced = false): void {
   const lostAfter = s.persisted.dataEpoch;
   s.persisted = { ...s.persisted, epoch, votedFor: s.config.node, dataEpoch: epoch, upToDate: true, lastWriter: true };
   s.candidate = null;
@@ -373,7 +378,7 @@ function evaluateWriter(s: MirrorState, fx: MirrorEffect[]): void {
   }
   if (s.role === "PRIM") {
     if (peerInSyncNow(s)) {
-      if (s.config.preferredPrimary === peer && s.wantsPrimary) handOver(s, fx, `preferred primary ${peer} is in sync: handing over`);
+      if (s.config.preferredPrimary === peer && s.wantsPrimary && peerReadyToTakeOver(s)) handOver(s, fx, `preferred primary ${peer} is in sync: handing over`);
       return;
     }
     // The secondary left sync: acknowledging writes without it needs a new epoch first.
@@ -444,6 +449,12 @@ function evaluateWait(s: MirrorState, fx: MirrorEffect[]): void {
     fx.push({ type: "resync", action: "start", role: "target", peer, epoch: hb.epoch }, { type: "script", name: "start_second" });
     transition(s, fx, "SECOND", `following primary ${peer} at epoch ${hb.epoch}; resynchronising`);
     return;
+  }
+  if (s.force && hb && connected(s) && hb.upToDate && hb.role !== "STOP") {
+    // The peer is back with up-to-date data: forcing now would discard it for nothing.
+    s.force = false;
+    s.candidate = null;
+    fx.push(log("warn", `node ${node}: primforce cancelled: ${peer} is back and up to date`));
   }
   const c = s.candidate;
   if (c) {
@@ -562,7 +573,8 @@ function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "pee
     if (!candidacyStillValid(s)) return void (s.candidate = null);
     const who = via === "peer" ? `${s.config.peer} voted` : `peer ${s.config.peer} lost, witness ${s.config.witness ?? ""} granted`;
     const why = s.role === "PRIM" ? `peer ${s.config.peer} not in sync, ${who}` : c.force ? `primforce, ${who}` : who;
-    becomeWriter(s, fx, c.epoch, r.echo, why);
+    // A forced vote skipped the voter's freshness check: what the voter knew newer may be lost.
+    becomeWriter(s, fx, c.epoch, r.echo, why, c.force);
     return;
   }
   if (via === "witness") s.witness.epoch = Math.max(s.witness.epoch, r.voterEpoch);
@@ -625,7 +637,7 @@ function onAdmin(s: MirrorState, fx: MirrorEffect[], command: AdminCommand, requ
       return answer(true, "restarted");
     case "swap":
     case "second":
-      if (s.role === "PRIM" && peerInSyncNow(s)) {
+      if (s.role === "PRIM" && peerReadyToTakeOver(s)) {
         handOver(s, fx, `${command} by admin: handing over to ${peer}`);
         return answer(true, `handing over to ${peer}`);
       }
@@ -663,7 +675,7 @@ function onAdmin(s: MirrorState, fx: MirrorEffect[], command: AdminCommand, requ
       return answer(
         true,
         s.persisted.upToDate
-          ? "becoming primary as soon as the peer or the witness votes (data is up to date: nothing is lost)"
+          ? `becoming primary as soon as the peer or the witness votes, with data of epoch ${s.persisted.dataEpoch} (up to date as far as ${s.config.node} knows; writes acknowledged after it on ${peer}, if any, will be lost)`
           : `becoming primary with data of epoch ${s.persisted.dataEpoch}: writes acknowledged after it on ${peer} will be lost`,
       );
     }

@@ -15,7 +15,7 @@
 import { exampleClusterConfigs } from "../../config/example";
 import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig, type MirrorCoreConfig, type UnsafeRules, type WitnessCoreConfig } from "../config";
 import { BUCKETS, farmAdvert, farmStep, initFarm, type FarmAdvert, type FarmEffect, type FarmEvent, type FarmMember, type FarmNode } from "../farm";
-import { aliveMembers, newMembership, recordHeard, type Membership } from "../membership";
+import { aliveMembers, isAlive, newMembership, recordHeard, type Membership } from "../membership";
 import { decodeMessage, encodeMessage } from "../messages";
 import { init as mirrorInit, step as mirrorStep } from "../mirror/node";
 import { isWriterRole } from "../mirror/roles";
@@ -26,7 +26,7 @@ import { SimNetwork } from "./network";
 import { rng, type Rng } from "./prng";
 import { EventQueue } from "./queue";
 
-export type ClusterSpec = { kind: "mirror"; nodes: [string, string]; witness: string | null } | { kind: "farm"; members: FarmMember[] };
+export type ClusterSpec = { kind: "mirror"; nodes: [string, string]; witness: string | null; preferredPrimary?: string } | { kind: "farm"; members: FarmMember[] };
 
 export type SimOptions = {
   seed: number;
@@ -154,7 +154,11 @@ export class Sim {
     if (spec.kind === "mirror") {
       const cfg = mirrorConfigs(spec.nodes, spec.witness);
       for (const n of spec.nodes) {
-        const config: MirrorCoreConfig = options.unsafe ? { ...(cfg.mirror[n] as MirrorCoreConfig), unsafe: options.unsafe } : (cfg.mirror[n] as MirrorCoreConfig);
+        const config: MirrorCoreConfig = {
+          ...(cfg.mirror[n] as MirrorCoreConfig),
+          ...(options.unsafe ? { unsafe: options.unsafe } : {}),
+          ...(spec.preferredPrimary ? { preferredPrimary: spec.preferredPrimary } : {}),
+        };
         this.nodes.set(n, { kind: "mirror", name: n, config, up: false, inc: 0, phase: this.rng.int(0, SIM_TICK_MS - 1), state: null, disk: null, writable: false, vip: false, data: new Set(), resyncFrom: null });
         netsOf.set(n, ["lan", "backup"]);
       }
@@ -578,9 +582,12 @@ export class Sim {
     if (!n || !n.up) return;
     if (n.kind === "farm") {
       if (!e.farm) return;
+      const wasAlive = isAlive(n.membership, e.from, n.ticks);
+      const prev = n.adverts.get(e.from);
       n.membership = recordHeard(n.membership, e.from, e.net, n.ticks);
       n.adverts.set(e.from, e.farm.advert);
-      this.updateFarmView(n);
+      // The view changes only with a new member or a new advert; timeouts are seen on ticks.
+      if (!wasAlive || !prev || prev.state !== e.farm.advert.state || prev.map !== e.farm.advert.map) this.updateFarmView(n);
       return;
     }
     if (!e.bytes) return;

@@ -1,6 +1,6 @@
 // Scenario scripts: a small text language driving the simulator, one command a line, `#` comments.
 //
-//   cluster mirror a b witness w      cluster farm a:2 b:1 c:1     (optional first: seed N)
+//   cluster mirror a b witness w [prefer b]   cluster farm a:2 b:1 c:1  (optional first: seed N)
 //   start a b w        boot agents (or `start` a stopped one)
 //   tick 3000          advance simulated time, in ms
 //   crash a            host crash: only persisted state and disk data survive
@@ -69,7 +69,14 @@ function checkCommand(verb: string, a: string[]): string | null {
     case "write":
       return a.length === 1 && num(a[0]) ? null : `${verb} takes one number`;
     case "cluster":
-      if (a[0] === "mirror") return a.length === 3 || (a.length === 5 && a[3] === "witness") ? null : "write `cluster mirror a b` or `cluster mirror a b witness w`";
+      if (a[0] === "mirror") {
+        const rest = a.slice(3);
+        const prefer = rest.indexOf("prefer");
+        const base = prefer >= 0 ? rest.slice(0, prefer) : rest;
+        const okBase = base.length === 0 || (base.length === 2 && base[0] === "witness");
+        const okPrefer = prefer < 0 || (rest.length === prefer + 2 && [a[1], a[2]].includes(rest[prefer + 1]));
+        return a.length >= 3 && okBase && okPrefer ? null : "write `cluster mirror a b`, `cluster mirror a b witness w`, optionally followed by `prefer a` (a preferred primary)";
+      }
       if (a[0] === "farm") return a.length >= 2 && a.slice(1).every((m) => /^[a-z0-9-]+(:\d+)?$/.test(m)) ? null : "write `cluster farm a b c` or with powers `cluster farm a:2 b:1`";
       return "the cluster kind is mirror or farm";
     case "start":
@@ -114,7 +121,11 @@ function compare(v: number, op: string, n: number): boolean {
 }
 
 function clusterSpec(a: string[]): ClusterSpec {
-  if (a[0] === "mirror") return { kind: "mirror", nodes: [a[1] ?? "a", a[2] ?? "b"], witness: a[4] ?? null };
+  if (a[0] === "mirror") {
+    const prefer = a.indexOf("prefer");
+    const w = a.indexOf("witness");
+    return { kind: "mirror", nodes: [a[1] ?? "a", a[2] ?? "b"], witness: w >= 0 ? (a[w + 1] ?? null) : null, ...(prefer >= 0 && a[prefer + 1] ? { preferredPrimary: a[prefer + 1] } : {}) };
+  }
   return {
     kind: "farm",
     members: a.slice(1).map((m) => {
