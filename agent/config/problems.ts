@@ -39,7 +39,12 @@ function fromIssue(issue: Issue): Problem {
   const path = issue.path.map((p) => (typeof p === "symbol" ? String(p) : p));
   const where = formatPath(path);
   const custom = (issue as { params?: { fix?: unknown } }).params?.fix;
-  const defaultFix = /^an? /.test(issue.message) ? `set ${where} to ${issue.message}` : `set ${where} to one of the allowed values`;
+  const missing = "input" in issue && issue.input === undefined && path.length > 0;
+  const defaultFix = missing
+    ? `add ${where} (it is required)`
+    : /^an? /.test(issue.message)
+      ? `set ${where} to ${issue.message}`
+      : `set ${where} to one of the allowed values`;
   switch (issue.code) {
     case "invalid_type":
       if (issue.expected === "int") return { path, allowed: "an integer", fix: `set ${where} to a whole number` };
@@ -60,10 +65,11 @@ function fromIssue(issue: Issue): Problem {
     }
     case "invalid_union":
       return { path, allowed: issue.message, fix: `set ${where} to one of the allowed values` };
-    case "invalid_value":
-      if (issue.message.startsWith("Invalid"))
-        return { path, allowed: `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`, fix: `set ${where} to one of those` };
-      break;
+    case "invalid_value": {
+      const values = issue.values.map((v) => JSON.stringify(v));
+      const allowed = issue.message.startsWith("Invalid") ? `one of ${values.join(", ")}` : issue.message;
+      return { path, allowed, fix: missing ? `add ${where} (it is required): ${values.join(" or ")}` : `set ${where} to ${values.length === 1 ? values[0] : `one of ${values.join(", ")}`}` };
+    }
     case "too_small":
     case "too_big":
       if (issue.message.startsWith("Too")) return { path, allowed: issue.message.replace(/^Too (small|big): expected /, ""), fix: `change ${where} to fit` };

@@ -22,7 +22,7 @@ export type FarmRule = NonNullable<AgentConfig["farm"]>["rules"][number];
 
 /** Every problem of a raw document (empty when valid): field rules and cross-field rules at once. */
 export function configProblems(json: unknown): Problem[] {
-  const base = baseConfigSchema.safeParse(json);
+  const base = baseConfigSchema.safeParse(json, { reportInput: true });
   const problems = base.success ? [] : problemsFromZod(base.error);
   // Cross-field rules run on every section valid on its own, even when others are broken.
   const cross = crossCheck(sectionsOf(json));

@@ -11,13 +11,13 @@ const NAME_ALLOWED = "a lowercase name of 1-63 letters, digits and '-', not star
 const NETWORK_RE = /^[a-z][a-z0-9_-]{0,31}$/;
 
 /** A node, cluster or checker name: a DNS label, so it is usable as a host name and in file names. */
-export const nameSchema = z.string().regex(NAME_RE, { error: NAME_ALLOWED });
+export const nameSchema = z.string({ error: NAME_ALLOWED }).regex(NAME_RE, { error: NAME_ALLOWED });
 
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 /** IPv4 only for now: the VIP and farm drivers speak ARP, not IPv6 neighbour discovery. */
 export const ipv4Schema = z
-  .string()
+  .string({ error: "an IPv4 address in dotted form, like 10.0.0.1" })
   .refine((v) => !v.includes(":"), {
     error: "an IPv4 address; IPv6 is not supported yet",
     params: { fix: "use an IPv4 address (IPv6 support for heartbeats, VIPs and farms is not implemented yet)" },
@@ -31,7 +31,7 @@ const ms = (min: number, max: number) =>
 
 /** An absolute, normalised path (no '.', '..', '//' or trailing '/'), never '/' itself. */
 export const absPathSchema = z
-  .string()
+  .string({ error: "an absolute path, like /var/lib/app" })
   .refine((p) => p.startsWith("/") && p !== "/" && !p.endsWith("/") && !p.split("/").slice(1).some((s) => s === "" || s === "." || s === ".."), {
     error: "an absolute normalised path other than '/' (no '.', '..', '//' or trailing '/'), like /var/lib/app",
   });
@@ -261,7 +261,8 @@ const BASE64_RE = /^[A-Za-z0-9+/]+={0,2}$/;
 const pem = (label: RegExp, what: string) =>
   z.string().refine((v) => label.test(v), { error: `a PEM ${what}`, params: { fix: `paste the whole PEM text including its -----BEGIN ...----- and -----END ...----- lines` } });
 
-export const secretsSchema = z.strictObject({
+export const secretsSchema = z.strictObject(
+  {
   /** HMAC key of heartbeats and witness messages: base64 of at least 32 random bytes (256 bits). */
   heartbeatKey: z.string().refine((k) => BASE64_RE.test(k) && k.length % 4 === 0 && Buffer.from(k, "base64").length >= 32, {
     error: "base64 of at least 32 random bytes",
@@ -276,9 +277,12 @@ export const secretsSchema = z.strictObject({
   ca: pem(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, "certificate (the cluster CA)"),
   cert: pem(/-----BEGIN CERTIFICATE-----[\s\S]+-----END CERTIFICATE-----/, "certificate (this node's)"),
   key: pem(/-----BEGIN (RSA |EC )?PRIVATE KEY-----[\s\S]+-----END (RSA |EC )?PRIVATE KEY-----/, "private key (this node's)"),
-});
+  },
+  { error: "an object { heartbeatKey, adminToken, ca, cert, key } (the components generate it)" },
+);
 
-export const baseConfigSchema = z.strictObject({
+export const baseConfigSchema = z.strictObject(
+  {
   version: z.literal(1, { error: "1 (the only config version so far)" }),
   cluster: nameSchema,
   kind: z.enum(["mirror", "farm", "witness"], { error: "\"mirror\", \"farm\" or \"witness\"" }),
@@ -286,7 +290,9 @@ export const baseConfigSchema = z.strictObject({
   node: nameSchema,
   /** Persisted node state (epoch, up-to-date flag, role) and the change-tracking journal. */
   stateDir: absPathSchema.default("/var/lib/mirrorfarm"),
-  members: z.array(memberSchema).min(1, { error: "a non-empty list of members" }),
+  members: z
+    .array(memberSchema, { error: 'a list of members, like [{ "name": "node1", "addresses": { "lan": "10.0.0.1" } }, ...]' })
+    .min(1, { error: "a non-empty list of members" }),
   ports: portsSchema,
   admin: adminSchema,
   timing: timingSchema,
@@ -298,4 +304,6 @@ export const baseConfigSchema = z.strictObject({
   scripts: scriptsSchema,
   failover: failoverSchema,
   secrets: secretsSchema,
-});
+  },
+  { error: "a JSON object: the agent config document" },
+);
