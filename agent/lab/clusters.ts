@@ -155,11 +155,13 @@ export function agentStatus(url: string, token: string, timeoutMs = 1_000): Prom
  * Healthy: the agent answers /status; or, for an agent build without the HTTP API yet, its process
  * has run for 3 s without a restart (it exits at once on a config it rejects).
  */
-async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string): Promise<void> {
+async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string, abort: { failed: boolean }): Promise<void> {
   const target = sshTarget(state, n.host);
   let firstPid: number | undefined;
   let since = 0;
   await waitFor(`agent ${n.node} healthy on ${n.host}`, 30_000, async () => {
+    // Another node failed: the lab is being torn down, stop probing its addresses.
+    if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
     if (await agentStatus(url, token)) return true;
     const st = await deployer.status(target, n.node);
     if (st.restarts > 0) {
@@ -218,7 +220,19 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
     }),
   );
   const token = (n: PlannedNode): string => (state.mirror?.admin[n.node] ?? state.farm?.admin[n.node])?.token ?? "";
-  await Promise.all(nodes.map((n) => waitHealthy(state, n, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n))));
+  const abort = { failed: false };
+  const waits = nodes.map((n) =>
+    waitHealthy(state, n, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n), abort).catch((err: unknown) => {
+      abort.failed = true;
+      throw err;
+    }),
+  );
+  // Every wait must have ended before the caller tears the lab down.
+  const results = await Promise.allSettled(waits);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected" && !String(r.reason).includes("another node failed"));
+  if (failed) throw failed.reason;
+  const any = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (any) throw any.reason;
 }
 
 /** The agents installed on a host (node names), from its deployed configs. */

@@ -15,6 +15,8 @@ export const PRIVATE_PATHS: ReadonlyArray<readonly [string, string]> = [
   ["var-lib-mirrorfarm", "/var/lib/mirrorfarm"],
   ["var-lib-postgresql", "/var/lib/postgresql"],
   ["var-log-mirrorfarm", "/var/log/mirrorfarm"],
+  // Each server has its own root home: no shell start-up files from the machine running the lab.
+  ["root-home", "/root"],
   ["run", "/run"],
 ];
 
@@ -98,6 +100,7 @@ export async function startHolder(lab: string, h: HostState, log: number): Promi
     // Mount points must exist in the machine's tree; empty directories are all that is created there.
     fs.mkdirSync(target, { recursive: true });
   }
+  fs.chmodSync(path.join(dir, "root-home"), 0o700);
   const runDir = path.join(dir, "run");
   fs.rmSync(runDir, { recursive: true, force: true });
   fs.mkdirSync(path.join(runDir, "sshd"), { recursive: true, mode: 0o755 });
