@@ -1,14 +1,17 @@
 // Runs a passthrough FUSE server as its own process:
 //   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR]
-// --replica DIR replicates every change into DIR through the replication stream codec and the
-// secondary's applier, in process (a replicated pair without the network).
+// --replica DIR replicates every change into DIR over a real replication link on loopback TCP
+// (sender in this process's FUSE path, receiver + confined applier at the other end): a
+// replicated pair on one machine.
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
 // one per line: "stats" (prints {"event":"stats",...}) and "unmount". SIGTERM, SIGINT and stdin
 // closing (the parent died) unmount too, so a parent never leaves a mount served by nobody.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
 import * as readline from "node:readline";
+import * as net from "node:net";
 import { BackingApplier } from "../replication/applier";
-import { LoopbackReplicaSink } from "../replication/loopback-sink";
+import { ReplicationReceiver } from "../replication/receiver";
+import { ReplicationSender } from "../replication/sender";
 import type { MutationKind, MutationOp, MutationSink } from "./mutation";
 import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
 
@@ -45,18 +48,40 @@ function countingSink(counts: Partial<Record<MutationKind, number>>, next: Mutat
   };
 }
 
+interface Replica {
+  sender: ReplicationSender;
+  receiver: ReplicationReceiver;
+}
+
+/** A secondary listening on loopback, and the primary's link to it. */
+async function loopbackReplica(dir: string, log: (e: Record<string, unknown>) => void): Promise<Replica> {
+  const applier = await BackingApplier.open(dir);
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const socket = net.connect(port, "127.0.0.1");
+  socket.setNoDelay(true);
+  const incoming = await accepted;
+  incoming.setNoDelay(true);
+  server.close();
+  const receiver = new ReplicationReceiver(incoming, applier, log);
+  const sender = new ReplicationSender(socket, { ackTimeoutMs: 10_000, now: () => performance.now(), log });
+  return { sender, receiver };
+}
+
 async function main(): Promise<void> {
   const mutations: Partial<Record<MutationKind, number>> = {};
   const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(e)}\n`);
   let mount: PassthroughMount;
-  let replica: LoopbackReplicaSink | null = null;
+  let replica: Replica | null = null;
   try {
     const replicaDir = optionalArg("replica");
-    if (replicaDir) replica = new LoopbackReplicaSink(await BackingApplier.open(replicaDir), log);
+    if (replicaDir) replica = await loopbackReplica(replicaDir, log);
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
       backing: arg("backing"),
-      sink: countingSink(mutations, replica),
+      sink: countingSink(mutations, replica?.sender ?? null),
       log,
     });
   } catch (err) {
@@ -85,7 +110,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", stop);
   const rl = readline.createInterface({ input: process.stdin });
   rl.on("line", (line) => {
-    if (line.trim() === "stats") emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), mutations, replica: replica?.stats ?? null });
+    if (line.trim() === "stats") emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), mutations, replica: replica ? { sender: replica.sender.stats, receiver: replica.receiver.stats } : null });
     else if (line.trim() === "unmount") void stop();
   });
   rl.on("close", () => void stop());

@@ -8,7 +8,8 @@ import * as fs from "node:fs";
 import type { SessionStats } from "./session";
 import type { MutationKind } from "./mutation";
 import { unmountFuse } from "./mount";
-import type { LoopbackStats } from "../replication/loopback-sink";
+import type { ReceiverStats } from "../replication/receiver";
+import type { SenderStats } from "../replication/sender";
 
 const COMPILED = path.join(__dirname, "passthrough-main.js");
 const SCRIPT_ARGS = fs.existsSync(COMPILED) ? [COMPILED] : ["--import", "tsx", path.join(__dirname, "passthrough-main.ts")];
@@ -17,7 +18,7 @@ const WAIT_MS = 15_000;
 export type ServerStats = SessionStats & {
   nodes: number;
   mutations: Partial<Record<MutationKind, number>>;
-  replica: LoopbackStats | null;
+  replica: { sender: SenderStats; receiver: ReceiverStats } | null;
 };
 
 export interface FuseServer {
