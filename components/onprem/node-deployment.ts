@@ -4,6 +4,7 @@
  * `pulumi up` touches only the nodes whose bundle or config changed; moving a node to another
  * host replaces it (uninstall on the old host after install on the new one).
  */
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type * as Deployer from "./deployer";
@@ -106,7 +107,7 @@ export function loadRealDeployer(): DeployerApi {
 }
 
 function readBundleFile(file: string): string {
-  return (require("node:fs") as typeof import("node:fs")).readFileSync(file, "utf8");
+  return readFileSync(file, "utf8");
 }
 
 export class NodeDeployment extends pulumi.dynamic.Resource {
