@@ -1,5 +1,5 @@
 // The local lab, for real: namespaces on a bridge, per-host mount namespaces, sshd per host, faults.
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -141,6 +141,35 @@ describe.skipIf(!needsRoot("local lab"))("local lab", () => {
       await down("tlabb");
     }
   });
+
+  it("down cleans up after the lab process itself crashed mid-up, even with its state file damaged", async () => {
+    const crashed = "tcrash";
+    await down(crashed);
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "agent/cli/main.ts"), "lab", "up", "--name", crashed, "--hosts", "3"], {
+      cwd: ROOT,
+      stdio: "ignore",
+    });
+    const t0 = Date.now();
+    while (hostPids(`mf-${crashed}-host1`).length === 0) {
+      if (Date.now() - t0 > 60_000) throw new Error("host1 of the crashing lab never started");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGKILL");
+    await new Promise((r) => child.once("exit", r));
+    fs.writeFileSync(path.join(labDir(crashed), "state.json"), "{ half-writ");
+    const listed = (await pexec("ip", ["netns", "list"])).stdout.split("\n").map((l) => l.split(" ")[0] ?? "").filter((n) => n.startsWith(`mf-${crashed}-`));
+    const pids = listed.flatMap((ns) => hostPids(ns));
+    expect(pids.length).toBeGreaterThan(0);
+
+    const r = await cli(["lab", "down", "--name", crashed]);
+    expect(r.code).toBe(0);
+    expect((await pexec("ip", ["netns", "list"])).stdout).not.toContain(`mf-${crashed}-`);
+    const links = (await pexec("ip", ["-o", "link", "show"])).stdout;
+    expect(links).not.toContain(`mf-${crashed}-`);
+    expect(links).not.toContain(`mfbr-${crashed}`);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(fs.existsSync(labDir(crashed))).toBe(false);
+  }, 90_000);
 
   it("rejects non-root users with a clear message", async () => {
     const r = await cli(["lab", "status", "--name", LAB], "65534");
