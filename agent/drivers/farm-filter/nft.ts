@@ -4,6 +4,7 @@
 // would teach the segment this node's own MAC).
 import { MirrorfarmError } from "../../errors";
 import { ADDRESS_ABSENT, ADDRESS_EXISTS, describeFailure, runCommand } from "../vip/command";
+import { INTERFACE_NAME } from "../vip/l2";
 import { SerialQueue } from "../vip/serial-queue";
 import { nextFarmFilterState, type FarmFilter, type FarmFilterRules, type FarmFilterState } from "./filter";
 import { farmVips, renderFarmTables, renderOwnedUpdate, renderRemoval } from "./render";
@@ -36,8 +37,8 @@ export class NftFarmFilter implements FarmFilter {
 
   constructor(private readonly o: NftFarmFilterOptions) {
     farmTableName(o.cluster); // validates the name now rather than at the first install
-    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(o.interface)) {
-      throw new MirrorfarmError("MF_FARM_RULES_INVALID", `farm interface "${o.interface}" is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . -), e.g. "eth0"`);
+    if (!INTERFACE_NAME.test(o.interface)) {
+      throw new MirrorfarmError("MF_FARM_RULES_INVALID", `farm.interface "${o.interface}" is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . @ -), e.g. "eth0"`);
     }
     this.timeoutMs = o.commandTimeoutMs ?? 5_000;
     this.log = o.log ?? defaultLog;

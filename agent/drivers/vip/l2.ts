@@ -20,7 +20,8 @@ export interface L2VipOptions {
   log?: VipLog;
 }
 
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+/** A Linux interface name as the agent config accepts it. */
+export const INTERFACE_NAME = /^[A-Za-z0-9_.@-]{1,15}$/;
 // arping -c 2 sends two announcements one second apart; anything longer is stuck.
 const ARPING_TIMEOUT_MS = 5_000;
 
@@ -35,8 +36,8 @@ export function validateL2VipOptions(o: L2VipOptions): void {
   if (!Number.isInteger(o.prefixLength) || o.prefixLength < 1 || o.prefixLength > 32) {
     problems.push(`vip.prefixLength ${String(o.prefixLength)} must be an integer 1..32 (usually the segment's prefix, e.g. 24)`);
   }
-  if (!IFNAME.test(o.interface)) {
-    problems.push(`vip.interface "${o.interface}" is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . -), e.g. "eth0"`);
+  if (!INTERFACE_NAME.test(o.interface)) {
+    problems.push(`vip.interface "${o.interface}" is not a Linux interface name (1-15 of A-Z a-z 0-9 _ . @ -), e.g. "eth0"`);
   }
   if (!Number.isInteger(o.arpRefreshMs) || o.arpRefreshMs < 100) {
     problems.push(`vip.arpRefreshMs ${String(o.arpRefreshMs)} must be an integer >= 100 (milliseconds; e.g. 10000)`);
