@@ -21,3 +21,4 @@ export { decodeBucketMap, encodeBucketMap, type WireBucketMap } from "./wire";
 export { farmCoreConfigFromAgentConfig, type FarmCoreConfig } from "./config";
 export { decodeFarmMessage, encodeFarmMessage, type FarmDecodeResult, type FarmHeartbeat } from "./messages";
 export { farmCoreStep, initFarmCore, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmCoreStep } from "./core";
+export { farmStatus, type FarmStatus } from "./status";

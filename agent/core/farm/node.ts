@@ -29,6 +29,8 @@ export type FarmNode = {
   /** Every member of the farm with its power (from the config), sorted by name. */
   members: ReadonlyArray<FarmMember>;
   state: FarmState;
+  /** Why the node is in its state (for /status: what a WAIT node waits for). */
+  reason: string;
   /** Live peers (not this node) of the current view. */
   peers: ReadonlyArray<FarmPeer>;
   /** The map this node holds: computed as leader, or adopted from its leader. */
@@ -70,7 +72,7 @@ const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string 
 export function initFarm(self: string, members: ReadonlyArray<FarmMember>): FarmNode {
   if (!members.some((m) => m.name === self)) throw new Error(`initFarm: ${self} is not a member (${members.map((m) => m.name).join(", ")})`);
   const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { self, members: sorted, state: "STOP", peers: [], map: EMPTY_MAP, owned: [] };
+  return { self, members: sorted, state: "STOP", reason: "not started", peers: [], map: EMPTY_MAP, owned: [] };
 }
 
 export function farmAdvert(node: FarmNode): FarmAdvert {
@@ -134,7 +136,7 @@ function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
 function enter(node: FarmNode, to: FarmState, reason: string, effects: FarmEffect[]): FarmNode {
   assertFarmTransition(node.state, to);
   effects.push({ type: "log", message: `farm node ${node.self} became ${to}: ${reason}`, from: node.state, to, reason });
-  return { ...node, state: to };
+  return { ...node, state: to, reason };
 }
 
 /** Leaving UP: buckets go first (filter drops everything), then the VIP. */
@@ -164,7 +166,7 @@ export function farmStep(node: FarmNode, event: FarmEvent): FarmStep {
     case "restart": {
       if (node.state === "STOP") return ignore("stopped; use start");
       const reason = event.reason ?? "application restart";
-      const next = node.state === "UP" ? leaveUp(node, "WAIT", reason, effects) : node;
+      const next = node.state === "UP" ? leaveUp(node, "WAIT", reason, effects) : { ...node, reason };
       if (node.state === "WAIT") effects.push({ type: "log", message: `farm node ${node.self} restarts its application in WAIT: ${reason}`, reason });
       effects.push({ type: "run-script", script: "stop_prim" }, { type: "run-script", script: "start_prim" });
       return { state: next, effects };

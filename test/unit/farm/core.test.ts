@@ -7,6 +7,7 @@ import {
   encodeFarmMessage,
   farmCoreConfigFromAgentConfig,
   farmCoreStep,
+  farmStatus,
   initFarmCore,
   type FarmCoreEffect,
   type FarmCoreEvent,
@@ -124,6 +125,27 @@ describe("farm core over ticks", () => {
     const moved = after.filter((o, b) => o !== mid[b]);
     expect(moved.every((o) => o === "n2")).toBe(true);
     expect(moved).toHaveLength(64);
+  });
+
+  it("reports its load, the map and each member for /status", () => {
+    const net = new Net();
+    net.startAll();
+    net.tick(3);
+    net.up.delete("n3");
+    net.tick(3);
+    const st = farmStatus(net.nodes.get("n1")!);
+    expect(st).toMatchObject({ node: "n1", state: "UP", load: "64/256", leader: "n1" });
+    expect(st.map).toHaveLength(BUCKETS);
+    expect(st.members.map((m) => [m.name, m.alive, m.state, m.buckets])).toEqual([
+      ["n1", true, "UP", 64],
+      ["n2", true, "UP", 64],
+      ["n3", true, "UP", 128],
+    ]);
+    const silent = st.members[2]!.silentTicks;
+    expect(silent.lan).toBe(silent.backup);
+    expect(silent.lan).toBeGreaterThanOrEqual(3);
+    const waiting = farmStatus(initFarmCore(configs[1]!, 1).state);
+    expect(waiting).toMatchObject({ state: "STOP", reason: "not started", load: "0/256", leader: null });
   });
 
   it("ignores heartbeats from strangers, itself, unknown networks and older stamps", () => {
