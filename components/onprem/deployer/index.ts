@@ -104,7 +104,8 @@ async function remoteHashes(s: SshSession, paths: string[]): Promise<Map<string,
 /**
  * Installs (or updates) the node's agent: bundle, config and service definition. Idempotent: only
  * files whose content differs are written (atomically, by rename), and `changed` lists their remote
- * paths; re-running with the same artifact changes nothing. It does not start or restart the agent.
+ * paths; re-running with the same artifact changes nothing. It does not start or restart the agent:
+ * call start (first install) or restart (when `changed` is not empty) for that.
  */
 export async function install(target: SshTarget, artifact: NodeArtifact, options?: DeployOptions): Promise<{ changed: string[] }> {
   const l = layout(artifact.node);
@@ -211,6 +212,12 @@ export async function stop(target: SshTarget, node: string, options?: DeployOpti
     if (mode === "systemd") await s.run("stop", `systemctl stop ${l.unitName}`);
     else await stopSupervised(s, l);
   });
+}
+
+/** Stops then starts the agent, e.g. after install reported a changed bundle or config. */
+export async function restart(target: SshTarget, node: string, options?: DeployOptions): Promise<void> {
+  await stop(target, node, options);
+  await start(target, node, options);
 }
 
 function parseKeyValues(text: string): Map<string, string> {

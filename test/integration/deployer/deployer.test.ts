@@ -75,7 +75,7 @@ describe.skipIf(!needsRoot("on-prem deployer over SSH"))("on-prem deployer over 
     expect((await inHost("host1", `cat ${l.config}`)).stdout).toBe(next);
   });
 
-  it("start, status, stop", async () => {
+  it("start, status, restart, stop", async () => {
     await deployer.start(target, NODE);
     const st = await deployer.status(target, NODE);
     expect(st).toMatchObject({ node: NODE, installed: true, serviceMode: "supervised", running: true, restarts: 0 });
@@ -83,6 +83,10 @@ describe.skipIf(!needsRoot("on-prem deployer over SSH"))("on-prem deployer over 
     expect(cmdline.stdout).toContain(`${l.bundle} --config ${l.config}`);
     await deployer.start(target, NODE); // idempotent: same agent
     expect((await deployer.status(target, NODE)).pid).toBe(st.pid);
+    await deployer.restart(target, NODE);
+    const restarted = await deployer.status(target, NODE);
+    expect(restarted).toMatchObject({ running: true, restarts: 0 });
+    expect(restarted.pid).not.toBe(st.pid);
     await deployer.stop(target, NODE);
     expect(await deployer.status(target, NODE)).toMatchObject({ installed: true, running: false });
     expect((await inHost("host1", `kill -0 ${st.pid}`)).code).not.toBe(0);
