@@ -95,6 +95,7 @@ export function renderStatus(s: StatusDoc): string {
     const nets = Object.entries(s.peer.networks).map(([n, up]) => `${n} ${up ? "up" : "down"}`).join(", ");
     out.push(`  peer ${s.peer.name}: ${s.peer.reachable ? (s.peer.state ?? "?") : "unreachable"}${s.peer.inSync === null ? "" : s.peer.inSync ? ", in sync" : ", not in sync"}${nets ? ` (${nets})` : ""}`);
   }
+  if (s.farm) out.push(`  farm: ${s.farm.owned}/256 buckets here; UP: ${s.farm.up.join(", ") || "none"}; map v${s.farm.mapVersion} by ${s.farm.leader ?? "nobody"}`);
   if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
   if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable ? "reachable" : "unreachable"}`);
   if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);

@@ -5,12 +5,15 @@
 import type { AgentConfig } from "../config/schema";
 import { mirror, witness } from "../core";
 import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig } from "../core/config";
+import { farmCoreConfigFromAgentConfig } from "../core/farm/config";
+import { farmCoreStep, initFarmCore } from "../core/farm/core";
 import type { FailoverAction } from "../core/rules";
 import { ProcessScriptRunner } from "../drivers/app/scripts";
 import { SystemProber } from "../drivers/checkers/probes";
 import { CheckerScheduler } from "../drivers/checkers/scheduler";
 import { AdminServer, type AdminHandlers, type CommandAnswer } from "../drivers/http/admin-server";
 import { renderMetrics } from "../drivers/http/metrics";
+import { NftFarmFilter } from "../drivers/farm-filter/nft";
 import { FileStateStore } from "../drivers/state/store";
 import { UdpTransport } from "../drivers/transport/datagram";
 import type { VipDriver, VipLog } from "../drivers/vip/driver";
@@ -22,6 +25,7 @@ import { destinations, knownSenders, ownBindings } from "./addressing";
 import { MonotonicTicks } from "./clock";
 import { NoResync, NoWriteGate } from "./data-plane";
 import { FailoverRules } from "./failover";
+import { FarmNode } from "./farm-node";
 import { JsonLog } from "./log";
 import { nodeMetrics } from "./metrics";
 import { MirrorNode } from "./mirror-node";
@@ -72,7 +76,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       await node.idle();
     };
     const rules = new FailoverRules(cfg, act, log.write);
-    const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r));
+    const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r, node.checkersCount()));
     const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers() });
     handlers = {
       ready: () => node.ready(),
@@ -128,8 +132,46 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
     };
     await w.start(onFatal);
     stopNode = () => w.stop();
+  } else if (cfg.kind === "farm") {
+    const f = cfg.farm;
+    if (!f) throw new MirrorfarmError("MF_AGENT_KIND", `config kind "farm" needs a farm section (rules, seed); fix the config generator.`);
+    const filter = f.mode === "l2" ? new NftFarmFilter({ cluster: cfg.cluster, interface: f.interface, log: (e) => log.write({ event: "farm-filter", ...e }) }) : null;
+    const scripts = new ProcessScriptRunner(cfg.scripts, (script, l) => log.write({ event: "script-output", script, stream: l.stream, text: l.text }));
+    const node = new FarmNode(cfg, farmCoreConfigFromAgentConfig(cfg), { init: initFarmCore, step: farmCoreStep }, { datagrams: transport, filter, scripts, ticks, log: log.write, boot: Date.now() });
+    const act = async (action: FailoverAction): Promise<void> => {
+      if (action === "stopstart") {
+        await node.command("stop");
+        await node.idle();
+        await node.command("start");
+      } else await node.command(action === "swap" ? "restart" : action);
+      await node.idle();
+    };
+    const rules = new FailoverRules(cfg, act, log.write);
+    const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => {
+      rules.report(r, node.checkersCount());
+      node.checkers(rules.checkers());
+    });
+    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers() });
+    handlers = {
+      ready: () => node.ready(),
+      status,
+      metrics: () => renderMetrics(nodeMetrics(status(), transport.stats(), node.counters())),
+      logs: (n) => log.tail(n),
+      command: async (name): Promise<CommandAnswer> => {
+        if (name === "start" || name === "stop") rules.operator(name);
+        return node.command(name);
+      },
+    };
+    const prestart = await scripts.run("prestart", { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
+    if (prestart.ran) log.write({ event: "script", script: "prestart", ok: prestart.ok, code: prestart.code, timedOut: prestart.timedOut, durationMs: prestart.durationMs });
+    await node.start();
+    checkers.start();
+    stopNode = async () => {
+      checkers.stop();
+      await node.stop();
+    };
   } else {
-    throw new MirrorfarmError("MF_AGENT_KIND", `config kind "${cfg.kind}" is not run by this agent build yet (allowed: mirror, witness). Fix: deploy a build with the farm runtime, or use kind "mirror".`);
+    throw new MirrorfarmError("MF_AGENT_KIND", `config kind "${String(cfg.kind)}" is unknown (allowed: mirror, farm, witness).`);
   }
 
   const admin = new AdminServer({ address: cfg.admin.listen, port: cfg.ports.admin, token: cfg.secrets.adminToken, handlers });

@@ -16,6 +16,7 @@ export class OrderedEffects {
   private chain: Promise<void> = Promise.resolve();
   private queued = 0;
   private scripts: Promise<void> = Promise.resolve();
+  private scriptsPending = 0;
 
   constructor(private readonly onError: (what: string, err: unknown) => void) {}
 
@@ -33,9 +34,18 @@ export class OrderedEffects {
 
   script(what: string, fn: () => Promise<void>): void {
     const after = this.chain;
+    this.scriptsPending++;
     this.scripts = Promise.all([this.scripts, after])
       .then(fn)
-      .catch((e: unknown) => this.onError(what, e));
+      .catch((e: unknown) => this.onError(what, e))
+      .finally(() => {
+        this.scriptsPending--;
+      });
+  }
+
+  /** True while a script is queued or running (the application is being started or stopped). */
+  scriptsBusy(): boolean {
+    return this.scriptsPending > 0;
   }
 
   /** Resolves once everything queued so far (gates, nows and scripts) has run. */

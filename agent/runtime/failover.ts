@@ -20,11 +20,12 @@ export class FailoverRules {
     this.state = initRules({ checkers: cfg.checkers.map((c) => ({ name: c.name, failures: c.failures, action: c.action })), loopLimit: cfg.failover.loopLimit, loopWindowMs: cfg.failover.loopWindowMs });
   }
 
-  report(r: CheckerReport): void {
+  /** Records a result; it counts towards an action only when `counts` (the application should run). */
+  report(r: CheckerReport, counts = true): void {
     const before = this.latest.get(r.name);
     this.latest.set(r.name, r);
     if (before?.ok !== r.ok) this.log({ event: "checker", checker: r.name, ok: r.ok, detail: r.detail });
-    this.feed({ type: "check", checker: r.name, ok: r.ok, atMs: this.nowMs(), detail: r.detail });
+    if (counts) this.feed({ type: "check", checker: r.name, ok: r.ok, atMs: this.nowMs(), detail: r.detail });
   }
 
   /** Operator start: watch again with a clean loop history. Operator stop: stop watching. */

@@ -123,6 +123,14 @@ export class MirrorNode {
     return answer;
   }
 
+  /**
+   * Whether application checker results should drive the failover rules now: only where the
+   * application runs (a writer) and not while its role scripts are still starting or stopping it.
+   */
+  checkersCount(): boolean {
+    return !!this.state && isWriterRole(this.state.role) && !this.fx.scriptsBusy();
+  }
+
   ready(): boolean {
     if (!this.state || !isWriterRole(this.state.role) || !this.state.writable) return false;
     return this.d.vip ? this.d.vip.held() : true;

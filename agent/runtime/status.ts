@@ -21,4 +21,6 @@ export type StatusDoc = {
   /** The most recent transitions, newest last. */
   transitions: Transition[];
   uptimeMs: number;
+  /** Farm members only: owned buckets (of 256), UP members of the view, the map's leader and version. */
+  farm?: { owned: number; up: string[]; leader: string | null; mapVersion: number; peers: { name: string; state: string }[] };
 };
