@@ -26,8 +26,9 @@ net.createServer((c) => {
   });
 }).listen(7000, ready);`;
 
-/** Client batch: argv[1] = {vip, port, sources, perSource, concurrency, timeoutMs}; prints one JSON
- *  line [[source, k, body | null, error | null], ...] once every request has ended. */
+/** Client batch: argv[1] = {vip, port, sources, perSource, concurrency, timeoutMs}; prints
+ *  "started", then one JSON line [[source, k, body | null, error | null], ...] once every request
+ *  has ended. */
 export const BATCH_CLIENT = `
 const http = require("http");
 const cfg = JSON.parse(process.argv[1]);
@@ -48,6 +49,7 @@ function one() {
     req.on("error", (e) => { out.push([src, k, null, e.message]); done(); });
   }).then(one);
 }
+console.log("started");
 Promise.all(Array.from({ length: cfg.concurrency }, one)).then(() => console.log(JSON.stringify(out)));`;
 
 /** One long-lived connection from argv[3] to argv[1]:argv[2]; stdin lines are sent, each answer

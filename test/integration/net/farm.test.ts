@@ -170,6 +170,27 @@ describe.skipIf(!root)("3-node farm on nftables, 200 client addresses", { timeou
     await conn.kill();
   });
 
+  it("buckets moving back and forth under load, loser first, fail no request", async () => {
+    // Release before gain: a bucket is never owned twice. (Owned twice, both nodes accept the SYN;
+    // the loser's conntrack takes the client's ACK for the winner's handshake as valid and its
+    // stack answers with a RST that resets the client: measured, every connection in the overlap.)
+    const p = startNode(ns("client"), BATCH_CLIENT, [JSON.stringify({ vip: VIP, port: 80, sources: SOURCES, perSource: 5, concurrency: 40, timeoutMs: 10_000 })]);
+    procs.push(p);
+    await p.waitFor(/^started$/, 10_000);
+    for (let i = 0; i < 3; i++) {
+      await filters.b.setOwned([]);
+      await filters.a.setOwned([...SPLIT.a, ...SPLIT.b]);
+      await filters.a.setOwned(SPLIT.a);
+      await filters.b.setOwned(SPLIT.b);
+    }
+    const results = JSON.parse(await p.waitFor(/^\[/, 90_000)) as BatchResult[];
+    await p.kill();
+    expect(results).toHaveLength(1000);
+    expect(results.filter((r) => r[3] !== null)).toEqual([]);
+    // Clients of a and c never moved; b's were served by a or b depending on the moment.
+    expect(results.filter(([src, , body]) => (home.get(src) === "b" ? body !== "a" && body !== "b" : body !== home.get(src)))).toEqual([]);
+  });
+
   it("a dead node's buckets move to the survivors: its clients are served again, the others stay put", async () => {
     expect(home.size).toBe(200);
     const procC = procs[NODES.indexOf("c")] as NsProcess;
