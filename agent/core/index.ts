@@ -54,4 +54,5 @@ export {
   type TransitionLog,
 } from "./mirror/types";
 export { mirrorStatus, type MirrorStatus } from "./mirror/status";
+export { aliveMembers, aliveNetworks, isAlive, lastHeard, newMembership, recordHeard, type Membership } from "./membership";
 export { FRESH_WITNESS, type WitnessEffect, type WitnessEvent, type WitnessPersisted, type WitnessState, type WitnessStep } from "./witness/node";

@@ -7,28 +7,38 @@ export const BUCKETS = 256;
 export type FarmMember = { name: string; power: number };
 
 /**
- * Bucket counts per member by largest remainder: member i gets floor(256 * p_i / P) or one more,
- * so each count is within 1 of its exact share 256 * p_i / P. The remaining buckets go to the
- * largest remainders; ties go first to members that already hold more than their floor (the extra
- * bucket then costs no move), then by name (determinism). This makes the result idempotent.
+ * Bucket counts per member: member i gets floor(256 * p_i / P) or one more, so each count is
+ * within 1 of its exact share 256 * p_i / P (the guarantee of largest remainder). Which members
+ * get one more is chosen to move the fewest buckets, in this order:
+ * 1. members that already hold more than their floor: the extra bucket is one they keep;
+ * 2. members that receive buckets anyway (they hold less than their floor);
+ * 3. the largest remainder (256 * p mod P), then the name (determinism).
+ * Plain largest remainder would, when a member joins, sometimes move a bucket between two members
+ * that both stay (the population paradox); 1 and 2 prevent it, so a joining member takes only its
+ * own share. On a fresh map (nothing held) this is largest remainder, except that members whose
+ * share is below one bucket rank after the others. Reassigning over the same members is a no-op.
  */
 export function bucketTargets(members: ReadonlyArray<FarmMember>, held: ReadonlyMap<string, number>): Map<string, number> {
   const total = members.reduce((s, m) => s + m.power, 0);
-  const targets = new Map<string, number>();
+  const floors = new Map<string, number>();
   let given = 0;
   for (const m of members) {
     const n = Math.floor((BUCKETS * m.power) / total);
-    targets.set(m.name, n);
+    floors.set(m.name, n);
     given += n;
   }
-  const spare = (m: FarmMember) => ((held.get(m.name) ?? 0) > (targets.get(m.name) ?? 0) ? 1 : 0);
+  const h = (m: FarmMember) => held.get(m.name) ?? 0;
+  const f = (m: FarmMember) => floors.get(m.name) ?? 0;
+  const keeps = (m: FarmMember) => (h(m) > f(m) ? 1 : 0);
+  const receives = (m: FarmMember) => (h(m) < f(m) ? 1 : 0);
   // Remainders compared as integers (256 * p mod P) to avoid floating-point ties.
+  const remainder = (m: FarmMember) => (BUCKETS * m.power) % total;
   const order = [...members].sort(
-    (a, b) =>
-      ((BUCKETS * b.power) % total) - ((BUCKETS * a.power) % total) || spare(b) - spare(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+    (a, b) => keeps(b) - keeps(a) || receives(b) - receives(a) || remainder(b) - remainder(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
   );
+  const targets = new Map(floors);
   for (let i = 0; given < BUCKETS; i++, given++) {
-    const m = order[i % order.length] as FarmMember;
+    const m = order[i] as FarmMember;
     targets.set(m.name, (targets.get(m.name) ?? 0) + 1);
   }
   return targets;

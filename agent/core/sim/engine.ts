@@ -368,7 +368,11 @@ export class Sim {
   private onPromotion(n: MirrorNode, forced: boolean): void {
     if (forced) {
       let lost = 0;
-      for (const r of this.acked) if (!n.data.has(r)) (this.acked.delete(r), lost++);
+      for (const r of this.acked) {
+        if (n.data.has(r)) continue;
+        this.acked.delete(r);
+        lost++;
+      }
       this.lostByPrimforce += lost;
       this.note(n.name, `primforce accepted: ${lost} acknowledged record(s) given up`);
       return;

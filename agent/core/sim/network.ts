@@ -82,7 +82,11 @@ export class SimNetwork {
     const todo = [start];
     while (todo.length > 0) {
       const x = todo.pop() as string;
-      for (const y of among) if (!seen.has(y) && this.connected(x, y)) (seen.add(y), todo.push(y));
+      for (const y of among) {
+        if (seen.has(y) || !this.connected(x, y)) continue;
+        seen.add(y);
+        todo.push(y);
+      }
     }
     return [...seen].sort();
   }
