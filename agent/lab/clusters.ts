@@ -7,13 +7,13 @@ import { exampleConfigDocument } from "../config/example";
 import { parseAgentConfig, type AgentConfigInput } from "../config/schema";
 import { MirrorfarmError } from "../errors";
 import * as deployer from "../../components/onprem/deployer";
-import { DEMO_APP_DIR, DEMO_APP_PORT, demoAppFiles } from "./demo-app";
+import { APPS_DIR, appModules, type LabApp } from "./apps";
 import { PRIVATE_PATHS } from "./host";
 import { labAddresses } from "./names";
 import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
 import { run, waitFor } from "./sys";
 
-export type LabApp = "demo" | "postgresql" | "nginx";
+export type { LabApp } from "./apps";
 
 export interface ClusterOptions {
   mirror: boolean;
@@ -51,19 +51,24 @@ async function secrets(lab: string, cluster: string, nodes: Array<{ name: string
   return out;
 }
 
-function demoScripts(doc: AgentConfigInput): void {
+function appScripts(doc: AgentConfigInput, app: LabApp): void {
   doc.scripts = {
-    start_prim: { path: `${DEMO_APP_DIR}/start.sh`, timeoutMs: 10_000 },
-    stop_prim: { path: `${DEMO_APP_DIR}/stop.sh`, timeoutMs: 10_000 },
+    start_prim: { path: `${APPS_DIR}/${app}/start.sh`, timeoutMs: 40_000 },
+    stop_prim: { path: `${APPS_DIR}/${app}/stop.sh`, timeoutMs: 40_000 },
   };
 }
 
-/** Writes the demo app into a host's private /var/lib/mirrorfarm (what an application module would install). */
-function installDemoApp(lab: string, host: string): void {
+/**
+ * Installs an application into a host's private /var/lib/mirrorfarm (what an application module
+ * does on a server) and runs its one-time setup inside the host.
+ */
+async function installApp(state: LabState, host: string, app: LabApp): Promise<void> {
   const varLib = PRIVATE_PATHS.find(([, target]) => target === "/var/lib/mirrorfarm")?.[0] ?? "var-lib-mirrorfarm";
-  const dir = path.join(hostDir(lab, host), varLib, path.relative("/var/lib/mirrorfarm", DEMO_APP_DIR));
+  const dir = path.join(hostDir(state.name, host), varLib, path.relative("/var/lib/mirrorfarm", APPS_DIR), app);
   fs.mkdirSync(dir, { recursive: true });
-  for (const [file, { text, mode }] of Object.entries(demoAppFiles(host))) fs.writeFileSync(path.join(dir, file), text, { mode });
+  const mod = appModules[app];
+  for (const [file, { text, mode }] of Object.entries(mod.files(host))) fs.writeFileSync(path.join(dir, file), text, { mode });
+  if (mod.setup) await run("nsenter", ["-t", String(state.hosts[host]?.holderPid), "-m", "-n", "--", ...mod.setup], { timeoutMs: 60_000 });
 }
 
 interface PlannedNode {
@@ -94,7 +99,7 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         patch: (d) => {
           admin(node)(d);
           if (d.vip) d.vip = { ...d.vip, prefixLength: 24 };
-          if (opts.app === "demo" && node !== "witness") demoScripts(d);
+          if (opts.app && node !== "witness") appScripts(d, opts.app);
         },
       });
       nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
@@ -113,8 +118,8 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         secrets: secretsByCluster.farm?.[m.name],
         patch: (d) => {
           admin(m.name)(d);
-          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [DEMO_APP_PORT] }];
-          if (opts.app === "demo") demoScripts(d);
+          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [appModules[opts.app ?? "demo"].port] }];
+          if (opts.app) appScripts(d, opts.app);
         },
       });
       nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
@@ -179,8 +184,6 @@ async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: 
 
 /** Generates configs, deploys every node over SSH, starts it and waits until all are healthy. */
 export async function deployClusters(state: LabState, opts: ClusterOptions): Promise<void> {
-  if (opts.app && opts.app !== "demo")
-    throw new MirrorfarmError("MF_LAB_APP", `--app ${opts.app} is not available in the lab yet; allowed now: demo`);
   let bundle: string;
   try {
     bundle = fs.readFileSync(opts.bundlePath, "utf8");
@@ -193,13 +196,14 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   const farmHosts = Array.from({ length: opts.farm }, (_, i) => `host${(opts.mirror ? 3 : 1) + i}`);
   if (opts.farm > 0) secretsByCluster.farm = await secrets(state.name, "farm", farmHosts.map((h) => ({ name: h, address: addressOf(h) })));
   const nodes = plan(state, opts, secretsByCluster);
-  if (opts.app === "demo") for (const n of nodes) if (n.node !== "witness") installDemoApp(state.name, n.host);
+  const app = opts.app;
+  if (app) await Promise.all(nodes.filter((n) => n.node !== "witness").map((n) => installApp(state, n.host, app)));
 
   const addrs = labAddresses(state.subnet);
   const clusterState = (vip: string, members: string[], token: string): ClusterState => ({
     vip,
     nodes: members,
-    ...(opts.app === "demo" ? { app: { url: `http://${vip}:${DEMO_APP_PORT}/` } } : {}),
+    ...(opts.app ? { app: { url: appModules[opts.app].url(vip) } } : {}),
     admin: Object.fromEntries(members.map((m) => [m, { url: `http://${addressOf(m)}:${ADMIN_PORT}`, token }])),
   });
   const updated = updateState(state.name, (s) => {

@@ -1,0 +1,56 @@
+// `lab up --mirror --app nginx|postgresql`: the application runs on the primary, reached on the VIP
+// from the lab's client host.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import { deployClusters } from "../../../agent/lab/clusters";
+import { down, execArgv, info, upHosts } from "../../../agent/lab/lab";
+import { requireState } from "../../../agent/lab/state";
+import * as path from "node:path";
+import { needsRoot } from "../../support/privileges";
+
+const pexec = promisify(execFile);
+const LAB = "tapps";
+const BUNDLE = path.resolve(__dirname, "../../../dist/mirrorfarm-agent.js");
+
+async function fromClient(argv: string[]): Promise<string | undefined> {
+  const [bin, ...args] = execArgv(LAB, "client", argv);
+  try {
+    return (await pexec(bin ?? "nsenter", args, { timeout: 10_000 })).stdout.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
+  const end = Date.now() + deadlineMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.skipIf(!needsRoot("lab applications"))("lab applications on a mirror cluster", () => {
+  afterEach(async () => {
+    await down(LAB);
+  });
+
+  it("nginx answers the primary's name on the VIP", async () => {
+    await down(LAB);
+    await deployClusters(await upHosts({ name: LAB, servers: 2 }), { mirror: true, farm: 0, app: "nginx", bundlePath: BUNDLE });
+    const mirror = info(requireState(LAB)).mirror;
+    expect(mirror?.app?.url).toBe(`http://${mirror?.vip}/`);
+    expect(await poll("nginx on the VIP", () => fromClient(["curl", "-s", "-m", "2", mirror?.app?.url ?? ""]).then((r) => (r ? r : undefined)))).toBe("host1");
+  }, 120_000);
+
+  it("PostgreSQL accepts queries on the VIP, served by the primary", async () => {
+    await down(LAB);
+    await deployClusters(await upHosts({ name: LAB, servers: 2 }), { mirror: true, farm: 0, app: "postgresql", bundlePath: BUNDLE });
+    const mirror = info(requireState(LAB)).mirror;
+    expect(mirror?.app?.url).toBe(`postgresql://postgres@${mirror?.vip}:5432/postgres`);
+    const served = await poll("PostgreSQL on the VIP", () => fromClient(["psql", mirror?.app?.url ?? "", "-Atc", "select 6 * 7"]));
+    expect(served).toBe("42");
+  }, 120_000);
+});
