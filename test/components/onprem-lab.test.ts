@@ -27,7 +27,7 @@ describe.skipIf(!needsRoot("on-prem NodeDeployment provider over SSH"))("on-prem
     target = sshTarget(state, "host1");
     const bundlePath = join(dir, "mirrorfarm-agent.js");
     writeFileSync(bundlePath, BUNDLE);
-    props = { target, node: NODE, serviceMode: "supervised", bundlePath, bundleSha256: "b1", config: '{"v":1}\n', configSha256: "c1" };
+    props = { target: { ...target, privateKey: target.privateKey.toString() }, node: NODE, serviceMode: "supervised", bundlePath, bundleSha256: "b1", config: '{"v":1}\n', configSha256: "c1" };
   }, 120_000);
   afterAll(async () => {
     rmSync(dir, { recursive: true, force: true });
