@@ -571,6 +571,12 @@ function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "pee
   if (!c || c.via !== via || r.epoch !== c.epoch) return;
   if (r.granted) {
     if (!candidacyStillValid(s)) return void (s.candidate = null);
+    // A grant is also a lease counted from our request; one that arrives after that lease ended
+    // is of no use (we would block writes at once): ask again, the voter grants the same epoch.
+    if (r.echo.boot !== s.persisted.boot || r.echo.tick + s.config.leaseTicks <= s.now) {
+      c.refusal = `the vote for epoch ${c.epoch} arrived after its lease ended; asking again`;
+      return;
+    }
     const who = via === "peer" ? `${s.config.peer} voted` : `peer ${s.config.peer} lost, witness ${s.config.witness ?? ""} granted`;
     const why = s.role === "PRIM" ? `peer ${s.config.peer} not in sync, ${who}` : c.force ? `primforce, ${who}` : who;
     // A forced vote skipped the voter's freshness check: what the voter knew newer may be lost.
