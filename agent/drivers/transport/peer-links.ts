@@ -85,6 +85,8 @@ export class TlsPeerLinks extends LinkTable {
   private readonly sockets = new Map<string, TLSSocket>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly attempts = new Map<string, number>();
+  /** Every raw connection, adopted or not (handshaking, dialing), so close() never waits on one. */
+  private readonly raw = new Set<{ destroy(): void }>();
   private closed = false;
 
   async start(): Promise<void> {
@@ -95,6 +97,7 @@ export class TlsPeerLinks extends LinkTable {
       server.on("tlsClientError", () => {
         this.counts.rejected++;
       });
+      server.on("connection", (sock: { destroy(): void; once(e: "close", f: () => void): void }) => this.track(sock));
       await new Promise<void>((resolve, reject) => {
         server.once("error", (err) => reject(new Error(`peer link listener ${ep.address}:${ep.port}: ${err.message}`)));
         server.listen({ host: ep.address, port: ep.port, exclusive: true }, () => resolve());
@@ -130,6 +133,7 @@ export class TlsPeerLinks extends LinkTable {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const s of this.sockets.values()) s.destroy();
+    for (const s of this.raw) s.destroy();
     await Promise.all(this.servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.servers.length = 0;
   }
@@ -161,6 +165,7 @@ export class TlsPeerLinks extends LinkTable {
       servername: undefined,
       checkServerIdentity: (_host, c) => (certificateNames(c).includes(p.name) ? undefined : new Error(`peer certificate does not name ${p.name}`)),
     });
+    this.track(sock);
     let adopted = false;
     sock.once("secureConnect", () => {
       adopted = true;
@@ -173,6 +178,11 @@ export class TlsPeerLinks extends LinkTable {
     sock.once("close", () => {
       if (!adopted) this.retry(p);
     });
+  }
+
+  private track(sock: { destroy(): void; once(e: "close", f: () => void): void }): void {
+    this.raw.add(sock);
+    sock.once("close", () => this.raw.delete(sock));
   }
 
   private retry(p: PeerSpec): void {

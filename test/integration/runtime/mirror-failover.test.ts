@@ -98,12 +98,23 @@ describe("mirror failover on loopback (real processes, UDP heartbeats, witness)"
 
   it("swap through the mirrorfarm CLI moves the primary back to a", async () => {
     const b = cluster.admin.b!;
-    const out = execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "agent/cli/main.ts"), "swap", "--node", `${b.host}:${b.port}`], {
-      env: { ...process.env, MIRRORFARM_TOKEN: cluster.token },
-      cwd: ROOT,
-      encoding: "utf8",
-    });
-    expect(out).toMatch(/^swap: done/);
+    const swap = (): string => {
+      try {
+        return execFileSync(process.execPath, ["--import", "tsx", join(ROOT, "agent/cli/main.ts"), "swap", "--node", `${b.host}:${b.port}`], {
+          env: { ...process.env, MIRRORFARM_TOKEN: cluster.token },
+          cwd: ROOT,
+          encoding: "utf8",
+        });
+      } catch (e) {
+        // Exit 1: refused, e.g. while the secondary does not yet know it is in sync; say why.
+        return String((e as { stdout?: string }).stdout ?? e);
+      }
+    };
+    const out = await waitFor("the swap accepted", () => {
+      const o = swap();
+      return /^swap: done/.test(o) ? o : (expect(o).toMatch(/^swap: refused: /), undefined);
+    }, 15_000, 200);
+    expect(out).toMatch(/^swap: done: handing over to a/);
     await waitFor("a PRIM and b SECOND after the swap", () => roles(["a", "PRIM"], ["b", "SECOND"]), 15_000, 50);
     expect(await client("a").ready()).toBe(true);
   });

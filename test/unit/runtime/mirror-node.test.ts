@@ -171,7 +171,14 @@ describe("mirror node runtime (real core, in-memory drivers)", () => {
     await c.run(() => c.a.node.status().state === "PRIM" && c.b.node.status().state === "SECOND");
     expect(await c.a.node.command("reboot")).toMatchObject({ status: 404 });
     expect(await c.b.node.command("primforce")).toMatchObject({ status: 409, body: { ok: false } });
-    expect(await c.a.node.command("swap")).toMatchObject({ status: 200, body: { ok: true, command: "swap" } });
+    // The primary hands over only once its secondary's heartbeat says it knows it is in sync.
+    let swap = await c.a.node.command("swap");
+    for (let i = 0; i < 40 && swap.status !== 200; i++) {
+      expect(swap).toMatchObject({ status: 409, body: { ok: false } });
+      await c.run(() => false, 1).catch(() => undefined);
+      swap = await c.a.node.command("swap");
+    }
+    expect(swap).toMatchObject({ status: 200, body: { ok: true, command: "swap" } });
     await c.run(() => c.b.node.status().state === "PRIM" && c.a.node.status().state === "SECOND");
     await c.a.node.idle();
     expect(c.a.vip.calls.slice(-1)).toEqual(["release"]);
