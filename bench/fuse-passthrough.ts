@@ -1,8 +1,10 @@
-// Benchmark: our FUSE passthrough against the local disk it sits on, measured in the same run.
+// Benchmark: our FUSE passthrough, and the same mount replicated over a loopback TCP replication
+// link to a second directory, against the local disk they sit on, measured in the same run.
 //   npx tsx bench/fuse-passthrough.ts [--seq-mib 256] [--fsyncs 500] [--creates 1000] [--rounds 3]
 // Prints JSON (last line): sequential write MB/s (1 MiB blocks, fsync at end), 4 KiB write+fsync
-// latency p50/p99 (us), small-file creates/s; each for local disk and passthrough, the ratio, and
-// the median of the rounds. The FUSE server runs in its own process, as in production.
+// latency p50/p99 (us), small-file creates/s; for each target the median of the rounds, and
+// ratios (passthrough vs local disk, replicated vs passthrough). The FUSE server runs in its own
+// process, as in production; "replicated" shares one disk and one machine between both sides.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -71,23 +73,30 @@ const round1 = (x: number) => Math.round(x * 10) / 10;
 
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "mf-bench-fuse-"));
-  const [local, mnt, backing] = ["local", "mnt", "backing"].map((d) => path.join(root, d)) as [string, string, string];
-  for (const d of [local, mnt, backing]) fs.mkdirSync(d);
-  const server = await startPassthroughServer(mnt, backing);
-  const rounds: { local: ReturnType<typeof measure>; fuse: ReturnType<typeof measure> }[] = [];
+  const dirs = ["local", "mnt", "backing", "rmnt", "primary", "secondary"].map((d) => path.join(root, d));
+  const [local, mnt, backing, rmnt, primary, secondary] = dirs as [string, string, string, string, string, string];
+  for (const d of dirs) fs.mkdirSync(d);
+  const plain = await startPassthroughServer(mnt, backing);
+  const replicated = await startPassthroughServer(rmnt, primary, secondary);
+  type M = ReturnType<typeof measure>;
+  const rounds: { local: M; fuse: M; repl: M }[] = [];
   try {
-    for (let r = 0; r < ROUNDS; r++) rounds.push({ local: measure(local), fuse: measure(mnt) });
+    for (let r = 0; r < ROUNDS; r++) rounds.push({ local: measure(local), fuse: measure(mnt), repl: measure(rmnt) });
   } finally {
-    await server.stop();
+    await plain.stop();
+    await replicated.stop();
     fs.rmSync(root, { recursive: true, force: true });
   }
-  const pick = (f: (m: ReturnType<typeof measure>) => number) => ({
+  const pick = (f: (m: M) => number) => ({
     local: round1(median(rounds.map((r) => f(r.local)))),
     passthrough: round1(median(rounds.map((r) => f(r.fuse)))),
+    replicated: round1(median(rounds.map((r) => f(r.repl)))),
   });
-  const withRatio = (x: { local: number; passthrough: number }, higherIsBetter: boolean) => ({
+  const ratio = (a: number, b: number) => Math.round((a / b) * 100) / 100;
+  const withRatio = (x: { local: number; passthrough: number; replicated: number }, higherIsBetter: boolean) => ({
     ...x,
-    ratio: Math.round((higherIsBetter ? x.passthrough / x.local : x.local / x.passthrough) * 100) / 100,
+    passthroughVsLocal: higherIsBetter ? ratio(x.passthrough, x.local) : ratio(x.local, x.passthrough),
+    replicatedVsPassthrough: higherIsBetter ? ratio(x.replicated, x.passthrough) : ratio(x.passthrough, x.replicated),
   });
   const result = {
     bench: "fuse-passthrough",
@@ -96,7 +105,7 @@ async function main(): Promise<void> {
     fsync4kP50Us: withRatio(pick((m) => m.fsync4k.p50), false),
     fsync4kP99Us: withRatio(pick((m) => m.fsync4k.p99), false),
     createsPerSec: withRatio(pick((m) => m.createsPerSec), true),
-    note: "ratio = passthrough relative to local disk (1 = as fast; latency ratios are local/passthrough)",
+    note: "ratios: 1 = as fast; for latencies the ratio is baseline/measured",
   };
   console.log(JSON.stringify(result));
 }
