@@ -1,0 +1,26 @@
+// A mirrorfarm mirror on Azure: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+import * as pulumi from "@pulumi/pulumi";
+import { azure, type ApplicationModule } from "mirrorfarm";
+
+const config = new pulumi.Config();
+
+const cluster = new azure.MirrorCluster(config.get("clusterName") ?? "db", {
+  cluster: {
+    clusterName: config.get("clusterName") ?? "db",
+    nodes: [{ name: "node1" }, { name: "node2" }],
+    application: (config.get("application") ?? "postgresql") as ApplicationModule,
+  },
+  resourceGroupName: config.require("resourceGroupName"),
+  location: config.require("location"),
+  subnetId: config.require("subnetId"),
+  zones: ["1", "2"],
+  witnessZone: "3",
+  image: { publisher: config.require("imagePublisher"), offer: config.require("imageOffer"), sku: config.require("imageSku") },
+  adminUsername: config.get("adminUsername") ?? "azureuser",
+  sshPublicKey: config.require("sshPublicKey"),
+});
+
+export const endpoint = cluster.endpoint;
+export const nodes = cluster.nodes;
+export const consoleUrl = cluster.consoleUrl;
+export const agentConfigHash = cluster.agentConfigHash;
