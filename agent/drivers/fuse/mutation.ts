@@ -6,6 +6,7 @@
 // Linux file name is exact), never "." or "..". `null` means the file has no name any more
 // (unlinked while open): nothing written to it can be reached after the last close, so the
 // replication layer may drop such ops.
+import { Errno, FuseError } from "./errno";
 
 export interface Timespec {
   sec: number;
@@ -65,5 +66,14 @@ const resolved = Promise.resolve();
 /** Plain passthrough: nothing to admit or replicate. */
 export const noopMutationSink: MutationSink = {
   admit: () => resolved,
+  commit: () => resolved,
+};
+
+/**
+ * The secondary's view for applications: every change is refused with EROFS before anything is
+ * touched (only the replication receiver writes the backing directory there).
+ */
+export const readOnlyMutationSink: MutationSink = {
+  admit: (op) => Promise.reject(new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`)),
   commit: () => resolved,
 };

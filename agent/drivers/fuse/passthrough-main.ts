@@ -2,7 +2,8 @@
 //   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR]
 // --replica DIR replicates every change into DIR over a real replication link on loopback TCP
 // (sender in this process's FUSE path, receiver + confined applier at the other end): a
-// replicated pair on one machine.
+// replicated pair on one machine. --read-only refuses every change with EROFS (the secondary's
+// view for applications).
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
 // one per line: "stats" (prints {"event":"stats",...}) and "unmount". SIGTERM, SIGINT and stdin
 // closing (the parent died) unmount too, so a parent never leaves a mount served by nobody.
@@ -12,7 +13,7 @@ import * as net from "node:net";
 import { BackingApplier } from "../replication/applier";
 import { ReplicationReceiver } from "../replication/receiver";
 import { ReplicationSender } from "../replication/sender";
-import type { MutationKind, MutationOp, MutationSink } from "./mutation";
+import { type MutationKind, type MutationOp, type MutationSink, readOnlyMutationSink } from "./mutation";
 import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
 
 // One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the rest.
@@ -81,7 +82,7 @@ async function main(): Promise<void> {
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
       backing: arg("backing"),
-      sink: countingSink(mutations, replica?.sender ?? null),
+      sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (replica?.sender ?? null)),
       log,
     });
   } catch (err) {

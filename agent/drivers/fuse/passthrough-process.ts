@@ -34,9 +34,9 @@ export interface FuseServer {
   log(): string;
 }
 
-/** `replica`: also replicate every change into that directory (see passthrough-main). */
-export async function startPassthroughServer(mountpoint: string, backing: string, replica?: string): Promise<FuseServer> {
-  const extra = replica ? ["--replica", replica] : [];
+/** `replica`: also replicate every change into that directory; `readOnly`: refuse every change (see passthrough-main). */
+export async function startPassthroughServer(mountpoint: string, backing: string, replica?: string, readOnly = false): Promise<FuseServer> {
+  const extra = [...(replica ? ["--replica", replica] : []), ...(readOnly ? ["--read-only"] : [])];
   const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing, ...extra], {
     stdio: ["pipe", "pipe", "pipe"],
   });

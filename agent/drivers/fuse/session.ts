@@ -63,6 +63,8 @@ export interface SessionStats {
 
 /** Below this a request is copied out so the 1 MiB read buffer is reused at once. */
 const COPY_THRESHOLD = 64 * 1024;
+/** Spare read buffers kept (1 MiB each); more in use at once are allocated and left to the GC. */
+const MAX_FREE_BUFFERS = 8;
 
 const OPCODE_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(Opcode).map(([name, code]) => [code, name.toLowerCase()]),
@@ -124,7 +126,7 @@ export class FuseSession {
     const decoded = decodeRequest(msg);
     if (!decoded.ok) {
       this.stats.decodeErrors++;
-      if (owned) this.freeBuffers.push(owned);
+      if (owned) this.recycle(owned);
       this.options.log({ event: "fuse_bad_request", reason: decoded.reason });
       if (decoded.header && !isNoReply(decoded.header.opcode)) this.replyError(decoded.header.unique, Errno.EIO);
       return;
@@ -161,13 +163,17 @@ export class FuseSession {
   private finish(unique: bigint, owned: Buffer | null, errno: number, payload: Buffer[]): void {
     this.inFlight.delete(unique);
     this.stats.inFlight = this.inFlight.size;
-    if (owned) this.freeBuffers.push(owned);
+    if (owned) this.recycle(owned);
     this.reply(unique, errno, payload);
     if (this.inFlight.size === 0 && this.idle) {
       const idle = this.idle;
       this.idle = null;
       idle();
     }
+  }
+
+  private recycle(buf: Buffer): void {
+    if (this.freeBuffers.length < MAX_FREE_BUFFERS) this.freeBuffers.push(buf);
   }
 
   private replyError(unique: bigint, errno: number): void {

@@ -6,6 +6,8 @@
 // of order, or no ack for `ackTimeoutMs`. Every commit still waiting is then rejected with
 // ReplicationLinkLost and so is every later one; what the primary does then (block writes, go
 // ALONE and record modified zones) is the mirror policy's decision, made above this link.
+// An INTERRUPT does not cut the wait for an ack: the op is already applied here and sent, so
+// answering EINTR would report a change that did happen as not done.
 import type { Duplex } from "node:stream";
 import { Errno, FuseError } from "../fuse/errno";
 import type { MutationOp, MutationSink } from "../fuse/mutation";
