@@ -9,6 +9,7 @@ import { MirrorfarmError } from "../errors";
 import * as deployer from "../../components/onprem/deployer";
 import { APPS_DIR, appModules, type LabApp } from "./apps";
 import { PRIVATE_PATHS } from "./host";
+import { execArgv } from "./lab";
 import { labAddresses } from "./names";
 import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
 import { run, waitFor } from "./sys";
@@ -68,7 +69,7 @@ async function installApp(state: LabState, host: string, app: LabApp): Promise<v
   fs.mkdirSync(dir, { recursive: true });
   const mod = appModules[app];
   for (const [file, { text, mode }] of Object.entries(mod.files(host))) fs.writeFileSync(path.join(dir, file), text, { mode });
-  if (mod.setup) await run("nsenter", ["-t", String(state.hosts[host]?.holderPid), "-m", "-n", "--", ...mod.setup], { timeoutMs: 60_000 });
+  if (mod.setup) await run("nsenter", execArgv(state.name, host, mod.setup).slice(1), { timeoutMs: 60_000 });
 }
 
 interface PlannedNode {
@@ -170,7 +171,7 @@ async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: 
     if (await agentStatus(url, token)) return true;
     const st = await deployer.status(target, n.node);
     if (st.restarts > 0) {
-      const log = await run("nsenter", ["-t", String(state.hosts[n.host]?.holderPid), "-m", "-n", "tail", "-n", "20", deployer.layout(n.node).log], { allowFail: true });
+      const log = await run("nsenter", execArgv(state.name, n.host, ["tail", "-n", "20", deployer.layout(n.node).log]).slice(1), { allowFail: true });
       throw new MirrorfarmError("MF_LAB_UNHEALTHY", `agent ${n.node} on ${n.host} exited and was restarted; its log ends with:\n${log.stdout}`);
     }
     if (!st.running) return undefined;

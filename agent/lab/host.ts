@@ -22,6 +22,11 @@ export const PRIVATE_PATHS: ReadonlyArray<readonly [string, string]> = [
 
 const SSHD = "/usr/sbin/sshd";
 
+/** Arguments of nsenter that enter a host: its network, mount and UTS (host name) namespaces. */
+export function enterHost(holderPid: number): string[] {
+  return ["-t", String(holderPid), "-m", "-n", "-u", "--"];
+}
+
 export function netnsInode(netns: string): number | undefined {
   try {
     return fs.statSync(`/run/netns/${netns}`).ino;
@@ -90,8 +95,8 @@ function ownMountNs(): string {
 }
 
 /**
- * Starts the process that holds the host's mount namespace and makes the host's private bind
- * mounts in it. A fresh /run (like a boot) keeps only what sshd needs.
+ * Starts the process that holds the host's mount and UTS namespaces, makes the host's private
+ * bind mounts in it and sets its host name. A fresh /run (like a boot) keeps only what sshd needs.
  */
 export async function startHolder(lab: string, h: HostState, log: number): Promise<number> {
   const dir = hostDir(lab, h.name);
@@ -108,7 +113,7 @@ export async function startHolder(lab: string, h: HostState, log: number): Promi
   fs.chmodSync(runDir, 0o755);
   await chownPostgres(dir);
 
-  const pid = spawnDetached("ip", ["netns", "exec", h.netns, "unshare", "--mount", "--propagation", "private", "sleep", "infinity"], log);
+  const pid = spawnDetached("ip", ["netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private", "sleep", "infinity"], log);
   const mine = ownMountNs();
   await waitFor(`mount namespace of ${h.name}`, 10_000, () => {
     try {
@@ -120,7 +125,7 @@ export async function startHolder(lab: string, h: HostState, log: number): Promi
     }
   });
   const binds = PRIVATE_PATHS.map(([sub, target]) => `mount --bind ${path.join(dir, sub)} ${target}`).join(" && ");
-  await run("nsenter", ["-t", String(pid), "-m", "-n", "sh", "-c", binds]);
+  await run("nsenter", [...enterHost(pid), "sh", "-c", `${binds} && hostname ${h.name}`]);
   return pid;
 }
 
@@ -167,7 +172,7 @@ export async function prepareSshd(lab: string, h: HostState, authorizedKey: stri
 /** Starts sshd inside the host (its network and mount namespaces) and waits for its banner. */
 export async function startSshd(h: HostState, holderPid: number, log: number): Promise<number> {
   if (hostKind(h.name) === "client") throw new MirrorfarmError("MF_LAB_SSHD", "the client host runs no sshd");
-  const pid = spawnDetached("nsenter", ["-t", String(holderPid), "-m", "-n", SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config"], log);
+  const pid = spawnDetached("nsenter", [...enterHost(holderPid), SSHD, "-D", "-e", "-f", "/etc/ssh/sshd_config"], log);
   // An isolated host's sshd cannot be reached from here: then wait for its pid file instead.
   const reachable = h.status === "up";
   await waitFor(`sshd of ${h.name} on ${h.address}:22`, 10_000, async () => {

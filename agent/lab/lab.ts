@@ -5,6 +5,7 @@ import { MirrorfarmError } from "../errors";
 import {
   configureAddresses,
   createNetwork,
+  enterHost,
   hostPids,
   killHostProcesses,
   netnsInode,
@@ -201,13 +202,13 @@ function requireHost(state: LabState, host: string): HostState {
   return h;
 }
 
-/** The argv that runs a command inside a host (its network and mount namespaces). */
+/** The argv that runs a command inside a host (its network, mount and UTS namespaces). */
 export function execArgv(lab: string, host: string, argv: string[]): string[] {
   const state = requireState(lab);
   const h = requireHost(state, host);
   if (h.status === "killed" || h.status === "killed-isolated" || h.holderPid === undefined)
     throw new MirrorfarmError("MF_LAB_HOST_DOWN", `host ${host} of lab '${lab}' is down (${h.status}); bring it back with \`mirrorfarm lab restart ${host} --name ${lab}\``);
-  return ["nsenter", "-t", String(h.holderPid), "-m", "-n", "--", ...argv];
+  return ["nsenter", ...enterHost(h.holderPid), ...argv];
 }
 
 function transition(lab: string, host: string, action: HostAction): { state: LabState; h: HostState; from: string } {

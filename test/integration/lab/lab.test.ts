@@ -97,6 +97,11 @@ describe.skipIf(!needsRoot("local lab"))("local lab", () => {
     expect(fs.existsSync("/etc/mirrorfarm/x")).toBe(false);
   });
 
+  it("each host has its own host name", async () => {
+    expect((await inHost("host2", "hostname")).stdout).toBe("host2\n");
+    expect((await inHost("witness", "hostname")).stdout).toBe("witness\n");
+  });
+
   it("exec passes output and exit code through", async () => {
     const r = await cli(["lab", "exec", "--name", LAB, "host2", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
     expect(r).toMatchObject({ code: 7, stdout: "out\n", stderr: "err\n" });
@@ -150,7 +155,15 @@ describe.skipIf(!needsRoot("local lab"))("local lab", () => {
       stdio: "ignore",
     });
     const t0 = Date.now();
-    while (hostPids(`mf-${crashed}-host1`).length === 0) {
+    // Crash it once host1 runs its long-lived processes (mount namespace holder and sshd).
+    const comm = (pid: number): string => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+      } catch {
+        return "";
+      }
+    };
+    while (!hostPids(`mf-${crashed}-host1`).some((pid) => comm(pid) === "sshd")) {
       if (Date.now() - t0 > 60_000) throw new Error("host1 of the crashing lab never started");
       await new Promise((r) => setTimeout(r, 20));
     }
