@@ -97,7 +97,7 @@ export function renderStatus(s: StatusDoc): string {
   }
   if (s.farm) out.push(`  farm: ${s.farm.owned}/256 buckets here; UP: ${s.farm.up.join(", ") || "none"}; map v${s.farm.mapVersion} by ${s.farm.leader ?? "nobody"}`);
   if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
-  if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable ? "reachable" : "unreachable"}`);
+  if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable === null ? "not contacted (only the primary renews its lease there)" : s.witness.reachable ? "reachable" : "UNREACHABLE"}`);
   if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);
   for (const c of s.checkers) out.push(`  checker ${c.name}: ${c.ok ? "ok" : "FAILING"} (${c.detail})`);
   if (s.transitions.length > 0) {

@@ -35,7 +35,7 @@ export function nodeMetrics(s: StatusDoc, datagrams: DatagramStats, extra: { dec
       samples: Object.entries(s.peer.networks).map(([network, up]) => ({ labels: { ...base, network }, value: up ? 1 : 0 })),
     });
   }
-  if (s.witness) metrics.push(g("mirrorfarm_witness_reachable", "1 while the witness answers", s.witness.reachable ? 1 : 0, { witness: s.witness.name }));
+  if (s.witness && s.witness.reachable !== null) metrics.push(g("mirrorfarm_witness_reachable", "1 while the witness answers", s.witness.reachable ? 1 : 0, { witness: s.witness.name }));
   if (s.resync) metrics.push(g("mirrorfarm_resync_percent", "progress of the running resynchronisation", s.resync.percent));
   if (s.checkers.length > 0)
     metrics.push({ name: "mirrorfarm_checker_ok", help: "1 when the checker's last run passed", type: "gauge", samples: s.checkers.map((ch) => ({ labels: { ...base, checker: ch.name }, value: ch.ok ? 1 : 0 })) });

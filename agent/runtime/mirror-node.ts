@@ -152,7 +152,7 @@ export class MirrorNode {
       upToDate: m.upToDate,
       ready: this.ready(),
       peer: { name: c.peer, state: m.peerAlive ? (s.peer.hb?.role ?? null) : null, reachable: m.peerAlive, networks, inSync: m.sync === null ? null : m.sync === "in-sync" },
-      witness: c.witness ? { name: c.witness, reachable: m.witnessReachable === true } : null,
+      witness: c.witness ? { name: c.witness, reachable: m.witnessReachable === true ? true : isWriterRole(s.role) ? false : null } : null,
       resync: m.resyncPercent !== null && m.sync === "resync" ? { percent: m.resyncPercent } : null,
       vip: this.cfg.vip ? { address: this.cfg.vip.address, held: this.d.vip?.held() ?? false } : null,
       checkers: [],

@@ -14,7 +14,8 @@ export type StatusDoc = {
   /** What /ready answers: true where traffic must go. */
   ready: boolean;
   peer: { name: string; state: string | null; reachable: boolean; networks: Record<string, boolean>; inSync: boolean | null } | null;
-  witness: { name: string; reachable: boolean } | null;
+  /** reachable null: not in contact, as expected (only a primary renews its lease at the witness). */
+  witness: { name: string; reachable: boolean | null } | null;
   resync: { percent: number } | null;
   vip: { address: string; held: boolean } | null;
   checkers: { name: string; ok: boolean; detail: string; at: string }[];

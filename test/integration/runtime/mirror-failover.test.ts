@@ -3,13 +3,14 @@
 // kill -9 of the primary through the witness's vote, take the restarted node back as SECOND, and
 // swap roles through the mirrorfarm CLI. Throughout, /ready never answers 200 on both nodes at once.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdminClient } from "../../../agent/drivers/http/admin-client";
 import type { StatusDoc } from "../../../agent/runtime/status";
 import { writeLoopbackMirror, type LoopbackCluster } from "../../unit/runtime/fixtures/loopback-cluster";
+import { buildAgentBundle } from "../../unit/runtime/fixtures/bundle";
 import { waitFor } from "../../unit/runtime/fixtures/wait";
 
 const ROOT = resolve(__dirname, "../../..");
@@ -53,9 +54,7 @@ async function roles(...want: [string, string][]): Promise<boolean> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join(ROOT, "dist/mirrorfarm-agent.js"))) execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
-  bundle = join(dir, "mirrorfarm-agent.js");
-  copyFileSync(join(ROOT, "dist/mirrorfarm-agent.js"), bundle);
+  bundle = await buildAgentBundle(dir);
   cluster = writeLoopbackMirror(dir, "127.0.20", { ports: 17510 });
   for (const n of ["w", "a", "b"]) startAgent(n);
   // Split brain check: sample both nodes' /ready all along.
