@@ -28,9 +28,9 @@ import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type FirewallRule, type NodeFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
 
-/** A subnet, as plain strings so the zone spread is checked before anything is created. */
+/** A subnet; zone and CIDR as plain strings so the zone spread is checked before anything is created. */
 export interface AwsSubnet {
-  readonly subnetId: string;
+  readonly subnetId: pulumi.Input<string>;
   readonly availabilityZone: string;
   /** The subnet's CIDR: the NLB's health checks come from its addresses in these subnets. */
   readonly cidrBlock: string;
@@ -68,7 +68,7 @@ function checkSubnet(p: ArgProblems, path: string, s: unknown): AwsSubnet | unde
     return undefined;
   }
   const o = s as Record<string, unknown>;
-  const subnetId = p.text(`${path}.subnetId`, o.subnetId, "subnet-0123456789abcdef0");
+  const subnetId = pulumi.Output.isInstance(o.subnetId) ? (o.subnetId as pulumi.Output<string>) : p.text(`${path}.subnetId`, o.subnetId, "subnet-0123456789abcdef0");
   const availabilityZone = p.text(`${path}.availabilityZone`, o.availabilityZone, "eu-west-1a");
   const cidrBlock = p.text(`${path}.cidrBlock`, o.cidrBlock, "10.0.1.0/24");
   return { subnetId, availabilityZone, cidrBlock };
