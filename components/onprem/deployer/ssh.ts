@@ -188,7 +188,12 @@ export class SshSession {
   /** Writes a file through SFTP. */
   async upload(remotePath: string, data: string | Buffer, mode: number): Promise<void> {
     const sftp = await new Promise<SFTPWrapper>((resolve, reject) => {
-      this.client.sftp((err, s) => (err ? reject(deployError("upload", this.target, `SFTP unavailable: ${err.message}`)) : resolve(s)));
+      const timer = setTimeout(() => reject(deployError("upload", this.target, `no SFTP session within ${this.timeouts.stepMs} ms`)), this.timeouts.stepMs);
+      this.client.sftp((err, s) => {
+        clearTimeout(timer);
+        if (err) reject(deployError("upload", this.target, `SFTP unavailable: ${err.message}`));
+        else resolve(s);
+      });
     });
     try {
       await new Promise<void>((resolve, reject) => {
