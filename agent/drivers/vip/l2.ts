@@ -71,7 +71,7 @@ export class L2VipDriver implements VipDriver {
       nextVipState(this.state, "acquire");
       await this.addAddress();
       this.announce(true);
-      this.move("acquire", `address ${this.cidr} on ${this.o.interface}, gratuitous ARP sent`);
+      this.move("acquire", `address ${this.cidr} on ${this.o.interface}, gratuitous ARP started`);
       this.timer ??= setInterval(() => {
         this.refresh().catch((err: unknown) => this.log({ mode: "l2", address: this.o.address, event: "refresh-failed", error: String(err) }));
       }, this.o.arpRefreshMs).unref();
