@@ -165,7 +165,7 @@ async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: 
   const target = sshTarget(state, n.host);
   let firstPid: number | undefined;
   let since = 0;
-  await waitFor(`agent ${n.node} healthy on ${n.host}`, 30_000, async () => {
+  await waitFor(`agent ${n.node} healthy on ${n.host}`, 60_000, async () => {
     // Another node failed: the lab is being torn down, stop probing its addresses.
     if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
     if (await agentStatus(url, token)) return true;

@@ -42,7 +42,8 @@ async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineM
   }
 }
 
-describe.skipIf(!needsRoot("on-prem deployer over SSH"))("on-prem deployer over SSH (lab host)", () => {
+// Real namespaces, sshd and agents on a machine shared with other suites: generous per-test bounds.
+describe.skipIf(!needsRoot("on-prem deployer over SSH"))("on-prem deployer over SSH (lab host)", { timeout: 90_000 }, () => {
   let state: LabState;
   let target: deployer.SshTarget;
   const l = deployer.layout(NODE);

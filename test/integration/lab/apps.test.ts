@@ -32,7 +32,8 @@ async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineM
   }
 }
 
-describe.skipIf(!needsRoot("lab applications"))("lab applications on a mirror cluster", () => {
+// Real namespaces, sshd and agents on a machine shared with other suites: generous per-test bounds.
+describe.skipIf(!needsRoot("lab applications"))("lab applications on a mirror cluster", { timeout: 90_000 }, () => {
   afterEach(async () => {
     await down(LAB);
   });

@@ -54,7 +54,8 @@ type Status = Info & { states: Record<string, string>; hostStatus: Record<string
 
 const states = async (): Promise<Record<string, string>> => lastJson<Status>((await cli(["status", "--json"])).stdout).states;
 
-describe.skipIf(!needsRoot("lab clusters"))("lab up --mirror --app demo", () => {
+// Real namespaces, sshd and agents on a machine shared with other suites: generous per-test bounds.
+describe.skipIf(!needsRoot("lab clusters"))("lab up --mirror --app demo", { timeout: 90_000 }, () => {
   let info: Info;
 
   beforeAll(async () => {

@@ -54,7 +54,8 @@ function alive(pid: number): boolean {
   }
 }
 
-describe.skipIf(!needsRoot("local lab"))("local lab", () => {
+// Real namespaces, sshd and agents on a machine shared with other suites: generous per-test bounds.
+describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () => {
   let info: { name: string; hosts: Record<string, string>; witness: string; client: { addresses: string[] }; ssh: { hostKeys: Record<string, string> } };
   let state: LabState;
 
