@@ -6,6 +6,10 @@ const names = ["a", "b", "c", "d", "e", "f", "g", "h"];
 const membersArb: fc.Arbitrary<FarmMember[]> = fc
   .uniqueArray(fc.constantFrom(...names), { minLength: 1, maxLength: names.length })
   .chain((ns) => fc.tuple(...ns.map((n) => fc.integer({ min: 1, max: 10 }).map((power) => ({ name: n, power })))));
+/** Equal powers: joins and leaves provably move only the joiner's or leaver's share. */
+const equalMembersArb: fc.Arbitrary<FarmMember[]> = fc
+  .uniqueArray(fc.constantFrom(...names), { minLength: 2, maxLength: names.length })
+  .chain((ns) => fc.integer({ min: 1, max: 10 }).map((power) => ns.map((name) => ({ name, power }))));
 const previousArb: fc.Arbitrary<(string | null)[]> = fc.array(fc.option(fc.constantFrom(...names, "gone1", "gone2"), { nil: null }), { minLength: BUCKETS, maxLength: BUCKETS });
 
 function counts(owners: ReadonlyArray<string>): Map<string, number> {
@@ -46,9 +50,9 @@ describe("assignBuckets", () => {
     );
   });
 
-  it("when one member leaves, only its buckets move", () => {
+  it("when one member leaves, only its buckets move (equal powers)", () => {
     fc.assert(
-      fc.property(membersArb.filter((m) => m.length >= 2), fc.nat(), (members, pick) => {
+      fc.property(equalMembersArb, fc.nat(), (members, pick) => {
         const before = assignBuckets(new Array(BUCKETS).fill(null), members);
         const leaver = members[pick % members.length]!.name;
         const after = assignBuckets(before, members.filter((m) => m.name !== leaver));
@@ -57,9 +61,9 @@ describe("assignBuckets", () => {
     );
   });
 
-  it("when a member joins, buckets only move to it, and only as many as its share", () => {
+  it("when a member joins, buckets only move to it, and only as many as its share (equal powers)", () => {
     fc.assert(
-      fc.property(membersArb.filter((m) => m.length >= 2), (members) => {
+      fc.property(equalMembersArb, (members) => {
         const [joiner, ...rest] = members;
         const before = assignBuckets(new Array(BUCKETS).fill(null), rest);
         const after = assignBuckets(before, members);
@@ -96,6 +100,42 @@ describe("assignBuckets", () => {
 });
 
 describe("assignBuckets stability", () => {
+  // With unequal powers no method that keeps every share within one bucket of its exact value can
+  // always avoid moving a bucket between two members that both stay (Balinski-Young). Ranking the
+  // extra buckets by "keeps it" then "receives anyway" makes it rare (about 1 join or leave in
+  // 1000 with random powers 1-1000, 20x fewer than plain largest remainder); this is a case where
+  // plain largest remainder moves a bucket from one staying member to another.
+  it("a join that plain largest remainder would spread over staying members moves buckets only to the joiner", () => {
+    const rest = [
+      { name: "g", power: 7 },
+      { name: "i", power: 3 },
+      { name: "a", power: 7 },
+      { name: "k", power: 9 },
+      { name: "j", power: 7 },
+      { name: "d", power: 1 },
+    ];
+    const before = assignBuckets(new Array(BUCKETS).fill(null), rest);
+    const after = assignBuckets(before, [...rest, { name: "f", power: 1 }]);
+    expect(after.filter((o, b) => o !== before[b]).every((o) => o === "f")).toBe(true);
+    expect(movedBuckets(before, after)).toBe(counts(after).get("f"));
+  });
+
+  it("from any converged map, a join moves buckets only to the joiner and a leave only the leaver's (equal powers)", () => {
+    fc.assert(
+      fc.property(previousArb, equalMembersArb, fc.nat(), (prev, members, pick) => {
+        const i = pick % members.length;
+        const joiner = members[i]!;
+        const rest = members.filter((_, j) => j !== i);
+        const before = assignBuckets(prev, rest);
+        const joined = assignBuckets(before, members);
+        for (let b = 0; b < BUCKETS; b++) if (joined[b] !== before[b]) expect(joined[b]).toBe(joiner.name);
+        const left = assignBuckets(joined, rest);
+        for (let b = 0; b < BUCKETS; b++) if (joined[b] !== joiner.name) expect(left[b]).toBe(joined[b]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it("is idempotent: assigning again over the same members moves nothing", () => {
     fc.assert(
       fc.property(previousArb, membersArb, (prev, members) => {
