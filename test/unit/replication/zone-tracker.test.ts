@@ -1,0 +1,112 @@
+// The ALONE primary's record of what changed: exact zones, one durable log record per newly hot
+// extent before the acknowledgement, and after a crash the logged extents come back as in doubt.
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
+import { EXTENT_SIZE, ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
+
+let dir: string;
+let tracker: ZoneTracker;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "mf-zones-"));
+  tracker = ZoneTracker.open(dir);
+});
+afterEach(() => {
+  tracker.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function run(t: ZoneTracker, op: MutationOp): Promise<void> {
+  await t.admit(op);
+  await t.commit(op);
+}
+const write = (p: string, offset: number, length: number): MutationOp => ({ kind: "write", path: p, offset, data: Buffer.alloc(length) });
+const ranges = (t: ZoneTracker, which: "files" | "inDoubt") => Object.fromEntries([...t.modified()[which]].map(([p, s]) => [p, s.list().map((r) => [...r])]));
+/** A crash: the process dies without a checkpoint; the next start opens the same directory. */
+function crashAndRestart(): ZoneTracker {
+  tracker.close();
+  tracker = ZoneTracker.open(dir);
+  return tracker;
+}
+
+describe("ZoneTracker", () => {
+  it("records the zones written, rounded to 4 KiB", async () => {
+    await run(tracker, write("db/base", 8192, 8192));
+    await run(tracker, write("db/base", 100, 10));
+    await run(tracker, write("db/base", 16384, 4096));
+    await run(tracker, write("wal", 10 * EXTENT_SIZE, 1));
+    expect(ranges(tracker, "files")).toEqual({ "db/base": [[0, 4096], [8192, 20480]], wal: [[10 * EXTENT_SIZE, 10 * EXTENT_SIZE + 4096]] });
+  });
+
+  it("logs an extent durably the first time only, and shares syncs between concurrent writers", async () => {
+    await run(tracker, write("f", 0, 4096));
+    expect([tracker.stats.logged, tracker.stats.syncs]).toEqual([1, 1]);
+    for (let i = 1; i < 50; i++) await run(tracker, write("f", i * 4096, 4096));
+    expect([tracker.stats.logged, tracker.stats.hotHits, tracker.stats.syncs]).toEqual([1, 49, 1]);
+    await Promise.all(Array.from({ length: 64 }, (_, i) => run(tracker, write("g", i * EXTENT_SIZE, 10))));
+    expect(tracker.stats.logged).toBe(65);
+    expect(tracker.stats.syncs).toBeLessThan(20);
+  });
+
+  it("after a crash, gives back the logged extents as in doubt and the changed names", async () => {
+    await run(tracker, write("a", 5, 5));
+    await run(tracker, write("a", EXTENT_SIZE + 5, 5));
+    await run(tracker, { kind: "mkdir", path: "d", mode: 0o755, uid: 0, gid: 0 });
+    await run(tracker, { kind: "rename", from: "a", to: "d/b", noReplace: false });
+    const t = crashAndRestart();
+    expect(ranges(t, "files")).toEqual({});
+    expect(ranges(t, "inDoubt")).toEqual({ "d/b": [[0, 2 * EXTENT_SIZE]] });
+    expect([...t.modified().namespace].sort()).toEqual(["a", "d", "d/b"]);
+  });
+
+  it("after a checkpoint and a clean restart, the zones are exact and nothing is in doubt", async () => {
+    await run(tracker, write("a", 0, 100));
+    await run(tracker, { kind: "setattr", path: "a", mode: 0o600 });
+    await tracker.checkpoint();
+    tracker.close();
+    tracker = ZoneTracker.open(dir);
+    expect(ranges(tracker, "files")).toEqual({ a: [[0, 4096]] });
+    expect(ranges(tracker, "inDoubt")).toEqual({});
+    expect([...tracker.modified().namespace]).toEqual(["a"]);
+    // Extents are cold again after a checkpoint: the next write logs once more.
+    await run(tracker, write("a", 0, 100));
+    expect(tracker.stats.logged).toBe(1);
+  });
+
+  it("keeps a write admitted before a checkpoint and committed after it in doubt across a crash", async () => {
+    const op = write("slow", 0, 4096);
+    await tracker.admit(op);
+    await tracker.checkpoint();
+    const t = crashAndRestart();
+    expect(ranges(t, "inDoubt")).toEqual({ slow: [[0, EXTENT_SIZE]] });
+  });
+
+  it("moves recorded zones with renames and drops them with the name; truncate trims them", async () => {
+    await run(tracker, write("dir/f", 0, 3 * 4096));
+    await run(tracker, { kind: "rename", from: "dir", to: "moved", noReplace: false });
+    expect(Object.keys(ranges(tracker, "files"))).toEqual(["moved/f"]);
+    await run(tracker, { kind: "setattr", path: "moved/f", size: 4097 });
+    expect(ranges(tracker, "files")).toEqual({ "moved/f": [[0, 8192]] });
+    await run(tracker, { kind: "unlink", path: "moved/f" });
+    expect(ranges(tracker, "files")).toEqual({});
+    expect(tracker.modified().namespace.has("moved/f")).toBe(true);
+  });
+
+  it("ignores a torn last log line (a crash in the middle of an append)", async () => {
+    await run(tracker, write("x", 0, 1));
+    tracker.close();
+    appendFileSync(path.join(dir, "zones.log"), '{"t":"extent","p":"y","e');
+    tracker = ZoneTracker.open(dir);
+    expect(Object.keys(ranges(tracker, "inDoubt"))).toEqual(["x"]);
+  });
+
+  it("forgets everything after a completed resync", async () => {
+    await run(tracker, write("x", 0, 1));
+    await tracker.clear();
+    const t = crashAndRestart();
+    expect([ranges(t, "files"), ranges(t, "inDoubt"), t.modified().namespace.size]).toEqual([{}, {}, 0]);
+  });
+});
