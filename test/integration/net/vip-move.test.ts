@@ -99,4 +99,19 @@ describe.skipIf(!root)("VIP moved between two hosts with the l2 driver", { timeo
     // Reported, not asserted: the follow time depends on the machine's load.
     console.log(JSON.stringify({ figure: "vip-follow-ms", aToB: Math.max(0, toB.followed - toB.t0), bToA: Math.max(0, toA.followed - toA.t0) }));
   });
+
+  it("the periodic refresh re-announces: a client whose cache went wrong learns the holder's MAC again", async () => {
+    const holder = new L2VipDriver({ address: VIP, prefixLength: 24, interface: "eth0", arpRefreshMs: 300, netns: `mfn-${K}-b`, log: (l) => logs.push({ host: "b", ...l }) });
+    drivers.push(holder);
+    await holder.acquire();
+    const wrong = "02:00:00:00:00:99";
+    const mac = await macOf("b");
+    // acquire announces twice; a third correction needs an announcement from the refresh.
+    for (let round = 1; round <= 3; round++) {
+      await sh(["ip", "neigh", "replace", VIP, "lladdr", wrong, "dev", "eth0", "nud", "stale"], { netns: `mfn-${K}-client` });
+      expect(await clientNeighbour()).toBe(wrong);
+      await pollUntil(`round ${round}: the client's entry for the VIP back to b's MAC`, 10_000, 50, async () => ((await clientNeighbour()) === mac ? true : undefined));
+    }
+    await holder.close();
+  });
 });
