@@ -1,5 +1,5 @@
 /** The single-file agent bundle shipped to every node (built by `npm run build`). */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { MirrorfarmError } from "../../agent/errors";
 import { sha256Hex } from "../plan/hash";
@@ -10,8 +10,18 @@ export interface AgentBundle {
   readonly sha256: string;
 }
 
+/** The mirrorfarm package root: the nearest directory above this module with the package's package.json (works from sources and from a compiled or bundled copy). */
+function packageRoot(): string {
+  for (let dir = __dirname, i = 0; i < 20; i += 1, dir = path.dirname(dir)) {
+    const pkg = path.join(dir, "package.json");
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "mirrorfarm") return dir;
+    if (path.dirname(dir) === dir) break;
+  }
+  return path.resolve(__dirname, "../..");
+}
+
 /** Where the package keeps its built agent: dist/mirrorfarm-agent.js at the package root. */
-export const defaultBundlePath = path.resolve(__dirname, "../../dist/mirrorfarm-agent.js");
+export const defaultBundlePath = path.join(packageRoot(), "dist", "mirrorfarm-agent.js");
 
 const cache = new Map<string, AgentBundle>();
 
