@@ -178,7 +178,7 @@ const checkerCommon = {
    * What the failover rules do when the checker fails (see agent/core/rules):
    * restart: stop and start the application on this node (role unchanged);
    * stopstart: stop this node's role and start it again (a mirror primary lets the peer take over);
-   * swap: hand the primary role to the peer; stop: stop this node and stay stopped.
+   * swap (mirror only): hand the primary role to the peer; stop: stop this node and stay stopped.
    * Default restart. After failover.loopLimit actions in failover.loopWindowMs the node stops.
    */
   action: z.enum(["restart", "stopstart", "swap", "stop"], { error: "\"restart\", \"stopstart\", \"swap\" or \"stop\"" }).default("restart"),

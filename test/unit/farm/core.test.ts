@@ -29,6 +29,8 @@ class Net {
   cut = new Map<string, Set<string>>(); // network -> nodes cut from it
   inflight: Array<{ to: string; network: string; bytes: Buffer }> = [];
   effects = new Map<string, FarmCoreEffect[]>();
+  /** A partition: messages from -> to are dropped on every network. */
+  blocked: (from: string, to: string) => boolean = () => false;
   constructor() {
     for (const c of configs) this.boot(c.node, 1);
   }
@@ -54,7 +56,7 @@ class Net {
       this.inflight = [];
       for (const m of batch) {
         const d = decodeFarmMessage(m.bytes);
-        if (d.ok) this.step(m.to, { type: "message", network: m.network, message: d.message });
+        if (d.ok && !this.blocked(d.message.from, m.to)) this.step(m.to, { type: "message", network: m.network, message: d.message });
       }
       for (const n of this.nodes.keys()) this.step(n, { type: "tick" });
     }
@@ -125,6 +127,28 @@ describe("farm core over ticks", () => {
     const moved = after.filter((o, b) => o !== mid[b]);
     expect(moved.every((o) => o === "n2")).toBe(true);
     expect(moved).toHaveLength(64);
+  });
+
+  it("split view: each side covers every bucket; after heal one map, every bucket once", () => {
+    const net = new Net();
+    net.startAll();
+    net.tick(3);
+    // n1 | n2 n3 on both networks.
+    net.blocked = (from, to) => (from === "n1") !== (to === "n1");
+    net.tick(40);
+    const side = (names: string[]) => {
+      const c = new Array<number>(BUCKETS).fill(0);
+      for (const n of names) for (const b of net.nodes.get(n)!.node.owned) c[b]!++;
+      return c;
+    };
+    expect(side(["n1"]).every((x) => x === 1)).toBe(true);
+    expect(side(["n2", "n3"]).every((x) => x === 1)).toBe(true);
+    net.blocked = () => false;
+    net.tick(10);
+    expect(net.coverage().every((x) => x === 1)).toBe(true);
+    const maps = ["n1", "n2", "n3"].map((n) => net.nodes.get(n)!.node.map);
+    expect(new Set(maps.map((m) => `${m.leader}/${m.version}/${m.owners.join()}`)).size).toBe(1);
+    expect(net.nodes.get("n3")!.node.owned).toHaveLength(128);
   });
 
   it("reports its load, the map and each member for /status", () => {
