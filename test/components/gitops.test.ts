@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
@@ -49,6 +50,15 @@ describe("stack config (GitOps) program", () => {
     expect(() => declareClusters(configWith(bad))).toThrow(
       /MF_STACK_CONFIG_INVALID: stack config has 2 problems:\n.*clusters.two.platform: received "openstack".*\n.*clusters.three.args.hosts\[0\].privateKeyConfig: received "nope".*\nmirrorfarm:clusters.one: MF_ARGS_INVALID: aws.MirrorCluster "one" has 1 problem:\n.*cluster.nodes: received \["a","b","c"\]/,
     );
+  });
+
+  it("accepts the documented example stack (Pulumi.example.yaml)", async () => {
+    const doc = JSON.parse(execFileSync("python3", ["-c", "import json,yaml; print(json.dumps(yaml.safe_load(open('Pulumi.example.yaml'))))"], { encoding: "utf8" })) as { config: Record<string, unknown> };
+    const entries = Object.entries(doc.config).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)] as const);
+    pulumi.runtime.setAllConfig({ ...Object.fromEntries(entries), "mirrorfarm:sshKey": "KEY" }, ["mirrorfarm:sshKey"]);
+    const out = declareClusters(new pulumi.Config("mirrorfarm"));
+    expect(Object.keys(out)).toEqual(["orders", "edge"]);
+    expect(await resolve(out.edge!.endpoint)).toBe("10.0.1.100:80");
   });
 
   it("says where clusters go when the key is missing", () => {
