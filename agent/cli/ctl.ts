@@ -90,7 +90,11 @@ export function parseCtlArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
 
 /** Human-readable status. */
 export function renderStatus(s: StatusDoc): string {
-  const out = [`${s.cluster}/${s.node} (${s.kind}): ${s.state}${s.reason ? ` - ${s.reason}` : ""}`, `  epoch ${s.epoch}, data ${s.upToDate ? "up to date" : "NOT up to date"}, ${s.ready ? "receives traffic" : "receives no traffic"}`];
+  const traffic = s.ready ? "receives traffic" : "receives no traffic";
+  const out = [
+    `${s.cluster}/${s.node} (${s.kind}): ${s.state}${s.reason ? ` - ${s.reason}` : ""}`,
+    s.kind === "mirror" ? `  epoch ${s.epoch}, data ${s.upToDate ? "up to date" : "NOT up to date"}, ${traffic}` : s.kind === "farm" ? `  ${traffic}` : `  epoch ${s.epoch}`,
+  ];
   if (s.peer) {
     const nets = Object.entries(s.peer.networks).map(([n, up]) => `${n} ${up ? "up" : "down"}`).join(", ");
     out.push(`  peer ${s.peer.name}: ${s.peer.reachable ? (s.peer.state ?? "?") : "unreachable"}${s.peer.inSync === null ? "" : s.peer.inSync ? ", in sync" : ", not in sync"}${nets ? ` (${nets})` : ""}`);

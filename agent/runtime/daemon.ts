@@ -26,12 +26,17 @@ import { MonotonicTicks } from "./clock";
 import { NoResync, NoWriteGate } from "./data-plane";
 import { FailoverRules } from "./failover";
 import { FarmNode } from "./farm-node";
-import { JsonLog } from "./log";
+import { JsonLog, type LogEntry } from "./log";
 import { nodeMetrics } from "./metrics";
 import { MirrorNode } from "./mirror-node";
 import type { StatusDoc } from "./status";
 
 export type Daemon = { stop(reason: string): Promise<void>; adminPort(): number | undefined; log: JsonLog };
+
+/** A driver's own log entry under the agent's log, its event named after the driver ("vip-re-added"). */
+function driverEntry(driver: string, e: Record<string, unknown>): LogEntry {
+  return { ...e, event: typeof e.event === "string" ? `${driver}-${e.event}` : driver };
+}
 
 function datagrams(cfg: AgentConfig): UdpTransport {
   return new UdpTransport({ self: cfg.node, key: Buffer.from(cfg.secrets.heartbeatKey, "base64"), knownSenders: knownSenders(cfg), bindings: ownBindings(cfg) });
@@ -55,7 +60,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
   let stopNode: () => Promise<void>;
 
   if (cfg.kind === "mirror") {
-    const vip = vipDriver(cfg, (e) => log.write({ event: "vip", ...e }));
+    const vip = vipDriver(cfg, (e) => log.write(driverEntry("vip", e)));
     const scripts = new ProcessScriptRunner(cfg.scripts, (script, l) => log.write({ event: "script-output", script, stream: l.stream, text: l.text }));
     const node = new MirrorNode(cfg, mirrorCoreConfigFromAgentConfig(cfg), mirror, {
       datagrams: transport,
@@ -92,6 +97,9 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       const o = await scripts.run(s, { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
       if (o.ran) log.write({ event: "script", script: s, ok: o.ok, code: o.code, timedOut: o.timedOut, durationMs: o.durationMs });
     }
+    // A crash (kill -9, power loss) may have left the VIP on the interface; a starting node is never
+    // a writer (the core starts in WAIT), so it must not hold it.
+    await vip?.release();
     await node.start(onFatal);
     checkers.start();
     stopNode = async () => {
@@ -135,7 +143,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
   } else if (cfg.kind === "farm") {
     const f = cfg.farm;
     if (!f) throw new MirrorfarmError("MF_AGENT_KIND", `config kind "farm" needs a farm section (rules, seed); fix the config generator.`);
-    const filter = f.mode === "l2" ? new NftFarmFilter({ cluster: cfg.cluster, interface: f.interface, log: (e) => log.write({ event: "farm-filter", ...e }) }) : null;
+    const filter = f.mode === "l2" ? new NftFarmFilter({ cluster: cfg.cluster, interface: f.interface, log: (e) => log.write(driverEntry("farm-filter", e)) }) : null;
     const scripts = new ProcessScriptRunner(cfg.scripts, (script, l) => log.write({ event: "script-output", script, stream: l.stream, text: l.text }));
     const node = new FarmNode(cfg, farmCoreConfigFromAgentConfig(cfg), { init: initFarmCore, step: farmCoreStep }, { datagrams: transport, filter, scripts, ticks, log: log.write, boot: Date.now() });
     const act = async (action: FailoverAction): Promise<void> => {
@@ -164,6 +172,17 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
     };
     const prestart = await scripts.run("prestart", { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
     if (prestart.ran) log.write({ event: "script", script: "prestart", ok: prestart.ok, code: prestart.code, timedOut: prestart.timedOut, durationMs: prestart.durationMs });
+    // Rules and VIPs a crash left behind would let this node accept packets it does not own (and
+    // answer ARP for a VIP with its own MAC). The filter only knows the VIPs it added in this run,
+    // so the configured ones are removed explicitly as well.
+    if (filter) {
+      await filter.remove();
+      for (const address of new Set(f.rules.map((r) => r.vip))) {
+        const stale = new L2VipDriver({ address, prefixLength: 32, interface: f.interface, arpRefreshMs: 10_000, log: () => {} });
+        await stale.release();
+        await stale.close();
+      }
+    }
     await node.start();
     checkers.start();
     stopNode = async () => {

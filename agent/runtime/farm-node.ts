@@ -72,8 +72,14 @@ export class FarmNode {
     const first = this.core.init(this.coreConfig, this.d.boot);
     this.state = first.state;
     this.run(first.effects);
-    this.d.ticks.start(() => this.feed({ type: "tick" }));
-    this.feed({ type: "start", reason: "agent started; waiting for the application checkers" });
+    // Listen for one heartbeat timeout before joining: heartbeats go out from STOP too, so by then
+    // this node knows the current view, and it never goes UP alone with all 256 buckets while the
+    // others still serve theirs (a restarted node otherwise would, until it hears them).
+    let ticks = 0;
+    this.d.ticks.start(() => {
+      this.feed({ type: "tick" });
+      if (++ticks === this.coreConfig.heartbeatTimeoutTicks) this.feed({ type: "start", reason: "agent started and heard the farm for one heartbeat timeout; waiting for the application checkers" });
+    });
     this.refreshTimer = setInterval(() => {
       if (this.installed && this.d.filter) this.fx.gate("farm filter refresh", async () => void (await this.d.filter!.refresh()));
     }, FILTER_REFRESH_MS);

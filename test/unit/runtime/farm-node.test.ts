@@ -25,22 +25,32 @@ const configs = exampleClusterConfigs({
 
 function farm() {
   const net = new MemoryDatagramNetwork();
-  const nodes = names.map((n, i) => {
+  const make = (n: (typeof names)[number], i: number, boot: number) => {
     const cfg = configs[n]!;
     const ticks = new ManualTicks();
     const filter = new FakeFarmFilter();
     const scripts = new FakeScriptRunner();
     const datagrams = new MemoryTransport(net, { self: n, key: Buffer.from(cfg.secrets.heartbeatKey, "base64"), knownSenders: knownSenders(cfg), bindings: ownBindings(cfg) });
-    const node = new FarmNode(cfg, farmCoreConfigFromAgentConfig(cfg), { init: initFarmCore, step: farmCoreStep }, { datagrams, filter, scripts, ticks, log: () => {}, boot: 1000 + i });
+    const node = new FarmNode(cfg, farmCoreConfigFromAgentConfig(cfg), { init: initFarmCore, step: farmCoreStep }, { datagrams, filter, scripts, ticks, log: () => {}, boot });
     return { name: n, node, ticks, filter, scripts, address: `10.8.0.${i + 1}`, alive: true };
-  });
+  };
+  const nodes = names.map((n, i) => make(n, i, 1000 + i));
   return {
     net,
     nodes,
-    async run(done: () => boolean, max = 400): Promise<void> {
+    /** A crash and restart: a new node (new boot) on the same address, its filter state lost. */
+    async restart(i: number): Promise<void> {
+      const old = nodes[i]!;
+      old.alive = false;
+      await old.node.stop();
+      nodes[i] = make(names[i]!, i, 2000 + i);
+      await nodes[i]!.node.start();
+      nodes[i]!.node.checkers([{ name: "app", ok: true, detail: "tcp ok" }]);
+    },
+    async run(done: () => boolean, max = 400, only?: string[]): Promise<void> {
       for (let i = 0; i < max; i++) {
         if (done()) return;
-        for (const n of nodes) if (n.alive) n.ticks.advance(1);
+        for (const n of nodes) if (n.alive && (!only || only.includes(n.name))) n.ticks.advance(1);
         await new Promise((r) => setImmediate(r));
         await new Promise((r) => setImmediate(r));
       }
@@ -92,5 +102,25 @@ describe("farm node runtime (real core, in-memory drivers)", () => {
     expect(f2.filter.state).toBe("absent");
     expect(f2.node.ready()).toBe(false);
     expect((await f1.node.command("swap")).status).toBe(409);
+  });
+
+  it("a restarted member listens before it joins: no bucket is ever owned twice", async () => {
+    const c = (current = farm());
+    for (const n of c.nodes) await n.node.start();
+    for (const n of c.nodes) n.node.checkers([{ name: "app", ok: true, detail: "tcp ok" }]);
+    await c.run(() => coverage(c.nodes.map((n) => n.filter)).every((x) => x === 1));
+    // Its first heartbeats are lost (say, the switch port is still coming up): it must not go UP on
+    // a view with only itself in it while the others serve their buckets.
+    c.net.isolate(c.nodes[0]!.address);
+    await c.restart(0);
+    let maxCover = 0;
+    const track = () => (maxCover = Math.max(maxCover, ...coverage(c.nodes.map((n) => n.filter))));
+    await c.run(() => (track(), false), 10, ["f1"]).catch(() => undefined);
+    c.net.heal();
+    await c.run(() => {
+      track();
+      return c.nodes[0]!.filter.owned.length > 0 && coverage(c.nodes.map((n) => n.filter)).every((x) => x === 1);
+    });
+    expect(maxCover).toBe(1);
   });
 });

@@ -59,7 +59,8 @@ describe("process script runner", () => {
   it("on timeout sends SIGTERM to the whole process group (a forked child too)", async () => {
     const marker = join(dir, "child-term");
     const p = script("slow.sh", `(trap 'echo term > ${marker}; exit 0' TERM; while :; do sleep 0.05; done) & wait`);
-    const r = await new ProcessScriptRunner({ start_prim: def(p, 300, 3000) }, () => {}).run("start_prim");
+    // 1.5 s leaves the child time to install its trap even on a loaded machine.
+    const r = await new ProcessScriptRunner({ start_prim: def(p, 1500, 3000) }, () => {}).run("start_prim");
     expect(r).toMatchObject({ ok: false, timedOut: true });
     await waitFor("the child got SIGTERM", () => existsSync(marker));
     expect(readFileSync(marker, "utf8").trim()).toBe("term");
@@ -68,7 +69,7 @@ describe("process script runner", () => {
   it("forces SIGKILL when the group ignores SIGTERM past the grace period", async () => {
     const pidFile = join(dir, "stubborn.pid");
     const p = script("stubborn.sh", `trap '' TERM; echo $$ > ${pidFile}; while :; do sleep 0.05; done`);
-    const r = await new ProcessScriptRunner({ stop_prim: def(p, 300, 200) }, () => {}).run("stop_prim");
+    const r = await new ProcessScriptRunner({ stop_prim: def(p, 1500, 200) }, () => {}).run("stop_prim");
     expect(r).toMatchObject({ ok: false, timedOut: true, forced: true, signal: "SIGKILL" });
     const pid = Number(readFileSync(pidFile, "utf8"));
     await waitFor("the stubborn script is gone", () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z"));
