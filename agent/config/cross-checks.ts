@@ -95,15 +95,11 @@ function namesOf(members: unknown[]): string[] | undefined {
   return names.every((n) => n.success) ? names.map((n) => n.data as string) : undefined;
 }
 
-function memberNames(s: Sections): string[] | undefined {
-  return s.memberNames;
-}
-
-/** NaN (an invalid field) makes every comparison false, so a rule never fires on a broken field. */
+/** Invalid timing fields are NaN here (timingOf): a rule reading one does not run. */
 const valid = (...xs: number[]): boolean => xs.every((x) => !Number.isNaN(x));
 
 function checkKind(s: Sections, out: Problem[]): void {
-  const names = memberNames(s);
+  const names = s.memberNames;
   const count = s.members?.length;
   if (s.kind === "mirror") {
     if (count !== undefined && count !== 2)
@@ -232,7 +228,7 @@ export function within(a: string, b: string): boolean {
 function checkMirror(s: Sections, out: Problem[]): void {
   const m = s.mirror;
   if (!m) return;
-  const names = memberNames(s);
+  const names = s.memberNames;
   if (names) {
     if (!names.includes(m.defaultPrimary))
       out.push({ path: ["mirror", "defaultPrimary"], allowed: `one of the members: ${names.join(", ")}`, fix: "name the member that should start as primary" });
