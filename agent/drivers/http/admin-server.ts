@@ -86,6 +86,8 @@ export class AdminServer {
     server.headersTimeout = 5_000;
     server.requestTimeout = 10_000;
     server.maxRequestsPerSocket = 100;
+    // Operators, a scraper and a load balancer's probes: a few dozen connections are plenty.
+    server.maxConnections = 64;
     await new Promise<void>((resolve, reject) => {
       server.once("error", (e) => reject(new Error(`admin API ${this.opts.address}:${this.opts.port}: ${e.message}`)));
       server.listen({ host: this.opts.address, port: this.opts.port, exclusive: true }, () => resolve());
