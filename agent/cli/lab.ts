@@ -5,7 +5,7 @@ import { constants } from "node:os";
 import * as path from "node:path";
 import { MirrorfarmError } from "../errors";
 import { agentStates, deployClusters, startAgents, type LabApp } from "../lab/clusters";
-import { down, execArgv, heal, info, isolate, kill, requireRoot, restartHost, upHosts } from "../lab/lab";
+import { cut, down, execArgv, heal, info, isolate, kill, requireRoot, restartHost, upHosts } from "../lab/lab";
 import { DEFAULT_LAB, MAX_HOSTS } from "../lab/names";
 import { requireState } from "../lab/state";
 
@@ -17,7 +17,8 @@ const USAGE = `usage: mirrorfarm lab <command> [--name L] ...   (needs root)
   exec HOST -- CMD ARGS  run a command inside a host (exit code and output passed through)
   kill HOST              host crash: SIGKILL to every process of the host, link and addresses lost
   isolate HOST [--net lan]   cut the host's link
-  heal [HOST]            restore the links of HOST (default: every host)
+  isolate HOST --from OTHER  cut only the path between HOST and OTHER (both stay reachable by the rest)
+  heal [HOST]            restore the links and cuts of HOST (default: every host)
   restart HOST           boot a killed host again: mount namespace, sshd, then its agents
 The default lab is '${DEFAULT_LAB}'.`;
 
@@ -29,7 +30,7 @@ interface Parsed {
   rest: string[];
 }
 
-const VALUE_FLAGS = new Set(["--name", "--farm", "--hosts", "--app", "--net"]);
+const VALUE_FLAGS = new Set(["--name", "--farm", "--hosts", "--app", "--net", "--from"]);
 const BOOL_FLAGS = new Set(["--mirror", "--json", "--help", "-h"]);
 
 function parse(argv: string[]): Parsed {
@@ -152,9 +153,13 @@ export const command = {
       case "kill":
         await kill(p.name, oneHost(p, "kill"));
         return 0;
-      case "isolate":
-        await isolate(p.name, oneHost(p, "isolate"), p.values.get("--net"));
+      case "isolate": {
+        const host = oneHost(p, "isolate");
+        const from = p.values.get("--from");
+        if (from !== undefined) await cut(p.name, host, from);
+        else await isolate(p.name, host, p.values.get("--net"));
         return 0;
+      }
       case "heal":
         await heal(p.name, p.positional[0]);
         return 0;

@@ -164,6 +164,7 @@ export async function down(name: string): Promise<void> {
     const link = m[1] ?? "";
     if (link.startsWith(`mf-${name}-`) || link === names.bridge) await run("ip", ["link", "del", link], { allowFail: true });
   }
+  await run("nft", ["delete", "table", "bridge", names.cutTable], { allowFail: true });
   fs.rmSync(labDir(name), { recursive: true, force: true });
   releaseSubnets(name);
 }
@@ -250,10 +251,46 @@ export async function isolate(lab: string, host: string, net?: string): Promise<
   logTransition(lab, host, from, h.status, "link cut");
 }
 
-/** Restores the links of one host, or of every host. */
+/**
+ * Cuts only the path between two hosts (both stay on the lab network and reach everyone else):
+ * a bridge-family nftables rule drops frames between their switch ports, both ways.
+ */
+export async function cut(lab: string, a: string, b: string): Promise<void> {
+  requireRoot();
+  const state = requireState(lab);
+  requireHost(state, a);
+  requireHost(state, b);
+  if (a === b) throw new MirrorfarmError("MF_LAB_USAGE", `cannot cut ${a} from itself; name another host with --from`);
+  const pair: [string, string] = a < b ? [a, b] : [b, a];
+  const cuts = (state.cuts ?? []).filter(([x, y]) => !(x === pair[0] && y === pair[1]));
+  cuts.push(pair);
+  await applyCuts(state, cuts);
+  logTransition(lab, a, "connected", `cut from ${b}`, "pairwise cut");
+}
+
+/** Replaces the lab's cut table atomically with rules for `cuts`, and records them. */
+async function applyCuts(state: LabState, cuts: Array<[string, string]>): Promise<void> {
+  const { cutTable } = labNames(state.name);
+  const port = (h: string): string => requireHost(state, h).port;
+  const rules = cuts.flatMap(([x, y]) => [`    iifname "${port(x)}" oifname "${port(y)}" drop`, `    iifname "${port(y)}" oifname "${port(x)}" drop`]);
+  const script = [`table bridge ${cutTable} {}`, `delete table bridge ${cutTable}`];
+  if (cuts.length > 0) script.push(`table bridge ${cutTable} {`, "  chain cut {", "    type filter hook forward priority 0; policy accept;", ...rules, "  }", "}");
+  await run("nft", ["-f", "-"], { input: script.join("\n") + "\n" });
+  updateState(state.name, (s) => {
+    if (cuts.length > 0) s.cuts = cuts;
+    else delete s.cuts;
+  });
+}
+
+/** Restores the links (and pairwise cuts) of one host, or of every host. */
 export async function heal(lab: string, host?: string): Promise<void> {
   requireRoot();
-  const targets = host ? [host] : Object.keys(requireState(lab).hosts);
+  const current = requireState(lab);
+  if (host) requireHost(current, host);
+  const cuts = current.cuts ?? [];
+  const kept = host ? cuts.filter(([x, y]) => x !== host && y !== host) : [];
+  if (kept.length !== cuts.length) await applyCuts(current, kept);
+  const targets = host ? [host] : Object.keys(current.hosts);
   for (const name of targets) {
     const { h, from } = transition(lab, name, "heal");
     if (h.status === "up") await setPort(h, true);

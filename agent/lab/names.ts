@@ -43,6 +43,8 @@ function hostCode(host: string): string {
 
 export interface LabNames {
   bridge: string;
+  /** nftables table (bridge family, root namespace) holding the lab's pairwise cuts. */
+  cutTable: string;
   netns: (host: string) => string;
   /** The veth end left in the root namespace and enslaved to the bridge (the host's "switch port"). */
   port: (host: string) => string;
@@ -52,6 +54,7 @@ export function labNames(lab: string): LabNames {
   validateLabName(lab);
   return {
     bridge: `mfbr-${lab}`,
+    cutTable: `mf-${lab}`,
     netns: (host) => `mf-${lab}-${host}`,
     port: (host) => `mf-${lab}-${hostCode(host)}`,
   };

@@ -81,6 +81,8 @@ export interface LabState {
   hosts: Record<string, HostState>;
   clientAddresses: string[];
   app?: "demo" | "postgresql" | "nginx";
+  /** Pairwise cuts (host pairs that cannot reach each other, both still up on the lab network). */
+  cuts?: Array<[string, string]>;
   mirror?: ClusterState;
   farm?: ClusterState;
 }

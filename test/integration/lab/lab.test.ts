@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostPids } from "../../../agent/lab/host";
-import { down, isolate, heal, kill, restartHost, upHosts } from "../../../agent/lab/lab";
+import { cut, down, isolate, heal, kill, restartHost, upHosts } from "../../../agent/lab/lab";
 import { labDir, readState, type LabState } from "../../../agent/lab/state";
 import { needsRoot } from "../../support/privileges";
 
@@ -137,6 +137,20 @@ describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () =>
     expect((await inHost("host1", `timeout 5 bash -c 'exec 3<>/dev/tcp/${info.hosts.host2}/22'; echo $?`)).stdout).toBe("0\n");
   });
 
+  it("isolate --from cuts only the path between two hosts; heal restores it", async () => {
+    const reach = async (from: string, to: string): Promise<boolean> =>
+      (await inHost(from, `timeout 2 bash -c 'exec 3<>/dev/tcp/${to}/22' 2>/dev/null; echo $?`)).stdout === "0\n";
+    expect((await cli(["lab", "isolate", "--name", LAB, "host1", "--from", "host2"])).code).toBe(0);
+    expect(await reach("host1", info.hosts.host2 ?? "")).toBe(false);
+    expect(await reach("host2", info.hosts.host1 ?? "")).toBe(false);
+    expect(await reach("host1", info.witness)).toBe(true);
+    expect(await reach("host2", info.witness)).toBe(true);
+    expect(await sshAnswers(info.hosts.host1 ?? "")).toBe(true);
+    expect((await cli(["lab", "heal", "--name", LAB, "host2"])).code).toBe(0);
+    expect(await reach("host1", info.hosts.host2 ?? "")).toBe(true);
+    expect(readState(LAB)?.cuts).toBeUndefined();
+  });
+
   it("a second lab coexists on another subnet; a lab name cannot be used twice", async () => {
     const other = await upHosts({ name: "tlabb", servers: 1 });
     try {
@@ -192,6 +206,8 @@ describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () =>
   });
 
   it("down leaves nothing: no namespaces, links, processes, mount namespaces or state", async () => {
+    await cut(LAB, "host1", "witness");
+    expect((await pexec("nft", ["list", "tables"])).stdout).toContain(`bridge mf-${LAB}`);
     const pids = Object.values(readState(LAB)?.hosts ?? {}).flatMap((h) => hostPids(h.netns));
     expect(pids.length).toBeGreaterThan(0);
     const r = await cli(["lab", "down", "--name", LAB]);
@@ -200,6 +216,7 @@ describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () =>
     const links = (await pexec("ip", ["-o", "link", "show"])).stdout;
     expect(links).not.toContain(`mf-${LAB}-`);
     expect(links).not.toContain(`mfbr-${LAB}`);
+    expect((await pexec("nft", ["list", "tables"])).stdout).not.toContain(`mf-${LAB}`);
     for (const pid of pids) expect(alive(pid)).toBe(false);
     expect(fs.existsSync(labDir(LAB))).toBe(false);
     expect((await pexec("ip", ["-o", "-4", "addr", "show"])).stdout).not.toContain(`10.213.${state.subnet}.`);
