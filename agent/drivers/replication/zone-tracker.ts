@@ -1,5 +1,6 @@
-// While the primary runs ALONE, records what changed so that failback resynchronises only that:
-// a MutationSink placed in the FUSE path instead of the replication link.
+// Records what changed on the primary and did not reach the secondary (ALONE, or a lost link), so
+// that failback resynchronises only that. Driven by the replicated directory's sink
+// (replicated-sink.ts), op by op: admit() before the change, commit() or replicated() after.
 //
 // Two levels, as DRBD's bitmap + activity log:
 // - Exact modified zones (4 KiB: the page size; PostgreSQL writes 8 KiB pages, so a resync sends
@@ -14,7 +15,7 @@
 // Known gap: zones written through one hard link are recorded under that name only.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { MutationOp, MutationSink } from "../fuse/mutation";
+import type { MutationOp } from "../fuse/mutation";
 import { DurableLog } from "./durable-log";
 import { opPaths } from "./op-codec";
 import { RangeSet } from "./range-set";
@@ -82,7 +83,7 @@ function moveSet(set: Set<string>, from: string, to: string): void {
   }
 }
 
-export class ZoneTracker implements MutationSink {
+export class ZoneTracker {
   readonly stats: ZoneTrackerStats = { logged: 0, hotHits: 0, syncs: 0 };
   private readonly zones: ModifiedZones;
   /** Extents logged since the last checkpoint: `${path}\0${extent}`. */
@@ -129,7 +130,12 @@ export class ZoneTracker implements MutationSink {
     return this.zones;
   }
 
-  async admit(op: MutationOp): Promise<void> {
+  /**
+   * Before a change: logs a newly hot extent (writes) or, with `logNames`, the names the op
+   * changes, durably. A replicating primary passes `logNames: false`: its acknowledged name
+   * changes are on the secondary, and after a crash the resync compares the whole tree's entries.
+   */
+  async admit(op: MutationOp, logNames = true): Promise<void> {
     if (this.checkpointing) await this.checkpointing;
     const records: LogRecord[] = [];
     if (op.kind === "write" || op.kind === "fallocate") {
@@ -145,6 +151,8 @@ export class ZoneTracker implements MutationSink {
         this.hot.add(key);
         records.push({ t: "extent", p: op.path, e });
       }
+    } else if (!logNames) {
+      return;
     } else if (op.kind === "rename") {
       records.push({ t: "ns", p: op.from }, { t: "ns", p: op.to }, { t: "mv", from: op.from, to: op.to });
     } else if (op.kind !== "fsync") {
@@ -167,12 +175,7 @@ export class ZoneTracker implements MutationSink {
         const set = this.zones.files.get(op.path) ?? new RangeSet(ZONE_SIZE);
         set.add(start, end);
         this.zones.files.set(op.path, set);
-        for (let e = Math.floor(start / EXTENT_SIZE); e * EXTENT_SIZE < Math.max(end, start + 1); e++) {
-          const key = `${op.path}\0${e}`;
-          const n = (this.inFlight.get(key) ?? 1) - 1;
-          if (n > 0) this.inFlight.set(key, n);
-          else this.inFlight.delete(key);
-        }
+        this.replicated(op);
         return;
       }
       case "setattr":
@@ -196,6 +199,21 @@ export class ZoneTracker implements MutationSink {
         return;
       default:
         for (const p of opPaths(op)) if (p !== null) this.zones.namespace.add(p);
+    }
+  }
+
+  /**
+   * The op reached the secondary too: nothing to record, but its extents are no longer in flight.
+   * (Every admitted op ends with commit() or this.)
+   */
+  replicated(op: MutationOp): void {
+    if ((op.kind !== "write" && op.kind !== "fallocate") || op.path === null) return;
+    const [start, end] = op.kind === "write" ? [op.offset, op.offset + op.data.length] : [op.offset, op.offset + op.length];
+    for (let e = Math.floor(start / EXTENT_SIZE); e * EXTENT_SIZE < Math.max(end, start + 1); e++) {
+      const key = `${op.path}\0${e}`;
+      const n = (this.inFlight.get(key) ?? 1) - 1;
+      if (n > 0) this.inFlight.set(key, n);
+      else this.inFlight.delete(key);
     }
   }
 

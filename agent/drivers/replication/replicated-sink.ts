@@ -1,0 +1,102 @@
+// The MutationSink of a replicated directory: where each change of the mount goes, by the node's
+// role. The runtime sets the mode from the mirror core's effects; this driver never decides a
+// role itself. It reports a lost link and holds writes until the core decides.
+//
+//   readonly <──> replicating <──> alone <──> readonly
+//                    │    ▲
+//        (link lost) ▼    │
+//                  blocked ──> alone | readonly
+//
+//   from \ to     readonly   replicating   alone   blocked
+//   readonly         -           ok          ok       -
+//   replicating      ok          -           ok       ok (link lost)
+//   alone            ok          ok          -        -
+//   blocked          ok          ok          ok       -
+//
+// - readonly (SECOND, WAIT, STOP): every change is refused with EROFS.
+// - replicating (PRIM): a write's extent is in the zone tracker's activity log (durable, so a
+//   crash leaves "in doubt" zones), then it is applied, sent, and acknowledged when the secondary
+//   has it.
+// - alone (ALONE): a change is recorded as modified zones, durably before the acknowledgement.
+// - blocked: the link was lost. The op that found out is recorded as modified (it is applied here
+//   but not there) and waits, with every new change, until the core picks alone (they proceed),
+//   replicating again, or readonly (they fail: EROFS for new ones, EIO for the one already applied).
+import { Errno, FuseError } from "../fuse/errno";
+import type { MutationOp, MutationSink } from "../fuse/mutation";
+import { ReplicationLinkLost } from "./sender";
+import type { ZoneTracker } from "./zone-tracker";
+
+export type ReplicatedMode = "readonly" | "replicating" | "alone" | "blocked";
+
+const ALLOWED: Record<ReplicatedMode, ReplicatedMode[]> = {
+  readonly: ["replicating", "alone"],
+  replicating: ["readonly", "alone", "blocked"],
+  alone: ["readonly", "replicating"],
+  blocked: ["readonly", "replicating", "alone"],
+};
+
+export class ReplicatedDirSink implements MutationSink {
+  private current: ReplicatedMode = "readonly";
+  private link: MutationSink | null = null;
+  private waiters: (() => void)[] = [];
+
+  constructor(
+    private readonly tracker: ZoneTracker,
+    private readonly log: (event: Record<string, unknown>) => void,
+    /** Told once per loss, so the core can decide between alone and stopping. */
+    private readonly onLinkLost: (reason: string) => void,
+  ) {}
+
+  get mode(): ReplicatedMode {
+    return this.current;
+  }
+
+  /** Changes mode (with the replication link for "replicating"); throws on an illegal transition. */
+  setMode(to: ReplicatedMode, reason: string, link?: MutationSink): void {
+    const from = this.current;
+    if (!ALLOWED[from].includes(to)) {
+      throw new Error(`replicated directory: illegal transition ${from} -> ${to} (${reason})`);
+    }
+    if (to === "replicating" && !link) throw new Error("replicated directory: replicating needs a replication link");
+    this.current = to;
+    this.link = to === "replicating" ? (link ?? null) : to === "blocked" ? this.link : null;
+    this.log({ event: "replicated_dir_mode", from, to, reason });
+    for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  async admit(op: MutationOp, signal: AbortSignal): Promise<void> {
+    while (this.current === "blocked") await this.changed();
+    if (this.current === "readonly") throw new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`);
+    const replicating = this.current === "replicating";
+    await this.tracker.admit(op, !replicating);
+    if (replicating) await this.link?.admit(op, signal);
+  }
+
+  async commit(op: MutationOp, signal: AbortSignal): Promise<void> {
+    if (this.current === "alone") return this.tracker.commit(op);
+    const link = this.link;
+    if (this.current !== "replicating" || !link) return this.holdApplied(op);
+    try {
+      await link.commit(op, signal);
+      this.tracker.replicated(op);
+    } catch (err) {
+      if (!(err instanceof ReplicationLinkLost)) throw err;
+      if (this.current === "replicating" && this.link === link) {
+        this.setMode("blocked", err.reason);
+        this.onLinkLost(err.reason);
+      }
+      await this.holdApplied(op);
+    }
+  }
+
+  /** An op applied here but not on the secondary: record it, then wait for the core's decision. */
+  private async holdApplied(op: MutationOp): Promise<void> {
+    await this.tracker.commit(op);
+    while (this.current === "blocked") await this.changed();
+    if (this.current === "readonly") throw new FuseError(Errno.EIO, `${op.kind} applied on this node only, which stepped down`);
+  }
+}

@@ -1,0 +1,113 @@
+// Where a replicated directory's changes go by mode, and what happens to writes when the link is
+// lost: held until the core decides, then recorded and let through (alone) or failed (readonly).
+import { mkdtempSync, rmSync } from "node:fs";
+import { constants as osConstants } from "node:os";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { MutationOp, MutationSink } from "../../../agent/drivers/fuse/mutation";
+import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated-sink";
+import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
+import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
+
+const E = osConstants.errno;
+const signal = new AbortController().signal;
+let dir: string;
+let tracker: ZoneTracker;
+let lost: string[];
+let logs: Record<string, unknown>[];
+let sink: ReplicatedDirSink;
+
+/** A link that records what it was given and fails on demand. */
+function fakeLink(): MutationSink & { sent: MutationOp[]; failNext: string | null } {
+  const link = {
+    sent: [] as MutationOp[],
+    failNext: null as string | null,
+    admit: () => Promise.resolve(),
+    commit: (op: MutationOp) => {
+      if (link.failNext) return Promise.reject(new ReplicationLinkLost(link.failNext));
+      link.sent.push(op);
+      return Promise.resolve();
+    },
+  };
+  return link;
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "mf-rsink-"));
+  tracker = ZoneTracker.open(dir);
+  lost = [];
+  logs = [];
+  sink = new ReplicatedDirSink(tracker, (e) => logs.push(e), (r) => lost.push(r));
+});
+afterEach(() => {
+  tracker.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const write = (offset: number): MutationOp => ({ kind: "write", path: "f", offset, data: Buffer.alloc(10) });
+const run = async (op: MutationOp) => {
+  await sink.admit(op, signal);
+  await sink.commit(op, signal);
+};
+const settled = (p: Promise<unknown>) => Promise.race([p.then(() => "done", (e: Error) => e.message), new Promise((r) => setTimeout(() => r("pending"), 30))]);
+
+describe("replicated directory sink", () => {
+  it("refuses changes while read-only", async () => {
+    await expect(sink.admit(write(0), signal)).rejects.toMatchObject({ errno: E.EROFS });
+  });
+
+  it("sends changes on the link while replicating, records only the activity log", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    await run(write(0));
+    await run({ kind: "mkdir", path: "d", mode: 0o755, uid: 0, gid: 0 });
+    expect(link.sent.map((o) => o.kind)).toEqual(["write", "mkdir"]);
+    expect(tracker.modified().files.size).toBe(0);
+    expect(tracker.modified().namespace.size).toBe(0);
+    expect(tracker.stats.logged).toBe(1); // the write's extent, durable before the ack
+  });
+
+  it("records every change while alone", async () => {
+    sink.setMode("alone", "peer lost, witness granted");
+    await run(write(4096));
+    await run({ kind: "unlink", path: "g" });
+    expect([...tracker.modified().files.keys()]).toEqual(["f"]);
+    expect([...tracker.modified().namespace]).toEqual(["g"]);
+  });
+
+  it("holds writes when the link is lost until the core picks alone, then lets them through recorded", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    link.failNext = "no acknowledgement within 3000 ms";
+    const first = run(write(0));
+    expect(await settled(first)).toBe("pending");
+    expect([sink.mode, lost]).toEqual(["blocked", ["no acknowledgement within 3000 ms"]]);
+    const second = run(write(8192));
+    expect(await settled(second)).toBe("pending");
+    sink.setMode("alone", "peer lost, witness granted");
+    expect([await settled(first), await settled(second)]).toEqual(["done", "done"]);
+    expect(tracker.modified().files.get("f")?.list()).toEqual([[0, 4096], [8192, 12288]]);
+    expect(logs.map((l) => `${String(l.from)}->${String(l.to)}`)).toEqual(["readonly->replicating", "replicating->blocked", "blocked->alone"]);
+  });
+
+  it("fails held writes when the node steps down instead", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    link.failNext = "stream closed";
+    const applied = run(write(0));
+    await settled(applied);
+    const later = run(write(4096));
+    sink.setMode("readonly", "lost quorum");
+    await expect(applied).rejects.toMatchObject({ errno: E.EIO });
+    await expect(later).rejects.toMatchObject({ errno: E.EROFS });
+    expect(tracker.modified().files.get("f")?.list()).toEqual([[0, 4096]]);
+  });
+
+  it("refuses illegal transitions, naming both modes", () => {
+    expect(() => sink.setMode("blocked", "x")).toThrow(/illegal transition readonly -> blocked/);
+    sink.setMode("alone", "x");
+    expect(() => sink.setMode("blocked", "y")).toThrow(/illegal transition alone -> blocked/);
+    expect(() => sink.setMode("replicating", "z")).toThrow(/needs a replication link/);
+  });
+});
