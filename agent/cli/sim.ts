@@ -22,7 +22,7 @@ const UNSAFE: Record<string, UnsafeRules> = {
   "ignore-lease": { ignoreLease: true },
 };
 
-type Args = { seeds?: number; start: number; scenario?: string; replay?: number; json: boolean; unsafe?: UnsafeRules };
+type Args = { seeds?: number; start: number; scenario?: string; replay?: number; json: boolean; unsafe?: UnsafeRules; unsafeName?: string };
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { start: 0, json: false };
@@ -57,7 +57,10 @@ function parseArgs(argv: string[]): Args {
         const v = argv[++i] ?? "";
         const rule = UNSAFE[v];
         if (!rule) problems.push(`--unsafe takes one of ${Object.keys(UNSAFE).join(", ")}, got "${v}"`);
-        else a.unsafe = rule;
+        else {
+          a.unsafe = rule;
+          a.unsafeName = v;
+        }
         break;
       }
       default:
@@ -77,7 +80,7 @@ function runBatch(a: Args): number {
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   for (const f of r.results.filter((x) => x.violations.length > 0).slice(0, 10)) {
     const v = f.violations[0];
-    if (v) console.log(`seed ${f.seed} (${f.cluster}): ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}\n  replay: mirrorfarm sim --replay ${f.seed}${a.unsafe ? " --unsafe ..." : ""}`);
+    if (v) console.log(`seed ${f.seed} (${f.cluster}): ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}\n  replay: mirrorfarm sim --replay ${f.seed}${a.unsafeName ? ` --unsafe ${a.unsafeName}` : ""}`);
   }
   if (!a.json || r.violations > 0) {
     console.log(`${r.runs} runs in ${secs} s: ${r.violations} violation(s)${r.failedSeeds.length ? ` in seeds ${r.failedSeeds.join(", ")}` : ""}; slowest recovery after the heal ${r.maxRecoveryMs} ms`);

@@ -17,6 +17,11 @@ export type Heartbeat = {
   from: string;
   /** Sender's time when sent; the receiver echoes the latest one it heard. */
   sent: Stamp;
+  /**
+   * Per-boot sequence number: orders two heartbeats of the same tick (a periodic one and one sent
+   * at once on a change), which the network may deliver in either order.
+   */
+  seq: number;
   /** The latest `sent` stamp of the receiver that the sender heard, or null: renews the receiver's lease. */
   echo: Stamp | null;
   role: MirrorRole;
@@ -187,6 +192,7 @@ function parseMessage(raw: unknown, e: string[]): Message | null {
         kind: "hb",
         from: name(o, "from", e),
         sent: stamp(o.sent, "sent", e),
+        seq: nat(o, "seq", e),
         echo: nullable(o, "echo", (v) => stamp(v, "echo", e)),
         role: role as MirrorRole,
         epoch: nat(o, "epoch", e),

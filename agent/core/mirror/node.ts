@@ -53,6 +53,7 @@ export function init(config: MirrorCoreConfig, persisted: MirrorPersisted | null
     peerInSync: null,
     following: null,
     lastHbSent: NEVER,
+    hbSeq: 0,
     lastRenewSent: NEVER,
     retryAt: 0,
   };
@@ -164,8 +165,9 @@ function stampNow(s: MirrorState): Stamp {
   return { boot: s.persisted.boot, tick: s.now };
 }
 
-function newer(a: Stamp, b: Stamp): boolean {
-  return a.boot > b.boot || (a.boot === b.boot && a.tick >= b.tick);
+/** Heartbeat a was sent after b (same boot: by sequence number, as ticks may be equal). */
+function newer(a: Heartbeat, b: Heartbeat): boolean {
+  return a.sent.boot > b.sent.boot || (a.sent.boot === b.sent.boot && a.seq > b.seq);
 }
 
 function extendLease(s: MirrorState, echo: Stamp | null): void {
@@ -417,8 +419,11 @@ function evaluateSecond(s: MirrorState, fx: MirrorEffect[]): void {
     f.epoch = hb.epoch;
     if (hb.epoch > s.persisted.epoch) s.persisted = { ...s.persisted, epoch: hb.epoch, votedFor: null };
   }
-  // In sync only once the writer says so: it is PRIM at our epoch and acknowledges writes with us.
-  if (hb.role === "PRIM" && hb.peerInSync === s.persisted.boot && hb.epoch === f.epoch) {
+  // In sync only once the writer says so: it is PRIM at our epoch and acknowledges writes with us;
+  // never below an epoch we voted for the peer (that vote lets it write without us). Our own
+  // unanswered candidacy does not count: nobody writes at it.
+  const votedAbove = s.persisted.votedFor !== s.config.node && hb.epoch < s.persisted.epoch;
+  if (hb.role === "PRIM" && hb.peerInSync === s.persisted.boot && hb.epoch === f.epoch && !votedAbove) {
     const p = s.persisted;
     if (!p.upToDate || p.dataEpoch !== hb.epoch || p.lastWriter) {
       s.persisted = { ...p, dataEpoch: hb.epoch, upToDate: true, lastWriter: false };
@@ -489,11 +494,13 @@ function sendPeriodic(s: MirrorState, fx: MirrorEffect[]): void {
   const c = s.config;
   if (s.now - s.lastHbSent >= c.heartbeatIntervalTicks) {
     s.lastHbSent = s.now;
+    s.hbSeq += 1;
     const peerHb = liveHb(s);
     const hb: Heartbeat = {
       kind: "hb",
       from: c.node,
       sent: stampNow(s),
+      seq: s.hbSeq,
       echo: peerHb ? { ...peerHb.sent } : null,
       role: s.role,
       epoch: s.persisted.epoch,
@@ -521,7 +528,7 @@ function onMessage(s: MirrorState, fx: MirrorEffect[], network: string, m: Messa
   if (m.from === peer) {
     s.peer.heard = recordHeard(s.peer.heard, peer, network, s.now);
     if (m.kind === "hb") {
-      if (!s.peer.hb || newer(m.sent, s.peer.hb.sent)) s.peer.hb = m;
+      if (!s.peer.hb || newer(m, s.peer.hb)) s.peer.hb = m;
       if (isWriterRole(s.role)) extendLease(s, m.echo);
     } else if (m.kind === "vote-req") onPeerVoteRequest(s, fx, m);
     else if (m.kind === "vote-reply") onVoteReply(s, fx, m, "peer");

@@ -118,6 +118,8 @@ export type MirrorState = {
   /** Secondary: the writer it follows. */
   following: { primary: string; epoch: number } | null;
   lastHbSent: number;
+  /** Sequence number of the last heartbeat sent in this boot. */
+  hbSeq: number;
   lastRenewSent: number;
   /** No new candidacy before this tick (after a refusal), so epochs do not race ahead. */
   retryAt: number;

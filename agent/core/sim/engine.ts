@@ -14,8 +14,8 @@
 // is on both nodes (PRIM with a live replication stream) or the writer is ALONE.
 import { exampleClusterConfigs } from "../../config/example";
 import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig, type MirrorCoreConfig, type UnsafeRules, type WitnessCoreConfig } from "../config";
-import { BUCKETS, farmAdvert, farmStep, initFarm, type FarmAdvert, type FarmEffect, type FarmEvent, type FarmMember, type FarmNode } from "../farm";
-import { aliveMembers, isAlive, newMembership, recordHeard, type Membership } from "../membership";
+import { BUCKETS, farmCoreConfigFromAgentConfig, farmCoreStep, initFarmCore, type FarmCoreConfig, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmMember } from "../farm";
+import { decodeFarmMessage, encodeFarmMessage } from "../farm/messages";
 import { decodeMessage, encodeMessage } from "../messages";
 import { init as mirrorInit, step as mirrorStep } from "../mirror/node";
 import { isWriterRole } from "../mirror/roles";
@@ -62,14 +62,11 @@ type WitnessNode = { kind: "witness"; name: string; config: WitnessCoreConfig; u
 type FarmSimNode = {
   kind: "farm";
   name: string;
+  config: FarmCoreConfig;
   up: boolean;
   inc: number;
   phase: number;
-  node: FarmNode | null;
-  ticks: number;
-  membership: Membership;
-  adverts: Map<string, FarmAdvert>;
-  viewSig: string;
+  core: FarmCoreState | null;
   owned: number[];
   /** The operator stopped it: restarts keep it stopped until `start`. */
   adminStopped: boolean;
@@ -77,11 +74,9 @@ type FarmSimNode = {
 
 type SimNode = MirrorNode | WitnessNode | FarmSimNode;
 
-type FarmHb = { kind: "farm-hb"; from: string; advert: FarmAdvert };
-
 type QItem =
   | { k: "tick"; node: string; inc: number }
-  | { k: "deliver"; to: string; from: string; net: string; bytes: Buffer | null; farm: FarmHb | null }
+  | { k: "deliver"; to: string; from: string; net: string; bytes: Buffer }
   | { k: "resync"; source: string; job: ResyncJob }
   | { k: "call"; fn: () => void };
 
@@ -113,9 +108,28 @@ function mirrorConfigs(nodes: [string, string], witness: string | null) {
   return out;
 }
 
+const farmConfigCache = new Map<string, Record<string, FarmCoreConfig>>();
+
+function farmConfigs(members: FarmMember[]): Record<string, FarmCoreConfig> {
+  const key = members.map((m) => `${m.name}:${m.power}`).join(",");
+  const hit = farmConfigCache.get(key);
+  if (hit) return hit;
+  const agent = exampleClusterConfigs({
+    kind: "farm",
+    members: members.map((m, i) => ({ name: m.name, address: { lan: `10.0.0.${i + 1}`, backup: `10.1.0.${i + 1}` }, power: m.power })),
+  });
+  const out = Object.fromEntries(
+    members.map((m) => {
+      const c = agent[m.name];
+      if (!c) throw new Error(`no example config for ${m.name}`);
+      return [m.name, farmCoreConfigFromAgentConfig(c)];
+    }),
+  );
+  farmConfigCache.set(key, out);
+  return out;
+}
+
 export const SIM_TICK_MS = 50;
-const HB_TICKS = 5;
-const FARM_TIMEOUT_TICKS = 30;
 const RESYNC_STEP_MS = 100;
 
 export class Sim {
@@ -167,21 +181,11 @@ export class Sim {
         netsOf.set(spec.witness, ["lan"]);
       }
     } else {
+      const cfg = farmConfigs(spec.members);
       for (const m of spec.members) {
-        this.nodes.set(m.name, {
-          kind: "farm",
-          name: m.name,
-          up: false,
-          inc: 0,
-          phase: this.rng.int(0, SIM_TICK_MS - 1),
-          node: null,
-          ticks: 0,
-          membership: newMembership(FARM_TIMEOUT_TICKS, [], [], null),
-          adverts: new Map(),
-          viewSig: "",
-          owned: [],
-          adminStopped: false,
-        });
+        const config = cfg[m.name];
+        if (!config) throw new Error(`no farm config for ${m.name}`);
+        this.nodes.set(m.name, { kind: "farm", name: m.name, config, up: false, inc: 0, phase: this.rng.int(0, SIM_TICK_MS - 1), core: null, owned: [], adminStopped: false });
         netsOf.set(m.name, ["lan", "backup"]);
       }
     }
@@ -247,7 +251,7 @@ export class Sim {
         this.queue.push(this.timeMs + SIM_TICK_MS, e);
         if (n.kind === "mirror") this.stepMirror(n, { type: "tick" });
         else if (n.kind === "witness") this.stepWitness(n, { type: "tick" });
-        else this.tickFarm(n);
+        else this.stepFarm(n, { type: "tick" });
         return;
       }
       case "deliver":
@@ -278,19 +282,16 @@ export class Sim {
       n.state = r.state;
       this.applyWitness(n, r.effects);
     } else {
-      const members = this.spec.kind === "farm" ? this.spec.members : [];
-      n.node = initFarm(name, members);
-      n.ticks = 0;
-      n.membership = newMembership(FARM_TIMEOUT_TICKS, members.map((m) => m.name).filter((m) => m !== name), ["lan", "backup"], null);
-      n.adverts = new Map();
-      n.viewSig = "";
+      const r = initFarmCore(n.config, n.inc);
+      n.core = r.state;
       n.owned = [];
+      this.applyFarm(n, r.effects);
       if (!n.adminStopped) {
         this.stepFarm(n, { type: "start" });
         // The simulated application passes its checkers one tick after start.
         const inc = n.inc;
         this.at(this.timeMs + SIM_TICK_MS, () => {
-          if (n.up && n.inc === inc && n.node?.state === "WAIT") this.stepFarm(n, { type: "checkers", ok: true, reason: "simulated application healthy" });
+          if (n.up && n.inc === inc && n.core?.node.state === "WAIT") this.stepFarm(n, { type: "checkers", ok: true, reason: "simulated application healthy" });
         });
       }
     }
@@ -314,7 +315,7 @@ export class Sim {
       this.streams.delete(name);
     } else if (n.kind === "witness") n.state = null;
     else {
-      n.node = null;
+      n.core = null;
       n.owned = [];
     }
   }
@@ -336,7 +337,7 @@ export class Sim {
           n.disk = { ...e.state };
           break;
         case "send":
-          this.send(n.name, e.to, encodeMessage(e.message), null);
+          this.send(n.name, e.to, encodeMessage(e.message));
           break;
         case "writes":
           n.writable = e.allow;
@@ -483,7 +484,7 @@ export class Sim {
       return;
     }
     if (n.kind === "farm") {
-      const ev: FarmEvent | null = command === "start" ? { type: "start" } : command === "stop" ? { type: "stop" } : command === "restart" ? { type: "restart" } : null;
+      const ev: FarmCoreEvent | null = command === "start" ? { type: "start" } : command === "stop" ? { type: "stop" } : command === "restart" ? { type: "restart" } : null;
       if (!ev) throw new Error(`farm nodes take start, stop and restart; got ${command}`);
       n.adminStopped = command === "stop";
       if (!n.up) return;
@@ -491,7 +492,7 @@ export class Sim {
       if (command !== "stop") {
         const inc = n.inc;
         this.at(this.timeMs + SIM_TICK_MS, () => {
-          if (n.up && n.inc === inc && n.node?.state === "WAIT") this.stepFarm(n, { type: "checkers", ok: true, reason: "simulated application healthy" });
+          if (n.up && n.inc === inc && n.core?.node.state === "WAIT") this.stepFarm(n, { type: "checkers", ok: true, reason: "simulated application healthy" });
         });
       }
       return;
@@ -512,7 +513,7 @@ export class Sim {
   private applyWitness(n: WitnessNode, effects: WitnessEffect[]): void {
     for (const e of effects) {
       if (e.type === "persist") n.disk = { ...e.state };
-      else if (e.type === "send") this.send(n.name, e.to, encodeMessage(e.message), null);
+      else if (e.type === "send") this.send(n.name, e.to, encodeMessage(e.message));
       else this.note(n.name, e.message);
     }
   }
@@ -520,64 +521,29 @@ export class Sim {
   // -------------------------------------------------------------------------------------------
   // Farm nodes: the simulator plays the runtime's heartbeat and membership driver
 
-  private stepFarm(n: FarmSimNode, ev: FarmEvent): void {
-    if (!n.up || !n.node) return;
-    const r = farmStep(n.node, ev);
-    n.node = r.state;
+  private stepFarm(n: FarmSimNode, ev: FarmCoreEvent): void {
+    if (!n.up || !n.core) return;
+    const r = farmCoreStep(n.core, ev);
+    n.core = r.state;
     this.applyFarm(n, r.effects);
   }
 
-  private applyFarm(n: FarmSimNode, effects: FarmEffect[]): void {
+  private applyFarm(n: FarmSimNode, effects: FarmCoreEffect[]): void {
     if (effects.length > 0) this.farmDirty = true;
     for (const e of effects) {
       if (e.type === "set-buckets") n.owned = [...e.buckets];
-      else if (e.type === "log") {
-        if (e.to || /load of/.test(e.message)) this.note(n.name, e.message);
-      }
+      else if (e.type === "send") this.send(n.name, e.to, encodeFarmMessage(e.message));
+      else if (e.type === "log" && (e.to || /load of/.test(e.message))) this.note(n.name, e.message);
     }
-  }
-
-  private tickFarm(n: FarmSimNode): void {
-    if (!n.node) return;
-    n.ticks += 1;
-    if (n.ticks % HB_TICKS === 0) {
-      const hb: FarmHb = { kind: "farm-hb", from: n.name, advert: farmAdvert(n.node) };
-      for (const other of this.nodes.keys()) if (other !== n.name) this.send(n.name, other, null, hb);
-    }
-    this.updateFarmView(n);
-  }
-
-  private mapIds = new WeakMap<object, number>();
-  private nextMapId = 1;
-  private mapId(m: object): number {
-    let id = this.mapIds.get(m);
-    if (id === undefined) this.mapIds.set(m, (id = this.nextMapId++));
-    return id;
-  }
-
-  private updateFarmView(n: FarmSimNode): void {
-    if (!n.node) return;
-    const alive = aliveMembers(n.membership, n.ticks);
-    const peers = alive.flatMap((name) => {
-      const a = n.adverts.get(name);
-      return a ? [{ name, state: a.state, map: a.map }] : [];
-    });
-    // Any change of a peer's map counts, not only of its (leader, version) label: two different maps
-    // may carry the same label after a leader's view flips.
-    const sig = peers.map((p) => `${p.name}:${p.state}:${this.mapId(p.map)}`).join(",");
-    if (sig === n.viewSig) return;
-    n.viewSig = sig;
-    this.farmDirty = true;
-    this.stepFarm(n, { type: "view", peers });
   }
 
   // -------------------------------------------------------------------------------------------
   // Messages
 
-  private send(from: string, to: string, bytes: Buffer | null, farm: FarmHb | null): void {
+  private send(from: string, to: string, bytes: Buffer): void {
     for (const net of this.net.shared(from, to)) {
       const delay = this.net.transit(from, to, net, this.rng);
-      if (delay !== null) this.queue.push(this.timeMs + delay, { k: "deliver", to, from, net, bytes, farm });
+      if (delay !== null) this.queue.push(this.timeMs + delay, { k: "deliver", to, from, net, bytes });
     }
   }
 
@@ -585,16 +551,11 @@ export class Sim {
     const n = this.nodes.get(e.to);
     if (!n || !n.up) return;
     if (n.kind === "farm") {
-      if (!e.farm) return;
-      const wasAlive = isAlive(n.membership, e.from, n.ticks);
-      const prev = n.adverts.get(e.from);
-      n.membership = recordHeard(n.membership, e.from, e.net, n.ticks);
-      n.adverts.set(e.from, e.farm.advert);
-      // The view changes only with a new member or a new advert; timeouts are seen on ticks.
-      if (!wasAlive || !prev || prev.state !== e.farm.advert.state || prev.map !== e.farm.advert.map) this.updateFarmView(n);
+      const d = decodeFarmMessage(e.bytes);
+      if (!d.ok) return this.violate("codec", `${e.to} could not decode a farm heartbeat from ${e.from}: ${d.error}`);
+      this.stepFarm(n, { type: "message", network: e.net, message: d.message });
       return;
     }
-    if (!e.bytes) return;
     const d = decodeMessage(e.bytes);
     if (!d.ok) return this.violate("codec", `${e.to} could not decode a message from ${e.from}: ${d.error}`);
     if (n.kind === "mirror") this.stepMirror(n, { type: "message", network: e.net, message: d.message });
@@ -636,7 +597,7 @@ export class Sim {
 
   /** UP farm nodes grouped by connected component, with whether every member agrees on the view. */
   farmViews(): Array<{ members: FarmSimNode[]; settled: boolean }> {
-    const up = this.farmNodes().filter((n) => n.up && n.node);
+    const up = this.farmNodes().filter((n) => n.up && n.core);
     const names = up.map((n) => n.name);
     const seen = new Set<string>();
     const out: Array<{ members: FarmSimNode[]; settled: boolean }> = [];
@@ -645,13 +606,13 @@ export class Sim {
       const comp = this.net.component(n.name, names);
       comp.forEach((c) => seen.add(c));
       const members = comp.map((c) => this.node(c) as FarmSimNode);
-      const first = members[0]?.node?.map;
+      const first = members[0]?.core?.node.map;
       const settled = members.every((m) => {
-        const nd = m.node;
+        const nd = m.core?.node;
         if (!nd || !first || nd.map.leader !== first.leader || nd.map.owners.some((o, b) => o !== first.owners[b])) return false;
         const others = comp.filter((c) => c !== m.name).join(",");
         const seenPeers = nd.peers.map((p) => p.name).sort().join(",");
-        return seenPeers === others && nd.peers.every((p) => (this.node(p.name) as FarmSimNode).node?.state === p.state);
+        return seenPeers === others && nd.peers.every((p) => (this.node(p.name) as FarmSimNode).core?.node.state === p.state);
       });
       out.push({ members, settled });
     }
@@ -663,13 +624,13 @@ export class Sim {
     const owner = new Array<string | null>(BUCKETS).fill(null);
     const problems: string[] = [];
     for (const m of members) {
-      if (m.node?.state !== "UP") continue;
+      if (m.core?.node.state !== "UP") continue;
       for (const b of m.owned) {
         if (owner[b]) problems.push(`bucket ${b} owned by both ${owner[b]} and ${m.name}`);
         owner[b] = m.name;
       }
     }
-    const upCount = members.filter((m) => m.node?.state === "UP").length;
+    const upCount = members.filter((m) => m.core?.node.state === "UP").length;
     if (upCount > 0) {
       const gaps = owner.flatMap((o, b) => (o ? [] : [b]));
       if (gaps.length > 0) problems.push(`${gaps.length} bucket(s) owned by nobody (first: ${gaps.slice(0, 5).join(", ")})`);
@@ -702,7 +663,7 @@ export class Sim {
   mirrorRole(name: string): string {
     const n = this.node(name);
     if (n.kind === "mirror") return n.up && n.state ? n.state.role : "DOWN";
-    if (n.kind === "farm") return n.up && n.node ? n.node.state : "DOWN";
+    if (n.kind === "farm") return n.up && n.core ? n.core.node.state : "DOWN";
     return n.up ? "UP" : "DOWN";
   }
 
@@ -713,7 +674,10 @@ export class Sim {
       const st = mirrorStatus(n.state);
       return `${name}: ${st.role} epoch ${st.epoch} data ${st.dataEpoch}${st.upToDate ? "" : " stale"}${st.writable ? " writable" : ""}${st.sync ? ` ${st.sync}` : ""} (${st.reason})`;
     }
-    if (n.kind === "farm" && n.node) return `${name}: ${n.node.state} ${n.owned.length} buckets (map v${n.node.map.version} by ${n.node.map.leader || "-"})`;
+    if (n.kind === "farm" && n.core) {
+      const nd = n.core.node;
+      return `${name}: ${nd.state} ${n.owned.length} buckets (map v${nd.map.version} by ${nd.map.leader || "-"})`;
+    }
     if (n.kind === "witness" && n.state) return `${name}: witness epoch ${n.state.persisted.epoch} holder ${n.state.persisted.holder ?? "-"}`;
     return `${name}: ?`;
   }
@@ -727,7 +691,7 @@ export class Sim {
       return prim.length === 1 && sec.length === 1;
     }
     const fs = this.farmNodes();
-    if (fs.some((n) => n.up && !n.adminStopped && n.node?.state !== "UP")) return false;
+    if (fs.some((n) => n.up && !n.adminStopped && n.core?.node.state !== "UP")) return false;
     const views = this.farmViews();
     return views.length === 1 && !!views[0]?.settled && this.bucketProblems(views[0].members).length === 0;
   }

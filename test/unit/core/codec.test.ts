@@ -13,6 +13,7 @@ const message: fc.Arbitrary<Message> = fc.oneof(
     kind: fc.constant("hb" as const),
     from: name,
     sent: stamp,
+    seq: nat,
     echo: fc.option(stamp, { nil: null }),
     role,
     epoch: nat,
