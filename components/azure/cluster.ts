@@ -107,7 +107,7 @@ export function buildAzureCluster(self: pulumi.ComponentResource, component: str
       // A farm keeps a client on one node; a mirror has one healthy backend anyway.
       loadDistribution: kind === "farm" ? "SourceIP" : "Default",
       ...(l.protocol === "tcp" ? { enableTcpReset: true } : {}),
-      disableOutboundSnat: true, idleTimeoutInMinutes: 4,
+      idleTimeoutInMinutes: 4,
     })),
     tags,
   }, opts);
@@ -156,7 +156,8 @@ export function buildAzureCluster(self: pulumi.ComponentResource, component: str
   const suffix = new RandomString(`${name}-storage-suffix`, { length: 12, upper: false, special: false }, opts);
   const account = new StorageAccount(`${name}-artifacts`, {
     ...located, accountName: pulumi.interpolate`mf${suffix.result}`, kind: "StorageV2", sku: { name: "Standard_LRS" },
-    allowBlobPublicAccess: false, minimumTlsVersion: "TLS1_2", enableHttpsTrafficOnly: true, allowSharedKeyAccess: false, tags,
+    // Shared keys stay enabled: the Pulumi provider uploads the blobs with the account key.
+    allowBlobPublicAccess: false, minimumTlsVersion: "TLS1_2", enableHttpsTrafficOnly: true, tags,
   }, opts);
   const container = new BlobContainer(`${name}-artifacts`, { ...rg, accountName: account.name, containerName: "mirrorfarm", publicAccess: "None" }, opts);
   const identity = new UserAssignedIdentity(`${name}-node`, { ...located, tags }, opts);

@@ -58,7 +58,7 @@ describe("azure.MirrorCluster", () => {
       principalId: "00000000-0000-0000-0000-0000000000b1", principalType: "ServicePrincipal", scope: "files-artifacts-id",
       roleDefinitionId: "/subscriptions/sub-1/providers/Microsoft.Authorization/roleDefinitions/2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     }]);
-    expect(inputsOf("files", "azure-native:storage:StorageAccount")[0]).toMatchObject({ allowBlobPublicAccess: false, allowSharedKeyAccess: false, accountName: "mfabc123def456" });
+    expect(inputsOf("files", "azure-native:storage:StorageAccount")[0]).toMatchObject({ allowBlobPublicAccess: false, minimumTlsVersion: "TLS1_2", accountName: "mfabc123def456" });
   });
 
   it("gives the nodes the LB frontend as a probe-mode VIP and reports the endpoint", async () => {
