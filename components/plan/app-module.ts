@@ -63,7 +63,10 @@ export function roleScripts(spec: ResolvedSpec): Scripts {
   }
 }
 
-/** The module's own liveness checker (its first port over TCP) followed by the spec's checkers. */
+/**
+ * The module's own liveness checker (its first port over TCP) followed by the spec's checkers.
+ * The agent counts checker results only where the application runs (mirror primary, farm UP).
+ */
 export function checkers(spec: ResolvedSpec): Checkers {
   const out: Checkers = [];
   const port = spec.appPorts[0];

@@ -21,7 +21,7 @@ describe("agent config plan", () => {
     expect(a.witness).toEqual(witness);
     expect(a.vip).toBeUndefined();
     expect(a.scripts.start_prim?.args).toEqual(["-c", "systemctl start 'postgresql'"]);
-    expect(a.checkers[0]).toMatchObject({ type: "tcp", host: "127.0.0.1", port: 5432 });
+    expect(a.checkers[0]).toMatchObject({ type: "tcp", host: "127.0.0.1", port: 5432, action: "restart" });
     expect(a.timing).toMatchObject({ heartbeatTimeoutMs: 1500, leaseMs: 1050 });
     const w = configs["orders-witness"]!;
     expect(w).toMatchObject({ kind: "witness", node: "orders-witness", admin: { listen: "10.0.3.10" } });
