@@ -87,14 +87,27 @@ async function up(p: Parsed): Promise<number> {
   if (needed > MAX_HOSTS) throw new MirrorfarmError("MF_LAB_USAGE", `--mirror and --farm ${farm} need ${needed} hosts; at most ${MAX_HOSTS}`);
   const servers = Math.max(needed, intFlag(p, "--hosts", 1, MAX_HOSTS) ?? (needed > 0 ? needed : 2));
   const t0 = Date.now();
-  const state = await upHosts({ name: p.name, servers });
-  const hostsReady = Date.now() - t0;
+  // Interrupted while building: remove the half-built lab rather than leave it behind.
+  const interrupted = (signal: NodeJS.Signals): void => {
+    console.error(`mirrorfarm lab up: ${signal}, removing the half-built lab '${p.name}'`);
+    void down(p.name).finally(() => process.exit(130));
+  };
+  process.once("SIGINT", interrupted);
+  process.once("SIGTERM", interrupted);
+  let hostsReady = 0;
   try {
-    if (mirror || farm > 0)
-      await deployClusters(state, { mirror, farm, ...(app ? { app: app as LabApp } : {}), bundlePath: agentBundlePath() });
-  } catch (err) {
-    await down(p.name).catch(() => undefined);
-    throw err;
+    const state = await upHosts({ name: p.name, servers });
+    hostsReady = Date.now() - t0;
+    try {
+      if (mirror || farm > 0)
+        await deployClusters(state, { mirror, farm, ...(app ? { app: app as LabApp } : {}), bundlePath: agentBundlePath() });
+    } catch (err) {
+      await down(p.name).catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    process.off("SIGINT", interrupted);
+    process.off("SIGTERM", interrupted);
   }
   const total = Date.now() - t0;
   console.error(JSON.stringify({ component: "lab", lab: p.name, event: "up", hostsReadyMs: hostsReady, totalMs: total }));
