@@ -48,7 +48,7 @@ export function validateFarmRules(r: FarmFilterRules): void {
     }
   });
   if (ipv6.length > 0) {
-    throw new MirrorfarmError("MF_FARM_IPV6_UNSUPPORTED", [...ipv6, ...problems].join("\n- "));
+    throw new MirrorfarmError("MF_FARM_IPV6_UNSUPPORTED", `IPv6 farm VIPs are not supported yet:\n- ${[...ipv6, ...problems].join("\n- ")}`);
   }
   if (problems.length > 0) {
     throw new MirrorfarmError("MF_FARM_RULES_INVALID", `invalid farm rules:\n- ${problems.join("\n- ")}`);

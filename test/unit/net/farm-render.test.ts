@@ -175,7 +175,7 @@ describe("farm rule validation", () => {
     const msg = errorOf(() =>
       validateFarmRules({ seed: 1.5, rules: [{ vip: "fd00::100", protocol: "tcp", ports: [80], affinity: "srcip" }] }),
     );
-    expect(msg).toMatch(/MF_FARM_IPV6_UNSUPPORTED: farm.rules\[0\].vip "fd00::100" is IPv6.*use an IPv4 VIP/);
+    expect(msg).toMatch(/MF_FARM_IPV6_UNSUPPORTED: IPv6 farm VIPs are not supported yet:\n- farm.rules\[0\].vip "fd00::100" is IPv6.*use an IPv4 VIP/);
     expect(msg).toContain("farm.seed 1.5");
   });
 
