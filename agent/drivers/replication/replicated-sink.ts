@@ -69,11 +69,27 @@ export class ReplicatedDirSink implements MutationSink {
   }
 
   async admit(op: MutationOp, signal: AbortSignal): Promise<void> {
-    while (this.current === "blocked") await this.changed();
-    if (this.current === "readonly") throw new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`);
-    const replicating = this.current === "replicating";
-    await this.tracker.admit(op, !replicating);
-    if (replicating) await this.link?.admit(op, signal);
+    for (;;) {
+      while (this.current === "blocked") await this.changed();
+      if (this.current === "readonly") throw new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`);
+      const link = this.current === "replicating" ? this.link : null;
+      await this.tracker.admit(op, link === null);
+      if (!link) return;
+      try {
+        await link.admit(op, signal);
+        return;
+      } catch (err) {
+        if (!(err instanceof ReplicationLinkLost)) throw err;
+        this.tracker.replicated(op); // not applied: its extents are not in flight after all
+        this.linkLost(link, err.reason);
+      }
+    }
+  }
+
+  private linkLost(link: MutationSink, reason: string): void {
+    if (this.current !== "replicating" || this.link !== link) return; // already reported
+    this.setMode("blocked", reason);
+    this.onLinkLost(reason);
   }
 
   async commit(op: MutationOp, signal: AbortSignal): Promise<void> {
@@ -85,10 +101,7 @@ export class ReplicatedDirSink implements MutationSink {
       this.tracker.replicated(op);
     } catch (err) {
       if (!(err instanceof ReplicationLinkLost)) throw err;
-      if (this.current === "replicating" && this.link === link) {
-        this.setMode("blocked", err.reason);
-        this.onLinkLost(err.reason);
-      }
+      this.linkLost(link, err.reason);
       await this.holdApplied(op);
     }
   }

@@ -23,7 +23,7 @@ function fakeLink(): MutationSink & { sent: MutationOp[]; failNext: string | nul
   const link = {
     sent: [] as MutationOp[],
     failNext: null as string | null,
-    admit: () => Promise.resolve(),
+    admit: () => (link.failNext ? Promise.reject(new ReplicationLinkLost(link.failNext)) : Promise.resolve()),
     commit: (op: MutationOp) => {
       if (link.failNext) return Promise.reject(new ReplicationLinkLost(link.failNext));
       link.sent.push(op);
@@ -50,7 +50,23 @@ const run = async (op: MutationOp) => {
   await sink.admit(op, signal);
   await sink.commit(op, signal);
 };
-const settled = (p: Promise<unknown>) => Promise.race([p.then(() => "done", (e: Error) => e.message), new Promise((r) => setTimeout(() => r("pending"), 30))]);
+/** Follows a promise's outcome without awaiting it. */
+function track(p: Promise<unknown>): { state: string; promise: Promise<unknown> } {
+  const t = { state: "pending", promise: p };
+  p.then(
+    () => (t.state = "done"),
+    (e: Error) => (t.state = e.message),
+  );
+  return t;
+}
+/** Polls a condition with a deadline (no fixed sleeps). */
+async function until(cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("condition not reached within 5 s");
+    await new Promise((r) => setImmediate(r));
+  }
+}
 
 describe("replicated directory sink", () => {
   it("refuses changes while read-only", async () => {
@@ -80,23 +96,38 @@ describe("replicated directory sink", () => {
     const link = fakeLink();
     sink.setMode("replicating", "became PRIM", link);
     link.failNext = "no acknowledgement within 3000 ms";
-    const first = run(write(0));
-    expect(await settled(first)).toBe("pending");
-    expect([sink.mode, lost]).toEqual(["blocked", ["no acknowledgement within 3000 ms"]]);
-    const second = run(write(8192));
-    expect(await settled(second)).toBe("pending");
+    const first = track(run(write(0)));
+    await until(() => sink.mode === "blocked");
+    expect(lost).toEqual(["no acknowledgement within 3000 ms"]);
+    const second = track(run(write(8192)));
+    await new Promise((r) => setImmediate(r));
+    expect([first.state, second.state]).toEqual(["pending", "pending"]);
     sink.setMode("alone", "peer lost, witness granted");
-    expect([await settled(first), await settled(second)]).toEqual(["done", "done"]);
+    await Promise.all([first.promise, second.promise]);
     expect(tracker.modified().files.get("f")?.list()).toEqual([[0, 4096], [8192, 12288]]);
     expect(logs.map((l) => `${String(l.from)}->${String(l.to)}`)).toEqual(["readonly->replicating", "replicating->blocked", "blocked->alone"]);
+  });
+
+  it("holds a new change when the link was lost before it started", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    link.failNext = "stream closed";
+    const op = track(run({ kind: "mkdir", path: "d", mode: 0o755, uid: 0, gid: 0 }));
+    await until(() => sink.mode === "blocked");
+    expect([op.state, lost]).toEqual(["pending", ["stream closed"]]);
+    sink.setMode("alone", "peer lost, witness granted");
+    await op.promise;
+    expect([...tracker.modified().namespace]).toEqual(["d"]);
   });
 
   it("fails held writes when the node steps down instead", async () => {
     const link = fakeLink();
     sink.setMode("replicating", "became PRIM", link);
-    link.failNext = "stream closed";
-    const applied = run(write(0));
-    await settled(applied);
+    const op = write(0);
+    await sink.admit(op, signal);
+    link.failNext = "stream closed"; // lost while the op was being applied here
+    const applied = sink.commit(op, signal);
+    await until(() => sink.mode === "blocked");
     const later = run(write(4096));
     sink.setMode("readonly", "lost quorum");
     await expect(applied).rejects.toMatchObject({ errno: E.EIO });
