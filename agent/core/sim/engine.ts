@@ -2,6 +2,8 @@
 // over the pure core, on a seeded network, with crashes that keep only persisted state, and a
 // modelled client writing numbered records through whoever accepts writes.
 //
+// Every node ticks on its own clock: its own phase within the tick, and a rate error of up to
+// MAX_DRIFT_PPM (the drift the lease margin of ../config.ts allows for).
 // The simulator plays the drivers: it carries out the core's effects the way the runtime does
 // (persist = what survives a crash, writes/VIP flags, resync jobs, sends through the message codec)
 // and checks the invariants after every event:
@@ -13,7 +15,7 @@
 // Ground truth for data is the simulator's, not the core's: a record is acknowledged only when it
 // is on both nodes (PRIM with a live replication stream) or the writer is ALONE.
 import { exampleClusterConfigs } from "../../config/example";
-import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig, type MirrorCoreConfig, type UnsafeRules, type WitnessCoreConfig } from "../config";
+import { MAX_DRIFT_PPM, mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig, type MirrorCoreConfig, type UnsafeRules, type WitnessCoreConfig } from "../config";
 import { BUCKETS, farmCoreConfigFromAgentConfig, farmCoreStep, initFarmCore, type FarmCoreConfig, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmMember } from "../farm";
 import { decodeFarmMessage, encodeFarmMessage } from "../farm/messages";
 import { decodeMessage, encodeMessage } from "../messages";
@@ -157,6 +159,7 @@ export class Sim {
   /** Farm state changed since the last check (buckets, roles, views, membership of the network). */
   private farmDirty = true;
   private farmNetVersion = -1;
+  private tickPeriod = new Map<string, number>();
 
   constructor(
     readonly spec: ClusterSpec,
@@ -190,6 +193,8 @@ export class Sim {
       }
     }
     this.net = new SimNetwork(netsOf);
+    // Each node's clock runs off by up to the drift the lease margin allows for (config.ts).
+    for (const n of this.nodes.keys()) this.tickPeriod.set(n, SIM_TICK_MS * (1 + this.rng.int(-MAX_DRIFT_PPM, MAX_DRIFT_PPM) / 1_000_000));
   }
 
   // -------------------------------------------------------------------------------------------
@@ -248,7 +253,7 @@ export class Sim {
       case "tick": {
         const n = this.nodes.get(e.node);
         if (!n || !n.up || n.inc !== e.inc) return;
-        this.queue.push(this.timeMs + SIM_TICK_MS, e);
+        this.queue.push(this.timeMs + (this.tickPeriod.get(n.name) ?? SIM_TICK_MS), e);
         if (n.kind === "mirror") this.stepMirror(n, { type: "tick" });
         else if (n.kind === "witness") this.stepWitness(n, { type: "tick" });
         else this.stepFarm(n, { type: "tick" });
