@@ -7,7 +7,7 @@ import { parseScenario, runScenario } from "../../agent/core/sim/scenario";
 
 describe("broken rules are caught", () => {
   it("promotion without the witness's vote: random seeds report violations, and a failing seed replays identically", () => {
-    const r = runSeeds(100, 0, { unsafe: { promoteWithoutWitness: true } });
+    const r = runSeeds(60, 0, { unsafe: { promoteWithoutWitness: true } });
     expect(r.violations).toBeGreaterThan(0);
     const seed = r.failedSeeds[0] as number;
     expect(seed).toBeTypeOf("number");
