@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { cloudInitSchema, hasCloudInit } from "./cloud-init";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
-import { byType, fakeBundle, resolve, settled } from "./mocks";
+import { byType, fakeBundle, resolve, settled, resetRecorded } from "./mocks";
 import { azure } from "../../index";
+
+resetRecorded();
 
 const bundle = fakeBundle();
 const inputsOf = (prefix: string, type: string) => byType(prefix, type).map((r) => r.inputs);

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
-import { byType, resolve, settled } from "./mocks";
+import { byType, resolve, settled, resetRecorded } from "./mocks";
+
+resetRecorded();
 
 // Each example is a whole program: loading it declares its resources against the mocks.
 pulumi.runtime.setAllConfig({

@@ -2,8 +2,10 @@ import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
-import { byType, fakeBundle, resolve, settled } from "./mocks";
+import { byType, fakeBundle, resolve, settled, resetRecorded } from "./mocks";
 import { declareClusters } from "../../components/gitops/declare";
+
+resetRecorded();
 
 const bundle = fakeBundle();
 const hostKey = `SHA256:${"B".repeat(43)}`;

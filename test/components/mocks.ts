@@ -17,6 +17,11 @@ export interface Recorded {
 
 export const recorded: Recorded[] = [];
 
+/** Forgets what earlier test files registered (they may share this module when not isolated). */
+export function resetRecorded(): void {
+  recorded.length = 0;
+}
+
 // Syntactically valid PEM blocks; the agent schema checks the framing, not the key.
 const PEM_KEY = "-----BEGIN EC PRIVATE KEY-----\nTU9DSy1LRVk=\n-----END EC PRIVATE KEY-----\n";
 const PEM_CERT = "-----BEGIN CERTIFICATE-----\nTU9DSy1DRVJU\n-----END CERTIFICATE-----\n";

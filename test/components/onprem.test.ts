@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
-import { byType, fakeBundle, resolve, settled } from "./mocks";
+import { byType, fakeBundle, resolve, settled, resetRecorded } from "./mocks";
 import { onprem } from "../../index";
 import { nodeDeploymentProvider, type NodeDeploymentProps } from "../../components/onprem/node-deployment";
+
+resetRecorded();
 
 const bundle = fakeBundle();
 const hostKey = `SHA256:${"A".repeat(43)}`;
