@@ -60,8 +60,11 @@ export type MirrorEffect =
   | { type: "vip"; action: "acquire" | "release" }
   | { type: "script"; name: RoleScriptName }
   /**
-   * Resynchronisation: role "source" on the writer (send the changed zones to `peer`), "target" on
-   * the secondary (receive from `peer`, the replicated paths read-only for applications).
+   * Resynchronisation: role "source" on the writer (send the changed zones to `peer`, then keep
+   * the stream live; report resync-done when the peer holds everything), "target" on the secondary
+   * (receive from `peer`, the replicated paths read-only for applications). `stop` on the target
+   * means stop applying the writer's stream: from then on the writer cannot acknowledge a write
+   * with this node, so it must not report it in sync.
    */
   | { type: "resync"; action: "start" | "stop"; role: "source" | "target"; peer: string; epoch: number }
   | { type: "log"; level: "info" | "warn"; message: string; transition: TransitionLog | null }
