@@ -102,6 +102,19 @@ describe("cluster spec problems", () => {
     expect(paths({ ...farm, witness: true })).toEqual(["witness"]);
     expect(paths({ ...farm, checkers: [{ name: "x", type: "tcp", target: "80", action: "swap" }] })).toEqual(["checkers[0].action"]);
   });
+  it("names every broken argument, whatever combination is broken (property)", () => {
+    const breakages: Record<string, unknown> = {
+      clusterName: "Not A Name", application: "oracle", heartbeatPort: 0, tickMs: 5, clientCidrs: ["10.0.0.0/33"],
+      vipAddress: "10.0.0.300", witness: "yes", checkers: [{ name: "x", type: "smtp", target: "25" }],
+    };
+    const expected: Record<string, string> = { clientCidrs: "clientCidrs[0]", checkers: "checkers[0].type" };
+    fc.assert(fc.property(fc.subarray(Object.keys(breakages), { minLength: 1 }), (keys) => {
+      const spec = { ...mirror, ...Object.fromEntries(keys.map((k) => [k, breakages[k]])) };
+      const got = new Set(listSpecProblems(spec).map((p) => p.path));
+      return keys.every((k) => got.has(expected[k] ?? k));
+    }), { numRuns: 200 });
+  });
+
   it("survives any JSON value without throwing from listSpecProblems", () => {
     fc.assert(fc.property(fc.jsonValue(), (v) => Array.isArray(listSpecProblems(v))), { numRuns: 300 });
     fc.assert(fc.property(fc.dictionary(fc.constantFrom("clusterName", "kind", "nodes", "appPorts", "replicatedDirs", "farmRules", "checkers", "witness", "vipAddress"), fc.jsonValue()),
