@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   const [local, mnt, backing, rmnt, primary, secondary] = dirs as [string, string, string, string, string, string];
   for (const d of dirs) fs.mkdirSync(d);
   const plain = await startPassthroughServer(mnt, backing);
-  const replicated = await startPassthroughServer(rmnt, primary, secondary);
+  const replicated = await startPassthroughServer(rmnt, primary, { replica: { dir: secondary, zones: path.join(root, "zones") } });
   type M = ReturnType<typeof measure>;
   const rounds: { local: M; fuse: M; repl: M }[] = [];
   try {

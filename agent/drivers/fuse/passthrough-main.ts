@@ -1,23 +1,29 @@
 // Runs a passthrough FUSE server as its own process:
-//   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR]
+//   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR --zones DIR] [--read-only]
 // --replica DIR replicates every change into DIR over a real replication link on loopback TCP
-// (sender in this process's FUSE path, receiver + confined applier at the other end): a
-// replicated pair on one machine. --read-only refuses every change with EROFS (the secondary's
-// view for applications).
+// (sender in this process's FUSE path, receiver + confined applier at the other end), through the
+// replicated directory's sink, which records in --zones DIR what does not reach DIR: a replicated
+// pair on one machine. --read-only refuses every change with EROFS (the secondary's view).
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
-// one per line: "stats" (prints {"event":"stats",...}) and "unmount". SIGTERM, SIGINT and stdin
-// closing (the parent died) unmount too, so a parent never leaves a mount served by nobody.
+// one per line: "stats" (prints {"event":"stats",...}), "unmount", and for a replicated pair
+// "cut" (drop the link), "alone" / "readonly" (what the mirror core would decide), "checkpoint";
+// each of these answers {"event":"ok","command":...}. SIGTERM, SIGINT and stdin closing (the
+// parent died) unmount too, so a parent never leaves a mount served by nobody.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
-import * as readline from "node:readline";
 import * as net from "node:net";
+import * as readline from "node:readline";
 import { BackingApplier } from "../replication/applier";
 import { ReplicationReceiver } from "../replication/receiver";
+import { ReplicatedDirSink } from "../replication/replicated-sink";
 import { ReplicationSender } from "../replication/sender";
+import { ZoneTracker } from "../replication/zone-tracker";
 import { type MutationKind, type MutationOp, type MutationSink, readOnlyMutationSink } from "./mutation";
 import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
 
 // One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the rest.
 process.env.UV_THREADPOOL_SIZE ??= "16";
+
+type Log = (e: Record<string, unknown>) => void;
 
 function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -31,7 +37,7 @@ function optionalArg(name: string): string | undefined {
 function arg(name: string): string {
   const v = optionalArg(name);
   if (!v) {
-    emit({ event: "error", message: `missing --${name} DIR (usage: --mountpoint DIR --backing DIR)` });
+    emit({ event: "error", message: `missing --${name} DIR (usage: --mountpoint DIR --backing DIR [--replica DIR --zones DIR] [--read-only])` });
     process.exit(2);
   }
   return v;
@@ -52,10 +58,12 @@ function countingSink(counts: Partial<Record<MutationKind, number>>, next: Mutat
 interface Replica {
   sender: ReplicationSender;
   receiver: ReplicationReceiver;
+  tracker: ZoneTracker;
+  sink: ReplicatedDirSink;
 }
 
-/** A secondary listening on loopback, and the primary's link to it. */
-async function loopbackReplica(dir: string, log: (e: Record<string, unknown>) => void): Promise<Replica> {
+/** A secondary listening on loopback, the primary's link to it, and the sink in front of both. */
+async function loopbackReplica(dir: string, zonesDir: string, log: Log): Promise<Replica> {
   const applier = await BackingApplier.open(dir);
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -68,21 +76,36 @@ async function loopbackReplica(dir: string, log: (e: Record<string, unknown>) =>
   server.close();
   const receiver = new ReplicationReceiver(incoming, applier, log);
   const sender = new ReplicationSender(socket, { ackTimeoutMs: 10_000, now: () => performance.now(), log });
-  return { sender, receiver };
+  const tracker = ZoneTracker.open(zonesDir);
+  const sink = new ReplicatedDirSink(tracker, log, (reason) => emit({ event: "link_lost", reason }));
+  sink.setMode("replicating", "started with a replica", sender);
+  return { sender, receiver, tracker, sink };
+}
+
+function replicaStats(r: Replica): Record<string, unknown> {
+  const z = r.tracker.modified();
+  const ranges = (m: typeof z.files) => Object.fromEntries([...m].map(([p, s]) => [p, s.list()]));
+  return {
+    mode: r.sink.mode,
+    sender: r.sender.stats,
+    receiver: r.receiver.stats,
+    tracker: r.tracker.stats,
+    zones: { files: ranges(z.files), inDoubt: ranges(z.inDoubt), namespace: [...z.namespace] },
+  };
 }
 
 async function main(): Promise<void> {
   const mutations: Partial<Record<MutationKind, number>> = {};
-  const log = (e: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(e)}\n`);
+  const log: Log = (e) => process.stderr.write(`${JSON.stringify(e)}\n`);
   let mount: PassthroughMount;
   let replica: Replica | null = null;
   try {
     const replicaDir = optionalArg("replica");
-    if (replicaDir) replica = await loopbackReplica(replicaDir, log);
+    if (replicaDir) replica = await loopbackReplica(replicaDir, arg("zones"), log);
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
       backing: arg("backing"),
-      sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (replica?.sender ?? null)),
+      sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (replica?.sink ?? null)),
       log,
     });
   } catch (err) {
@@ -109,10 +132,24 @@ async function main(): Promise<void> {
   });
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
+  const pairCommands: Record<string, (r: Replica) => void | Promise<void>> = {
+    cut: (r) => r.sender.close("cut by command"),
+    alone: (r) => r.sink.setMode("alone", "command"),
+    readonly: (r) => r.sink.setMode("readonly", "command"),
+    checkpoint: (r) => r.tracker.checkpoint(),
+  };
   const rl = readline.createInterface({ input: process.stdin });
-  rl.on("line", (line) => {
-    if (line.trim() === "stats") emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), mutations, replica: replica ? { sender: replica.sender.stats, receiver: replica.receiver.stats } : null });
-    else if (line.trim() === "unmount") void stop();
+  rl.on("line", (raw) => {
+    const line = raw.trim();
+    if (line === "stats") {
+      emit({ event: "stats", ...mount.stats, nodes: mount.nodeCount(), rssBytes: process.memoryUsage().rss, mutations, replica: replica ? replicaStats(replica) : null });
+    } else if (line === "unmount") void stop();
+    else if (replica && pairCommands[line]) {
+      Promise.resolve(pairCommands[line](replica)).then(
+        () => emit({ event: "ok", command: line }),
+        (err: unknown) => emit({ event: "error", message: `${line}: ${String(err)}` }),
+      );
+    }
   });
   rl.on("close", () => void stop());
   emit({ event: "ready", pid: process.pid });

@@ -9,7 +9,9 @@ import type { SessionStats } from "./session";
 import type { MutationKind } from "./mutation";
 import { unmountFuse } from "./mount";
 import type { ReceiverStats } from "../replication/receiver";
+import type { ReplicatedMode } from "../replication/replicated-sink";
 import type { SenderStats } from "../replication/sender";
+import type { ZoneTrackerStats } from "../replication/zone-tracker";
 
 const COMPILED = path.join(__dirname, "passthrough-main.js");
 const SCRIPT_ARGS = fs.existsSync(COMPILED) ? [COMPILED] : ["--import", "tsx", path.join(__dirname, "passthrough-main.ts")];
@@ -18,14 +20,30 @@ const WAIT_MS = 15_000;
 export type ServerStats = SessionStats & {
   nodes: number;
   mutations: Partial<Record<MutationKind, number>>;
-  replica: { sender: SenderStats; receiver: ReceiverStats } | null;
+  rssBytes: number;
+  replica: {
+    mode: ReplicatedMode;
+    sender: SenderStats;
+    receiver: ReceiverStats;
+    tracker: ZoneTrackerStats;
+    zones: { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; namespace: string[] };
+  } | null;
 };
+
+export interface ServerOptions {
+  /** Replicate into this directory over a loopback link; `zones` records what does not reach it. */
+  replica?: { dir: string; zones: string };
+  /** Refuse every change with EROFS. */
+  readOnly?: boolean;
+}
 
 export interface FuseServer {
   readonly pid: number;
   readonly mountpoint: string;
   readonly backing: string;
   stats(): Promise<ServerStats>;
+  /** Sends a replicated-pair command (cut, alone, readonly, checkpoint) and waits until it is done. */
+  command(name: "cut" | "alone" | "readonly" | "checkpoint"): Promise<void>;
   /** Clean unmount; falls back to SIGKILL + lazy unmount if the server does not finish in time. */
   stop(): Promise<void>;
   /** A crash: SIGKILL, the mount is left behind, dead. */
@@ -34,9 +52,9 @@ export interface FuseServer {
   log(): string;
 }
 
-/** `replica`: also replicate every change into that directory; `readOnly`: refuse every change (see passthrough-main). */
-export async function startPassthroughServer(mountpoint: string, backing: string, replica?: string, readOnly = false): Promise<FuseServer> {
-  const extra = [...(replica ? ["--replica", replica] : []), ...(readOnly ? ["--read-only"] : [])];
+export async function startPassthroughServer(mountpoint: string, backing: string, options: ServerOptions = {}): Promise<FuseServer> {
+  const { replica, readOnly } = options;
+  const extra = [...(replica ? ["--replica", replica.dir, "--zones", replica.zones] : []), ...(readOnly ? ["--read-only"] : [])];
   const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing, ...extra], {
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -80,6 +98,11 @@ export async function startPassthroughServer(mountpoint: string, backing: string
       const reply = waitFor("stats");
       child.stdin?.write("stats\n");
       return (await reply) as unknown as ServerStats;
+    },
+    async command(name) {
+      const reply = waitFor("ok");
+      child.stdin?.write(`${name}\n`);
+      await reply;
     },
     async stop() {
       if (child.exitCode !== null) return;

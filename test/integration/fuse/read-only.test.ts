@@ -20,7 +20,7 @@ describe.skipIf(!needsRoot("FUSE read-only mount"))("FUSE read-only mount", { ti
     chmodSync(dir, 0o755);
     for (const d of ["mnt", "backing", "backing/sub", "copy", "copy/sub"]) mkdirSync(at(d));
     for (const b of ["backing", "copy"]) writeFileSync(at(b, "sub", "f"), "replicated data");
-    server = await startPassthroughServer(at("mnt"), at("backing"), undefined, true);
+    server = await startPassthroughServer(at("mnt"), at("backing"), { readOnly: true });
   });
 
   afterAll(async () => {

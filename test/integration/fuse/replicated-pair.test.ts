@@ -2,7 +2,7 @@
 // (loopback TCP, stream codec, the secondary's confined applier) into a second directory: the
 // suite checks that second directory (not the primary's backing) against the mount, so any
 // change the op records or the link miss shows up as a diff.
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, promises as fsp, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +11,7 @@ import { type FuseServer, startPassthroughServer } from "../../../agent/drivers/
 import { needsRoot } from "../../support/privileges";
 import { definePosixSuite } from "./posix-suite";
 import { compareTrees } from "./support/compare";
+import { run } from "./support/run";
 
 describe.skipIf(!needsRoot("FUSE replicated pair (loopback TCP)"))("FUSE replicated pair (loopback TCP)", { timeout: 60_000 }, () => {
   let dir: string;
@@ -21,7 +22,7 @@ describe.skipIf(!needsRoot("FUSE replicated pair (loopback TCP)"))("FUSE replica
     dir = mkdtempSync(path.join(os.tmpdir(), "mf-fuse-pair-"));
     chmodSync(dir, 0o755);
     for (const d of ["mnt", "primary", "secondary"]) mkdirSync(at(d));
-    server = await startPassthroughServer(at("mnt"), at("primary"), at("secondary"));
+    server = await startPassthroughServer(at("mnt"), at("primary"), { replica: { dir: at("secondary"), zones: at("zones") } });
   });
 
   afterAll(async () => {
@@ -38,5 +39,48 @@ describe.skipIf(!needsRoot("FUSE replicated pair (loopback TCP)"))("FUSE replica
     expect(stats.replica?.receiver.applied).toBe(stats.replica?.sender.sent);
     expect(stats.replica?.sender.acked).toBe(stats.replica?.sender.sent);
     expect(stats.replica?.sender.sent).toBeGreaterThan(1000);
+    expect(stats.replica?.mode).toBe("replicating");
+    expect(stats.replica?.zones.files).toEqual({});
+  });
+});
+
+describe.skipIf(!needsRoot("FUSE replicated pair: link loss"))("FUSE replicated pair: link loss", { timeout: 60_000 }, () => {
+  let dir: string;
+  let server: FuseServer;
+  const at = (...p: string[]) => path.join(dir, ...p);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "mf-fuse-loss-"));
+    for (const d of ["mnt", "primary", "secondary"]) mkdirSync(at(d));
+    server = await startPassthroughServer(at("mnt"), at("primary"), { replica: { dir: at("secondary"), zones: at("zones") } });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    if (dir && !listMounts().some((m) => m.mountPoint === at("mnt"))) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("holds writes when the secondary is lost, lets them through once alone, and records what changed", async () => {
+    await fsp.writeFile(at("mnt", "before"), "replicated");
+    expect(await fsp.readFile(at("secondary", "before"), "utf8")).toBe("replicated");
+    await server.command("cut");
+    const writer = run(["dd", "if=/dev/zero", `of=${at("mnt", "db")}`, "bs=64k", "count=3", "conv=fsync"]);
+    let finished = false;
+    void writer.then(() => (finished = true));
+    const deadline = Date.now() + 10_000;
+    while ((await server.stats()).replica?.mode !== "blocked") {
+      if (Date.now() > deadline) throw new Error("the mount never blocked after the link was cut");
+    }
+    expect(finished).toBe(false);
+    await server.command("alone");
+    expect((await writer).code).toBe(0);
+    await fsp.appendFile(at("mnt", "before"), " then alone");
+    const stats = await server.stats();
+    expect(stats.replica?.mode).toBe("alone");
+    expect(stats.replica?.zones.files).toEqual({ db: [[0, 3 * 65536]], before: [[0, 4096]] });
+    expect(stats.replica?.zones.namespace).toContain("db");
+    expect(await fsp.readdir(at("secondary"))).toEqual(["before"]);
+    expect(await fsp.readFile(at("secondary", "before"), "utf8")).toBe("replicated");
+    expect((await fsp.stat(at("primary", "db"))).size).toBe(3 * 65536);
   });
 });
