@@ -93,7 +93,8 @@ export function buildOnpremCluster(self: pulumi.ComponentResource, component: st
   const configs = plannedConfigs(spec, nodeFacts, witnessFacts, vip, secrets);
 
   const deploy = (node: string, host: OnpremHost, dependsOn: pulumi.Resource[]) => new NodeDeployment(`${name}-${node}`, {
-    target: pulumi.output(host.privateKey).apply((privateKey): NodeTarget => ({ host: host.address, ...(host.port ? { port: host.port } : {}), user: host.user, privateKey, hostKey: host.hostKey })),
+    // The target holds the SSH key: secret in the state even when the key was passed as plain text.
+    target: pulumi.secret(pulumi.output(host.privateKey).apply((privateKey): NodeTarget => ({ host: host.address, ...(host.port ? { port: host.port } : {}), user: host.user, privateKey, hostKey: host.hostKey }))),
     node, serviceMode, bundlePath: bundle.path, bundleSha256: bundle.sha256,
     config: configs.apply((c) => c[node] ?? ""),
     configSha256: pulumi.unsecret(configs.apply((c) => sha256Hex(c[node] ?? ""))),

@@ -72,6 +72,8 @@ describe("aws.MirrorCluster", () => {
     expect(a.members).toHaveLength(2);
     expect(a.witness.name).toBe("orders-witness");
     expect(a.admin.listen).toBe(a.members[0]!.addresses.lan);
+    // The configs carry the cluster secrets: stored as secrets, while their hash is not one.
+    expect(byType("pg", "aws:s3/bucketObjectv2:BucketObjectv2").filter((o) => String(o.inputs.key).endsWith(".json")).map((o) => o.secretInputs)).toEqual([["content"], ["content"], ["content"]]);
     expect(await resolve(cluster.agentConfigHash)).toMatch(/^[0-9a-f]{64}$/);
     expect(await resolve(cluster.endpoint)).toBe("pg-nlb.elb.eu-west-1.amazonaws.com:5432");
     expect(await resolve(cluster.consoleUrl)).toBe(`http://${a.members[0]!.addresses.lan}:7412/status`);

@@ -12,7 +12,8 @@ export interface Recorded {
   readonly type: string;
   readonly name: string;
   readonly inputs: Record<string, unknown>;
-  readonly parent?: string;
+  /** Top-level inputs the engine received as secrets. */
+  readonly secretInputs: string[];
 }
 
 export const recorded: Recorded[] = [];
@@ -83,7 +84,9 @@ function installMocks(): void {
     {
       newResource(args) {
         n += 1;
-        recorded.push({ type: args.type, name: args.name, inputs: unwrap(args.inputs) as Record<string, unknown> });
+        const raw = args.inputs as Record<string, unknown>;
+        const secretInputs = Object.keys(raw).filter((k) => (raw[k] as Record<string, unknown> | null)?.[pulumi.runtime.specialSigKey] === pulumi.runtime.specialSecretSig);
+        recorded.push({ type: args.type, name: args.name, inputs: unwrap(raw) as Record<string, unknown>, secretInputs });
         const id = `${args.name}-id`;
         const state = { ...args.inputs, ...computed(args.type, args.name, args.inputs as Record<string, unknown>, n) };
         if (state.arn === undefined) state.arn = `arn:mock:${args.type}:${args.name}`;

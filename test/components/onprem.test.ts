@@ -31,6 +31,7 @@ describe("onprem.FarmCluster", () => {
     expect(cfg).toMatchObject({ node: "h3", farm: { mode: "l2", interface: "ens3", rules: [{ vip: "10.0.1.100" }] } });
     expect(cfg.members.map((m) => m.power)).toEqual([1, 1, 3]);
     expect(deployments[0]!.inputs.configSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(deployments.map((d) => [...d.secretInputs].sort())).toEqual([["config", "target"], ["config", "target"], ["config", "target"]]);
     expect(new Set(deployments.map((d) => d.inputs.configSha256)).size).toBe(3);
   });
 
