@@ -103,6 +103,7 @@ export function renderStatus(s: StatusDoc): string {
   if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
   if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable === null ? "not contacted (only the primary renews its lease there)" : s.witness.reachable ? "reachable" : "UNREACHABLE"}`);
   if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);
+  if (s.failoverRules === "STOPPED") out.push("  failover rules: STOPPED by a failing checker (see `mirrorfarm logs`); fix the application, then run `mirrorfarm start`");
   for (const c of s.checkers) out.push(`  checker ${c.name}: ${c.ok ? "ok" : "FAILING"} (${c.detail})`);
   if (s.transitions.length > 0) {
     out.push("  last transitions:");

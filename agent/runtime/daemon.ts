@@ -82,7 +82,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
     };
     const rules = new FailoverRules(cfg, act, log.write);
     const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r, node.checkersCount()));
-    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers() });
+    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers(), failoverRules: rules.phase() });
     handlers = {
       ready: () => node.ready(),
       status,
@@ -127,6 +127,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
         resync: null,
         vip: null,
         checkers: [],
+        failoverRules: null,
         transitions: [],
         uptimeMs: Date.now() - started,
       };
@@ -159,7 +160,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       rules.report(r, node.checkersCount());
       node.checkers(rules.checkers());
     });
-    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers() });
+    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers(), failoverRules: rules.phase() });
     handlers = {
       ready: () => node.ready(),
       status,

@@ -163,6 +163,7 @@ export class FarmNode {
       resync: null,
       vip: null,
       checkers: [],
+      failoverRules: null,
       transitions: [...this.transitions],
       uptimeMs: Date.now() - this.started,
       farm: { owned: n.owned.length, up: upMembers(n).map((m) => m.name), leader: leaderOf(n), mapVersion: n.map.version, peers: n.peers.map((p) => ({ name: p.name, state: p.state })) },

@@ -37,6 +37,8 @@ export function nodeMetrics(s: StatusDoc, datagrams: DatagramStats, extra: { dec
   }
   if (s.witness && s.witness.reachable !== null) metrics.push(g("mirrorfarm_witness_reachable", "1 while the witness answers", s.witness.reachable ? 1 : 0, { witness: s.witness.name }));
   if (s.resync) metrics.push(g("mirrorfarm_resync_percent", "progress of the running resynchronisation", s.resync.percent));
+  if (s.farm) metrics.push(g("mirrorfarm_farm_owned_buckets", "hash buckets (of 256) this node serves", s.farm.owned));
+  if (s.failoverRules !== null) metrics.push(g("mirrorfarm_failover_stopped", "1 when the failover rules stopped this node (loop limit or a stop action)", s.failoverRules === "STOPPED" ? 1 : 0));
   if (s.checkers.length > 0)
     metrics.push({ name: "mirrorfarm_checker_ok", help: "1 when the checker's last run passed", type: "gauge", samples: s.checkers.map((ch) => ({ labels: { ...base, checker: ch.name }, value: ch.ok ? 1 : 0 })) });
   return metrics;

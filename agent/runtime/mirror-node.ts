@@ -156,6 +156,7 @@ export class MirrorNode {
       resync: m.resyncPercent !== null && m.sync === "resync" ? { percent: m.resyncPercent } : null,
       vip: this.cfg.vip ? { address: this.cfg.vip.address, held: this.d.vip?.held() ?? false } : null,
       checkers: [],
+      failoverRules: null,
       transitions: [...this.transitions],
       uptimeMs: Date.now() - this.started,
     };

@@ -19,6 +19,8 @@ export type StatusDoc = {
   resync: { percent: number } | null;
   vip: { address: string; held: boolean } | null;
   checkers: { name: string; ok: boolean; detail: string; at: string }[];
+  /** The failover rules: WATCHING, ACTING (an action runs) or STOPPED (stopped by a checker; `start` resets). */
+  failoverRules: string | null;
   /** The most recent transitions, newest last. */
   transitions: Transition[];
   uptimeMs: number;

@@ -54,13 +54,15 @@ describe("failover rules from checkers (real processes)", () => {
     expect(actions).toEqual(["restart", "stop"]);
     const stop = (await logs("a")).find((l) => l.event === "failover-action" && l.action === "stop");
     expect(String(stop?.reason)).toMatch(/loop limit reached.*mirrorfarm start/);
-    expect((await status("a"))?.checkers).toEqual([expect.objectContaining({ name: "app", ok: false })]);
+    expect(await status("a")).toMatchObject({ failoverRules: "STOPPED", checkers: [expect.objectContaining({ name: "app", ok: false })] });
+    expect(await client("a").metrics()).toMatch(/^mirrorfarm_failover_stopped\{cluster="loop",node="a"\} 1$/m);
     expect(await client("b").ready()).toBe(true);
   });
 
   it("an operator start brings the stopped node back as SECOND (its checkers no longer count there)", async () => {
     expect(await client("a").command("start")).toMatchObject({ status: 200, body: { ok: true } });
     await waitFor("a SECOND", async () => (await status("a"))?.state === "SECOND", 15_000, 100);
+    expect((await status("a"))?.failoverRules).toBe("WATCHING");
     expect((await status("b"))?.state).toBe("PRIM");
   });
 });

@@ -21,6 +21,7 @@ const status: StatusDoc = {
   resync: null,
   vip: { address: "10.0.0.100", held: true },
   checkers: [{ name: "app", ok: true, detail: "tcp 127.0.0.1:8080: connected", at: "2026-01-01T00:00:00.000Z" }],
+  failoverRules: "WATCHING",
   transitions: [{ at: "2026-01-01T00:00:00.000Z", from: "SECOND", to: "ALONE", epoch: 7, reason: "peer a lost, witness granted" }],
   uptimeMs: 1000,
 };
