@@ -5,7 +5,7 @@ import { constants } from "node:os";
 import * as path from "node:path";
 import { MirrorfarmError } from "../errors";
 import { agentStates, deployClusters, startAgents, type LabApp } from "../lab/clusters";
-import { cut, down, execArgv, heal, info, isolate, kill, requireRoot, restartHost, upHosts } from "../lab/lab";
+import { cut, down, execArgv, heal, info, isolate, kill, loss, requireRoot, restartHost, upHosts } from "../lab/lab";
 import { DEFAULT_LAB, MAX_HOSTS } from "../lab/names";
 import { requireState } from "../lab/state";
 
@@ -18,7 +18,8 @@ const USAGE = `usage: mirrorfarm lab <command> [--name L] ...   (needs root)
   kill HOST              host crash: SIGKILL to every process of the host, link and addresses lost
   isolate HOST [--net lan]   cut the host's link
   isolate HOST --from OTHER  cut only the path between HOST and OTHER (both stay reachable by the rest)
-  heal [HOST]            restore the links and cuts of HOST (default: every host)
+  loss HOST PERCENT      drop PERCENT % of HOST's frames at random (0 removes it)
+  heal [HOST]            restore the links, cuts and loss of HOST (default: every host)
   restart HOST           boot a killed host again: mount namespace, sshd, then its agents
 The default lab is '${DEFAULT_LAB}'.`;
 
@@ -171,6 +172,12 @@ export const command = {
         const from = p.values.get("--from");
         if (from !== undefined) await cut(p.name, host, from);
         else await isolate(p.name, host, p.values.get("--net"));
+        return 0;
+      }
+      case "loss": {
+        const [host, percent, ...extra] = p.positional;
+        if (!host || percent === undefined || extra.length > 0) throw new MirrorfarmError("MF_LAB_USAGE", `lab loss takes HOST PERCENT, like: lab loss host1 20\n${USAGE}`);
+        await loss(p.name, host, Number(percent));
         return 0;
       }
       case "heal":

@@ -264,32 +264,60 @@ export async function cut(lab: string, a: string, b: string): Promise<void> {
   const pair: [string, string] = a < b ? [a, b] : [b, a];
   const cuts = (state.cuts ?? []).filter(([x, y]) => !(x === pair[0] && y === pair[1]));
   cuts.push(pair);
-  await applyCuts(state, cuts);
+  await applyFilters(state, cuts, state.loss ?? {});
   logTransition(lab, a, "connected", `cut from ${b}`, "pairwise cut");
 }
 
-/** Replaces the lab's cut table atomically with rules for `cuts`, and records them. */
-async function applyCuts(state: LabState, cuts: Array<[string, string]>): Promise<void> {
+/**
+ * Random loss of PERCENT % of the frames a host sends or receives to or from other lab hosts (the
+ * kernel here has no netem: nftables `numgen random` drops). 0 removes it.
+ */
+export async function loss(lab: string, host: string, percent: number): Promise<void> {
+  requireRoot();
+  const state = requireState(lab);
+  requireHost(state, host);
+  if (!(Number.isInteger(percent) && percent >= 0 && percent <= 100))
+    throw new MirrorfarmError("MF_LAB_USAGE", `loss ${percent} for ${host}: allowed an integer percentage 0..100 (0 removes the loss)`);
+  const next = { ...(state.loss ?? {}) };
+  if (percent === 0) delete next[host];
+  else next[host] = percent;
+  await applyFilters(state, state.cuts ?? [], next);
+  logTransition(lab, host, `loss ${state.loss?.[host] ?? 0}%`, `loss ${percent}%`, "packet loss");
+}
+
+/** Replaces the lab's filter table atomically with rules for the cuts and losses, and records them. */
+async function applyFilters(state: LabState, cuts: Array<[string, string]>, lossy: Record<string, number>): Promise<void> {
   const { cutTable } = labNames(state.name);
   const port = (h: string): string => requireHost(state, h).port;
-  const rules = cuts.flatMap(([x, y]) => [`    iifname "${port(x)}" oifname "${port(y)}" drop`, `    iifname "${port(y)}" oifname "${port(x)}" drop`]);
+  const rules = [
+    ...cuts.flatMap(([x, y]) => [`    iifname "${port(x)}" oifname "${port(y)}" drop`, `    iifname "${port(y)}" oifname "${port(x)}" drop`]),
+    ...Object.entries(lossy).flatMap(([h, p]) => {
+      // numgen's range is 0..99: 100 % is an unconditional drop.
+      const chance = p >= 100 ? "" : `numgen random mod 100 < ${p} `;
+      return [`    iifname "${port(h)}" ${chance}drop`, `    oifname "${port(h)}" ${chance}drop`];
+    }),
+  ];
   const script = [`table bridge ${cutTable} {}`, `delete table bridge ${cutTable}`];
-  if (cuts.length > 0) script.push(`table bridge ${cutTable} {`, "  chain cut {", "    type filter hook forward priority 0; policy accept;", ...rules, "  }", "}");
+  if (rules.length > 0) script.push(`table bridge ${cutTable} {`, "  chain cut {", "    type filter hook forward priority 0; policy accept;", ...rules, "  }", "}");
   await run("nft", ["-f", "-"], { input: script.join("\n") + "\n" });
   updateState(state.name, (s) => {
     if (cuts.length > 0) s.cuts = cuts;
     else delete s.cuts;
+    if (Object.keys(lossy).length > 0) s.loss = lossy;
+    else delete s.loss;
   });
 }
 
-/** Restores the links (and pairwise cuts) of one host, or of every host. */
+/** Restores the links (pairwise cuts and packet loss included) of one host, or of every host. */
 export async function heal(lab: string, host?: string): Promise<void> {
   requireRoot();
   const current = requireState(lab);
   if (host) requireHost(current, host);
   const cuts = current.cuts ?? [];
   const kept = host ? cuts.filter(([x, y]) => x !== host && y !== host) : [];
-  if (kept.length !== cuts.length) await applyCuts(current, kept);
+  const lossy = current.loss ?? {};
+  const keptLoss = Object.fromEntries(Object.entries(lossy).filter(([h]) => host !== undefined && h !== host));
+  if (kept.length !== cuts.length || Object.keys(keptLoss).length !== Object.keys(lossy).length) await applyFilters(current, kept, keptLoss);
   const targets = host ? [host] : Object.keys(current.hosts);
   for (const name of targets) {
     const { h, from } = transition(lab, name, "heal");

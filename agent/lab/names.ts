@@ -43,7 +43,7 @@ function hostCode(host: string): string {
 
 export interface LabNames {
   bridge: string;
-  /** nftables table (bridge family, root namespace) holding the lab's pairwise cuts. */
+  /** nftables table (bridge family, root namespace) holding the lab's pairwise cuts and packet loss. */
   cutTable: string;
   netns: (host: string) => string;
   /** The veth end left in the root namespace and enslaved to the bridge (the host's "switch port"). */

@@ -83,6 +83,8 @@ export interface LabState {
   app?: "demo" | "postgresql" | "nginx";
   /** Pairwise cuts (host pairs that cannot reach each other, both still up on the lab network). */
   cuts?: Array<[string, string]>;
+  /** Random packet loss per host, in percent. */
+  loss?: Record<string, number>;
   mirror?: ClusterState;
   farm?: ClusterState;
 }

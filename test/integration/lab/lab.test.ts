@@ -151,6 +151,21 @@ describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () =>
     expect(readState(LAB)?.cuts).toBeUndefined();
   });
 
+  it("loss drops a host's frames at random (100 % drops all); heal removes it", async () => {
+    const reach = async (): Promise<boolean> =>
+      (await inHost("host1", `timeout 2 bash -c 'exec 3<>/dev/tcp/${info.hosts.host2}/22' 2>/dev/null; echo $?`)).stdout === "0\n";
+    const set = await cli(["lab", "loss", "--name", LAB, "host2", "30"]);
+    expect(set.stderr).not.toMatch(/MF_/);
+    expect(set.code).toBe(0);
+    expect((await pexec("nft", ["list", "table", "bridge", `mf-${LAB}`])).stdout).toContain(`iifname "mf-${LAB}-h2" numgen random mod 100 < 30 drop`);
+    expect((await cli(["lab", "loss", "--name", LAB, "host2", "100"])).code).toBe(0);
+    expect(await reach()).toBe(false);
+    expect((await cli(["lab", "loss", "--name", LAB, "host2", "101"])).stderr).toMatch(/MF_LAB_USAGE: loss 101 for host2: allowed an integer percentage 0\.\.100/);
+    await heal(LAB, "host2");
+    expect(await reach()).toBe(true);
+    expect(readState(LAB)?.loss).toBeUndefined();
+  });
+
   it("a second lab coexists on another subnet; a lab name cannot be used twice", async () => {
     const other = await upHosts({ name: "tlabb", servers: 1 });
     try {
