@@ -8,6 +8,8 @@
  * - `gate` (VIP acquire/release, block/allow writes, owned buckets): awaited; everything emitted
  *   after it, in the same step or a later one, waits for it. So a step-down's release of the VIP
  *   and blocking of writes completes before any later message can let the peer promote.
+ * - `urgent` (blocking writes): starts at once, even ahead of queued gates (a VIP command that
+ *   hangs must not delay the end of a lease), and everything emitted after it waits for it.
  * - `script` (role scripts, which may run for a minute): started after the effects emitted before
  *   them, serialised among themselves, but never holding back sends: a long start_prim must not
  *   silence the heartbeat and make the peer declare this node lost.
@@ -30,6 +32,16 @@ export class OrderedEffects {
 
   gate(what: string, fn: () => Promise<void>): void {
     this.enqueue(what, fn);
+  }
+
+  urgent(what: string, fn: () => Promise<void>): void {
+    const started = fn().catch((e: unknown) => this.onError(what, e));
+    this.queued++;
+    this.chain = Promise.all([this.chain, started])
+      .then(() => undefined)
+      .finally(() => {
+        this.queued--;
+      });
   }
 
   script(what: string, fn: () => Promise<void>): void {

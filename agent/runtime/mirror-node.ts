@@ -66,6 +66,8 @@ export class MirrorNode {
   private fatal: ((err: unknown) => void) | undefined;
   /** Set when persisting failed: no later effect may run, since it may depend on that state. */
   private halted = false;
+  /** What the last `writes` effect asked for. */
+  private writesWanted = false;
 
   constructor(
     private readonly cfg: AgentConfig,
@@ -185,6 +187,8 @@ export class MirrorNode {
     const fx = {
       now: (what: string, fn: () => void) => this.fx.now(what, () => !this.halted && fn()),
       gate: (what: string, fn: () => Promise<void>) => this.fx.gate(what, async () => (this.halted ? undefined : fn())),
+      // Blocking writes is safe whatever happened, so it runs even after a failed persist.
+      urgent: (what: string, fn: () => Promise<void>) => this.fx.urgent(what, fn),
       script: (what: string, fn: () => Promise<void>) => this.fx.script(what, async () => (this.halted ? undefined : fn())),
     };
     for (const e of effects) {
@@ -197,7 +201,11 @@ export class MirrorNode {
           fx.now(`send ${e.message.kind} to ${e.to}`, () => this.send(e.to, e.message));
           break;
         case "writes":
-          fx.gate(`writes ${e.allow ? "allow" : "block"}`, () => this.d.writes.setWritable(e.allow));
+          // The latest word wins: an allow still queued behind a slow gate must not undo a block
+          // that was decided after it and ran first.
+          this.writesWanted = e.allow;
+          if (e.allow) fx.gate("writes allow", async () => (this.writesWanted ? this.d.writes.setWritable(true) : undefined));
+          else fx.urgent("writes block", () => this.d.writes.setWritable(false));
           break;
         case "vip": {
           const vip = this.d.vip;

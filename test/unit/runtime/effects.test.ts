@@ -67,3 +67,22 @@ describe("ordered effects", () => {
     expect(done).toEqual(["send"]);
   });
 });
+
+describe("urgent effects", () => {
+  it("start ahead of a stuck gate, and what follows waits for them", async () => {
+    const done: string[] = [];
+    const stuck = deferred();
+    const fx = new OrderedEffects(() => {});
+    fx.gate("vip-acquire", async () => {
+      await stuck.promise;
+      done.push("vip-acquire");
+    });
+    fx.urgent("writes-block", async () => void done.push("writes-block"));
+    fx.now("send", () => done.push("send"));
+    await new Promise((r) => setImmediate(r));
+    expect(done).toEqual(["writes-block"]);
+    stuck.resolve();
+    await fx.idle();
+    expect(done).toEqual(["writes-block", "vip-acquire", "send"]);
+  });
+});

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { exampleClusterConfigs } from "../../../agent/config/example";
 import type { AgentConfig } from "../../../agent/config/schema";
-import { mirror, witness } from "../../../agent/core";
+import { mirror, witness, type MirrorEffect } from "../../../agent/core";
 import { mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig } from "../../../agent/core/config";
 import { FakeScriptRunner } from "../../../agent/drivers/app/scripts";
 import { MemoryStateStore } from "../../../agent/drivers/state/store";
@@ -204,5 +204,51 @@ describe("mirror node runtime (real core, in-memory drivers)", () => {
   it("refuses a persisted document without the expected fields, naming the fix", () => {
     expect(parsePersisted(undefined, "/s")).toBeNull();
     expect(() => parsePersisted({ epoch: "7" }, "/var/lib/mf")).toThrow(/MF_STATE_INVALID.*\/var\/lib\/mf.*fresh node/);
+  });
+});
+
+describe("mirror node runtime: writes gate ordering (scripted core)", () => {
+  it("a block decided while an allow waits behind a stuck VIP command runs at once, and the allow is dropped", async () => {
+    const cfg = configs.a!;
+    const gate: boolean[] = [];
+    let release = () => {};
+    const stuck = new Promise<void>((r) => (release = r));
+    const vip = new FakeVipDriver();
+    const slowVip = Object.assign(Object.create(vip) as FakeVipDriver, { acquire: async () => stuck.then(() => vip.acquire()) });
+    const sent: string[] = [];
+    const net = new MemoryDatagramNetwork();
+    const transport = new RecordingTransport(net, cfg, []);
+    const scripted: MirrorEffect[][] = [
+      [
+        { type: "vip", action: "acquire" },
+        { type: "writes", allow: true },
+      ],
+      [
+        { type: "writes", allow: false },
+        { type: "send", to: "b", message: { kind: "swap-req", from: "a", epoch: 3 } },
+      ],
+    ];
+    const state = mirror.init(mirrorCoreConfigFromAgentConfig(cfg), null).state;
+    const ticks = new ManualTicks();
+    const node = new MirrorNode(cfg, mirrorCoreConfigFromAgentConfig(cfg), { init: () => ({ state, effects: [] }), step: (s) => ({ state: s, effects: scripted.shift() ?? [] }) }, {
+      datagrams: Object.assign(transport, { send: () => sent.push(`send after ${gate.join(",")}`) }),
+      store: new MemoryStateStore(),
+      vip: slowVip,
+      writes: { setWritable: async (allow: boolean) => void gate.push(allow) },
+      resync: (report) => new NoResync(report),
+      scripts: new FakeScriptRunner(),
+      ticks,
+      log: () => {},
+    });
+    await node.start(() => {});
+    ticks.advance(2);
+    await new Promise((r) => setImmediate(r));
+    expect(gate).toEqual([false]);
+    expect(sent).toEqual([]);
+    release();
+    await node.idle();
+    expect(gate).toEqual([false]);
+    expect(sent).toEqual(["send after false"]);
+    await node.stop();
   });
 });
