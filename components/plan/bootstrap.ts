@@ -5,6 +5,7 @@
  * the agent. A systemd timer runs it again every minute: when `pulumi up` changes the bundle or the
  * config object, the node installs it and restarts its agent; otherwise nothing happens. So user
  * data never changes with the config and no instance is replaced or rebooted for a config change.
+ * A mirror's primary waits for its secondary to go first (MIRROR_PRIMARY_DEFER_S).
  *
  * Works in a private subnet without internet egress as long as the object store is reachable
  * privately (AWS: S3 gateway endpoint; GCP: Private Google Access; Azure: storage service or
@@ -24,6 +25,12 @@ export interface BootstrapInput {
   readonly bundle: ObjectLocation;
   readonly config: ObjectLocation;
 }
+
+/**
+ * How long a mirror's primary holds a new bundle or config back: more than two refresh periods
+ * (60 s + up to 30 s random delay), so the secondary has restarted and resynchronised first.
+ */
+export const MIRROR_PRIMARY_DEFER_S = 180;
 
 export const AGENT_PATHS = {
   bundle: "/opt/mirrorfarm/mirrorfarm-agent.js",
@@ -108,10 +115,24 @@ mkdir -p /opt/mirrorfarm /etc/mirrorfarm /var/lib/mirrorfarm
 fetch ${shellQuote(objectUrl(input.bundle))} ${AGENT_PATHS.bundle}.new
 fetch ${shellQuote(objectUrl(input.config))} ${AGENT_PATHS.config}.new
 node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' ${AGENT_PATHS.config}.new || { log "the config object is not JSON; keeping the installed one"; exit 1; }
-changed=
+differs=
 for f in ${AGENT_PATHS.bundle} ${AGENT_PATHS.config}; do
-  if same "$f.new" "$f"; then rm -f "$f.new"; else mv -f "$f.new" "$f"; changed="$changed $f"; fi
+  if same "$f.new" "$f"; then rm -f "$f.new"; else differs="$differs $f"; fi
 done
+# A mirror primary (its /ready answers 200) holds a change back for up to ${MIRROR_PRIMARY_DEFER_S} s so the
+# secondary restarts first: one role switch per change instead of two.
+pending=/var/lib/mirrorfarm/refresh-pending
+if [ -n "$differs" ] && [ -f ${AGENT_PATHS.config} ] && systemctl is-active --quiet mirrorfarm-agent.service; then
+  set -- $(node -e 'const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(c.kind, c.admin.listen, c.ports.admin)' ${AGENT_PATHS.config})
+  if [ "$1" = mirror ] && [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$2:$3/ready")" = 200 ]; then
+    [ -f "$pending" ] || touch "$pending"
+    age=$(( $(date +%s) - $(stat -c %Y "$pending") ))
+    if [ "$age" -lt ${MIRROR_PRIMARY_DEFER_S} ]; then log "primary: holding the new files back for the secondary (pending $age s)"; exit 0; fi
+  fi
+fi
+rm -f "$pending"
+changed=
+for f in $differs; do mv -f "$f.new" "$f"; changed="$changed $f"; done
 chmod 0644 ${AGENT_PATHS.bundle}
 chmod 0600 ${AGENT_PATHS.config}
 systemctl daemon-reload
