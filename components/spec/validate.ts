@@ -33,8 +33,8 @@ export const specDefaults = {
 
 const NAME_RE = /^[a-z][a-z0-9-]{0,39}$/;
 const MAX_FARM_NODES = 32;
-/** Directories that belong to the running system, never to an application's data. */
-const SYSTEM_DIRS = ["/proc", "/sys", "/dev", "/run", "/boot", "/bin", "/sbin", "/lib", "/usr", "/etc", "/tmp"];
+/** Directories that belong to the running system or to the agent itself (its state and backing stores), never to an application's data. */
+const SYSTEM_DIRS = ["/proc", "/sys", "/dev", "/run", "/boot", "/bin", "/sbin", "/lib", "/usr", "/etc", "/tmp", "/var/lib/mirrorfarm", "/opt/mirrorfarm"];
 
 function show(value: unknown): string {
   if (value === undefined) return "nothing";

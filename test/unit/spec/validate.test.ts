@@ -60,6 +60,8 @@ describe("cluster spec problems", () => {
   it("rejects replicating /, system directories and nested directories", () => {
     expect(paths({ ...mirror, replicatedDirs: [{ path: "/" }] })).toEqual(["replicatedDirs[0].path"]);
     expect(paths({ ...mirror, replicatedDirs: [{ path: "/etc/app" }] })).toEqual(["replicatedDirs[0].path"]);
+    // /var/lib would contain the agent's own state and backing store.
+    expect(paths({ ...mirror, replicatedDirs: [{ path: "/var/lib" }] })).toEqual(["replicatedDirs[0].path"]);
     expect(paths({ ...mirror, replicatedDirs: [{ path: "/srv/a" }, { path: "/srv/a/b" }] })).toEqual(["replicatedDirs[1].path"]);
     expect(paths({ ...mirror, replicatedDirs: [{ path: "/srv/a/" }] })).toEqual(["replicatedDirs[0].path"]);
     expect(paths({ ...mirror, replicatedDirs: [{ path: "/srv/a", backingPath: "/srv/a/x" }] })).toEqual(["replicatedDirs[0].backingPath"]);
