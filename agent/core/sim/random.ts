@@ -88,7 +88,8 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
       plannedAt(t, `delay 1 ${max}`, () => ((sim.net.delayMinMs = 1), (sim.net.delayMaxMs = max)));
     } else if (kind === 7) {
       const period = plan.int(100, 800);
-      for (let k = 0, on = true; k < 10; k++, on = !on) {
+      // Ten toggles, all before the heal (which restores the link anyway).
+      for (let k = 0, on = true; k < 10 && t + k * period < healAt; k++, on = !on) {
         const down = on;
         plannedAt(t + k * period, `flap ${x} ${y} ${down ? "down" : "up"}`, () => (down ? sim.net.cut(x, y) : sim.net.restore(x, y)));
       }
