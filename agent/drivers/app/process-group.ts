@@ -51,6 +51,15 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function runInGroup(spec: RunSpec, onLine: (l: OutputLine) => void = () => {}): Promise<RunOutcome> {
   const started = Date.now();
   const [file, ...args] = spec.argv;
@@ -78,19 +87,25 @@ export function runInGroup(spec: RunSpec, onLine: (l: OutputLine) => void = () =
       }, spec.killGraceMs);
     }, spec.timeoutMs);
     let done = false;
+    const settle = (o: Omit<RunOutcome, "timedOut" | "forced" | "durationMs">) => {
+      if (killTimer) clearTimeout(killTimer);
+      out.end();
+      err.end();
+      resolve({ ...o, timedOut, forced, durationMs: Date.now() - started });
+    };
     const finish = (o: Omit<RunOutcome, "timedOut" | "forced" | "durationMs">) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      // The leader is gone; anything it left in its group after a timeout still gets SIGKILL.
-      if (timedOut && child.pid !== undefined && !forced) {
-        if (killTimer) clearTimeout(killTimer);
-        killGroup(child.pid, "SIGKILL");
-        forced = true;
-      } else if (killTimer) clearTimeout(killTimer);
-      out.end();
-      err.end();
-      resolve({ ...o, timedOut, forced, durationMs: Date.now() - started });
+      const pid = child.pid;
+      if (!timedOut || pid === undefined || forced) return settle(o);
+      // The leader ended on SIGTERM, but what it forked may still be shutting down: the group
+      // keeps its grace period, then whatever is left gets SIGKILL (the kill timer still runs).
+      const poll = setInterval(() => {
+        if (groupAlive(pid) && !forced) return;
+        clearInterval(poll);
+        settle(o);
+      }, 20);
     };
     child.once("error", (e) => finish({ code: null, signal: null, error: e.message }));
     // 'exit', not 'close': a script may leave a daemon behind holding its stdout open.
