@@ -2,6 +2,7 @@
 // mount cleanup, /dev/fuse, mount, request loop, and a handle to unmount.
 import * as fs from "node:fs";
 import { MirrorfarmError } from "../../errors";
+import { adoptExistingData } from "./adopt";
 import { cleanStaleMount, mountFuse, unmountFuse } from "./mount";
 import { type MutationSink, noopMutationSink } from "./mutation";
 import { PassthroughFs } from "./passthrough/passthrough-fs";
@@ -26,6 +27,7 @@ export interface PassthroughMount {
   readonly done: Promise<{ reason: string }>;
 }
 
+/** Why `dir` cannot be used as a directory, or null. */
 function checkDir(what: string, dir: string): string | null {
   try {
     return fs.statSync(dir).isDirectory() ? null : `${what} ${dir} is not a directory`;
@@ -38,10 +40,12 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
   const log = options.log ?? (() => undefined);
   const stale = await cleanStaleMount(options.mountpoint);
   if (stale !== "none") log({ event: "fuse_stale_mount_cleaned", mountpoint: options.mountpoint, state: stale });
-  const problems = [checkDir("mountpoint", options.mountpoint), checkDir("backing directory", options.backing)].filter((p) => p !== null);
-  if (problems.length > 0) {
-    throw new MirrorfarmError("MF_FUSE_BAD_PATHS", `${problems.join("; ")}; create both directories (absolute paths, the backing one on a local filesystem)`);
-  }
+  const badMountpoint = checkDir("mountpoint", options.mountpoint);
+  if (badMountpoint) throw new MirrorfarmError("MF_FUSE_BAD_PATHS", `${badMountpoint}; create it (an absolute path)`);
+  // Mounting over data would hide it: what is already in the directory moves to the backing one
+  // (created if missing, on the same filesystem).
+  const adopted = adoptExistingData(options.mountpoint, options.backing);
+  if (adopted !== "empty") log({ event: "fuse_existing_data_adopted", mountpoint: options.mountpoint, backing: options.backing, result: adopted });
   const fsys = await PassthroughFs.open({ backing: options.backing, sink: options.sink ?? noopMutationSink, attrTimeoutSec: options.attrTimeoutSec ?? 1 });
   const fd = fs.openSync("/dev/fuse", "r+");
   const session = new FuseSession(fd, fsys, { attrTimeoutSec: options.attrTimeoutSec ?? 1, log });

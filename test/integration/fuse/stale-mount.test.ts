@@ -1,6 +1,7 @@
-// A crashed (kill -9) or hung (SIGSTOP) FUSE server leaves its mount behind; the next server on
-// the same mountpoint detects it, cleans it and serves again. A live one is never taken over.
-import { chmodSync, mkdirSync, mkdtempSync, promises as fsp, rmSync } from "node:fs";
+// Mount lifecycle: a crashed (kill -9) or hung (SIGSTOP) FUSE server leaves its mount behind; the
+// next server on the same mountpoint detects it, cleans it and serves again. A live one is never
+// taken over. Data already in the directory before the first mount is adopted, not hidden.
+import { chmodSync, mkdirSync, mkdtempSync, promises as fsp, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,6 +58,19 @@ describe.skipIf(!needsRoot("FUSE stale mounts"))("FUSE stale mounts", { timeout:
     expect(mountsHere()).toHaveLength(1);
     await next.stop();
     await run(["kill", "-KILL", String(hung.pid)]);
+  });
+
+  it("adopts data already in the directory at the first mount", async () => {
+    const existing = path.join(dir, "existing");
+    const itsBacking = path.join(dir, ".existing.mirrorfarm");
+    mkdirSync(path.join(existing, "base"), { recursive: true });
+    writeFileSync(path.join(existing, "base", "page"), "installed before");
+    const s = await startPassthroughServer(existing, itsBacking);
+    servers.push(s);
+    expect(await fsp.readFile(path.join(existing, "base", "page"), "utf8")).toBe("installed before");
+    await s.stop();
+    expect(await fsp.readdir(existing)).toEqual([]);
+    expect(await fsp.readFile(path.join(itsBacking, "base", "page"), "utf8")).toBe("installed before");
   });
 
   it("refuses to take over a mountpoint a running server answers on", async () => {
