@@ -80,8 +80,14 @@ async function main(): Promise<void> {
   const replicated = await startPassthroughServer(rmnt, primary, { replica: { dir: secondary, zones: path.join(root, "zones") } });
   type M = ReturnType<typeof measure>;
   const rounds: { local: M; fuse: M; repl: M }[] = [];
+  /** Resident memory of each server process after each round (the primary and, for "replicated", the in-process secondary too). */
+  const rssMiB = { passthrough: 0, replicated: 0 };
   try {
-    for (let r = 0; r < ROUNDS; r++) rounds.push({ local: measure(local), fuse: measure(mnt), repl: measure(rmnt) });
+    for (let r = 0; r < ROUNDS; r++) {
+      rounds.push({ local: measure(local), fuse: measure(mnt), repl: measure(rmnt) });
+      rssMiB.passthrough = Math.max(rssMiB.passthrough, (await plain.stats()).rssBytes / 2 ** 20);
+      rssMiB.replicated = Math.max(rssMiB.replicated, (await replicated.stats()).rssBytes / 2 ** 20);
+    }
   } finally {
     await plain.stop();
     await replicated.stop();
@@ -105,6 +111,7 @@ async function main(): Promise<void> {
     fsync4kP50Us: withRatio(pick((m) => m.fsync4k.p50), false),
     fsync4kP99Us: withRatio(pick((m) => m.fsync4k.p99), false),
     createsPerSec: withRatio(pick((m) => m.createsPerSec), true),
+    serverRssMiB: { passthrough: Math.round(rssMiB.passthrough), replicated: Math.round(rssMiB.replicated) },
     note: "ratios: 1 = as fast; for latencies the ratio is baseline/measured",
   };
   console.log(JSON.stringify(result));
