@@ -157,29 +157,30 @@ export function agentStatus(url: string, token: string, timeoutMs = 1_000): Prom
   });
 }
 
+// States in which a node does its part of the cluster's work (a witness only has to answer).
+const SETTLED = new Set(["PRIM", "SECOND", "ALONE", "UP"]);
+
 /**
- * Healthy: the agent answers /status; or, for an agent build without the HTTP API yet, its process
- * has run for 3 s without a restart (it exits at once on a config it rejects).
+ * Healthy: the agent answers /status in a settled state (mirror PRIM/SECOND/ALONE, farm UP; a
+ * witness: any answer). An agent that exits (e.g. rejecting its config) fails at once with its log.
  */
 async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string, abort: { failed: boolean }): Promise<void> {
   const target = sshTarget(state, n.host);
-  let firstPid: number | undefined;
-  let since = 0;
-  await waitFor(`agent ${n.node} healthy on ${n.host}`, 60_000, async () => {
+  let last = "no answer";
+  await waitFor(() => `agent ${n.node} on ${n.host} in a settled state (last state: ${last})`, 60_000, async () => {
     // Another node failed: the lab is being torn down, stop probing its addresses.
     if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
-    if (await agentStatus(url, token)) return true;
+    const status = await agentStatus(url, token);
+    if (status) {
+      last = String(status.state);
+      if (n.node === "witness" || SETTLED.has(last)) return true;
+    }
     const st = await deployer.status(target, n.node);
     if (st.restarts > 0) {
       const log = await run("nsenter", execArgv(state.name, n.host, ["tail", "-n", "20", deployer.layout(n.node).log]).slice(1), { allowFail: true });
       throw new MirrorfarmError("MF_LAB_UNHEALTHY", `agent ${n.node} on ${n.host} exited and was restarted; its log ends with:\n${log.stdout}`);
     }
-    if (!st.running) return undefined;
-    if (st.pid !== firstPid) {
-      firstPid = st.pid;
-      since = Date.now();
-    }
-    return Date.now() - since >= 3_000 ? true : undefined;
+    return undefined;
   }, 200);
 }
 

@@ -36,13 +36,13 @@ export function spawnDetached(cmd: string, args: string[], logFd: number): numbe
   return child.pid;
 }
 
-/** Polls check() every intervalMs until it returns a value or the deadline passes. */
-export async function waitFor<T>(what: string, deadlineMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 25): Promise<T> {
+/** Polls check() every intervalMs until it returns a value or the deadline passes (`what` describes it in the error). */
+export async function waitFor<T>(what: string | (() => string), deadlineMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 25): Promise<T> {
   const end = Date.now() + deadlineMs;
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;
-    if (Date.now() > end) throw new MirrorfarmError("MF_LAB_TIMEOUT", `${what}: not reached within ${deadlineMs} ms`);
+    if (Date.now() > end) throw new MirrorfarmError("MF_LAB_TIMEOUT", `${typeof what === "string" ? what : what()}: not reached within ${deadlineMs} ms`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -5,7 +5,7 @@ import * as http from "node:http";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { down } from "../../../agent/lab/lab";
+import { down, execArgv } from "../../../agent/lab/lab";
 import { needsRoot } from "../../support/privileges";
 
 const pexec = promisify(execFile);
@@ -91,4 +91,57 @@ describe.skipIf(!needsRoot("lab clusters"))("lab up --mirror --app demo", { time
     await poll("host1 back as SECOND", async () => ((await states()).host1 === "SECOND" ? true : undefined));
     expect(await get(info.mirror.app.url)).toBe("host2");
   }, 90_000);
+});
+
+describe.skipIf(!needsRoot("lab farm"))("lab up --farm 3 --app demo", { timeout: 90_000 }, () => {
+  const FARM = "tfarm";
+  type FarmInfo = { farm: { vip: string; nodes: string[]; app: { url: string } }; client: { addresses: string[] } };
+  let info: FarmInfo;
+  const farmCli = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+    try {
+      const r = await pexec(CLI[0] ?? "", [...CLI.slice(1), "lab", ...args, "--name", FARM], { cwd: ROOT, timeout: 120_000 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    }
+  };
+  /** Which host serves each client source address (one curl per source, from the client host). */
+  const servedBy = async (sources: string[]): Promise<string[]> => {
+    const script = sources.map((s) => `curl -s -m 2 --interface ${s} ${info.farm.app.url} || echo none`).join("; ");
+    const [bin, ...args] = execArgv(FARM, "client", ["sh", "-c", script]);
+    return (await pexec(bin ?? "nsenter", args, { timeout: 60_000 })).stdout.trim().split("\n");
+  };
+
+  beforeAll(async () => {
+    await down(FARM);
+    const r = await farmCli(["up", "--farm", "3", "--app", "demo", "--json"]);
+    expect(r.stderr).not.toMatch(/MF_/);
+    expect(r.code).toBe(0);
+    info = lastJson<FarmInfo>(r.stdout);
+  });
+  afterAll(async () => {
+    await down(FARM);
+  });
+
+  it("every farm node is UP, and client addresses spread over the nodes with per-address affinity", async () => {
+    expect(info.farm.nodes).toEqual(["host1", "host2", "host3"]);
+    expect(info.farm.app.url).toBe(`http://${info.farm.vip}:8080/`);
+    expect(lastJson<Status & { states: Record<string, string> }>((await farmCli(["status", "--json"])).stdout).states).toEqual({ host1: "UP", host2: "UP", host3: "UP" });
+    const sources = info.client.addresses.slice(1, 31);
+    const first = await servedBy(sources);
+    expect(new Set(first).size).toBeGreaterThanOrEqual(2);
+    for (const h of first) expect(["host1", "host2", "host3"]).toContain(h);
+    expect(await servedBy(sources)).toEqual(first);
+  });
+
+  it("after a crash of one node every client address is served by the others", async () => {
+    expect((await farmCli(["kill", "host2"])).code).toBe(0);
+    const sources = info.client.addresses.slice(1, 31);
+    const after = await poll("all sources served by host1/host3", async () => {
+      const got = await servedBy(sources);
+      return got.every((h) => h === "host1" || h === "host3") ? got : undefined;
+    }, 60_000);
+    expect(new Set(after)).toEqual(new Set(["host1", "host3"]));
+  });
 });
