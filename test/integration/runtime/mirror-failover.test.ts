@@ -3,7 +3,7 @@
 // kill -9 of the primary through the witness's vote, take the restarted node back as SECOND, and
 // swap roles through the mirrorfarm CLI. Throughout, /ready never answers 200 on both nodes at once.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -120,5 +120,20 @@ describe("mirror failover on loopback (real processes, UDP heartbeats, witness)"
 
   it("never had /ready answering 200 on both nodes at once", () => {
     expect(readyBoth).toEqual([]);
+  });
+
+  it("SIGTERM stops the primary gracefully: exit 0, VIP released and stop logged in the state dir", async () => {
+    if (sampler) clearInterval(sampler);
+    const p = procs.get("a")!;
+    const exited = new Promise<number | null>((r) => p.once("exit", (code) => r(code)));
+    p.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    procs.delete("a");
+    const lines = readFileSync(join(dir, "a", "state", "agent.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    const tail = lines.slice(lines.map((l) => l.event).lastIndexOf("stopping"));
+    expect(tail.map((l) => l.event)).toContain("stopped");
+    expect(tail.some((l) => l.event === "transition" && l.to === "STOP")).toBe(true);
+    expect(tail.some((l) => l.event === "vip" && l.to === "released")).toBe(true);
+    expect(readFileSync(join(dir, "a", "state", "agent.log"), "utf8")).not.toContain(cluster.token);
   });
 });
