@@ -11,7 +11,7 @@ export interface AgentBundle {
 }
 
 /** The mirrorfarm package root: the nearest directory above this module with the package's package.json (works from sources and from a compiled or bundled copy). */
-function packageRoot(): string {
+export function packageRoot(): string {
   for (let dir = __dirname, i = 0; i < 20; i += 1, dir = path.dirname(dir)) {
     const pkg = path.join(dir, "package.json");
     if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, "utf8")) as { name?: string }).name === "mirrorfarm") return dir;

@@ -4,8 +4,10 @@
  * `pulumi up` touches only the nodes whose bundle or config changed; moving a node to another
  * host replaces it (uninstall on the old host after install on the new one).
  */
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { packageRoot } from "../common/bundle";
 import type * as Deployer from "./deployer";
 
 export interface NodeTarget {
@@ -82,8 +84,17 @@ export function nodeDeploymentProvider(loadDeployer: () => DeployerApi, readBund
   };
 }
 
-/** The deployer module's path, resolved now so the serialised provider finds it from anywhere. */
-const deployerModule = path.join(__dirname, "deployer");
+/**
+ * The deployer module's path, resolved now so the serialised provider finds it from anywhere:
+ * beside this file (sources, or a compiled tree), else a built dist/deployer.js, else the sources
+ * under the package root (a bundled dist/index.js has no deployer directory beside it).
+ */
+const deployerModule = ((): string => {
+  const root = packageRoot();
+  const candidates = [path.join(__dirname, "deployer"), path.join(root, "dist", "deployer.js"), path.join(root, "components", "onprem", "deployer")];
+  const exists = (p: string) => existsSync(p) || existsSync(path.join(p, "index.ts")) || existsSync(path.join(p, "index.js"));
+  return candidates.find(exists) ?? candidates[0]!;
+})();
 /** tsx's loader, when installed: lets the provider host (plain Node) load the TypeScript deployer. */
 const tsxLoader = (() => {
   try {
