@@ -95,14 +95,27 @@ export function step(state: MirrorState, event: MirrorEvent): MirrorStep {
 }
 
 function clone(s: MirrorState): MirrorState {
+  // Field by field rather than by spread: one object shape, and this runs on every event.
   return {
-    ...s,
+    config: s.config,
+    now: s.now,
     persisted: { ...s.persisted },
-    peer: { ...s.peer },
-    witness: { ...s.witness },
+    role: s.role,
+    reason: s.reason,
+    peer: { heard: s.peer.heard, hb: s.peer.hb },
+    witness: { lastReply: s.witness.lastReply, epoch: s.witness.epoch, holder: s.witness.holder },
+    leaseUntil: s.leaseUntil,
+    writable: s.writable,
     candidate: s.candidate && { ...s.candidate },
+    wantsPrimary: s.wantsPrimary,
+    force: s.force,
     resync: s.resync && { ...s.resync },
+    peerInSync: s.peerInSync,
     following: s.following && { ...s.following },
+    lastHbSent: s.lastHbSent,
+    hbSeq: s.hbSeq,
+    lastRenewSent: s.lastRenewSent,
+    retryAt: s.retryAt,
   };
 }
 

@@ -528,15 +528,20 @@ export class Sim {
 
   private stepFarm(n: FarmSimNode, ev: FarmCoreEvent): void {
     if (!n.up || !n.core) return;
+    const before = n.core.node;
     const r = farmCoreStep(n.core, ev);
     n.core = r.state;
+    // The farm invariant depends only on the node machines (view, map, state) and owned buckets.
+    if (r.state.node !== before) this.farmDirty = true;
     this.applyFarm(n, r.effects);
   }
 
   private applyFarm(n: FarmSimNode, effects: FarmCoreEffect[]): void {
-    if (effects.length > 0) this.farmDirty = true;
     for (const e of effects) {
-      if (e.type === "set-buckets") n.owned = [...e.buckets];
+      if (e.type === "set-buckets") {
+        n.owned = [...e.buckets];
+        this.farmDirty = true;
+      }
       else if (e.type === "send") this.send(n.name, e.to, encodeFarmMessage(e.message));
       else if (e.type === "log" && (e.to || /load of/.test(e.message))) this.note(n.name, e.message);
     }
