@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `npm run demo`: builds a local lab (network-namespace hosts with their own sshd), deploys a mirror
-# cluster with the demo app through the on-prem deployer, then walks through a crash of the primary,
-# its restart and a swap back, printing a timeline with measured times. The lab is removed on exit.
+# cluster and a farm with the demo app through the on-prem deployer, then walks through a crash of
+# the primary, its restart and a swap back, and a crash and return of a farm node, printing a
+# timeline with measured times. The lab is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,11 +25,15 @@ npm run --silent build
 mf lab down --name "$LAB"
 trap 'step "tearing the lab down"; mf lab down --name "$LAB"; step "done"' EXIT
 
-step "lab up: hosts host1, host2, witness, client; agents deployed over SSH; waiting until healthy"
-INFO=$(mf lab up --name "$LAB" --mirror --app demo --json 2>/dev/null | tail -n 1)
-URL=$(node -e 'console.log(JSON.parse(process.argv[1]).mirror.app.url)' "$INFO")
-VIP=$(node -e 'console.log(JSON.parse(process.argv[1]).mirror.vip)' "$INFO")
-step "lab up done: mirror cluster on host1+host2, witness, VIP $VIP, app $URL"
+step "lab up: hosts host1..host5, witness, client; agents deployed over SSH; waiting until healthy"
+INFO=$(mf lab up --name "$LAB" --mirror --farm 3 --app demo --json 2>/dev/null | tail -n 1)
+field() { node -e 'console.log(process.argv[2].split(".").reduce((o, k) => o[k], JSON.parse(process.argv[1])))' "$INFO" "$1"; }
+URL=$(field mirror.app.url)
+VIP=$(field mirror.vip)
+FARM_URL=$(field farm.app.url)
+# 30 of the client host's source addresses, as 30 different clients of the farm.
+SOURCES=$(node -e 'console.log(JSON.parse(process.argv[1]).client.addresses.slice(1, 31).join(" "))' "$INFO")
+step "lab up done: mirror cluster on host1+host2 with the witness (VIP $VIP), farm on host3..host5 ($FARM_URL)"
 
 # Polls the app URL every 20 ms until it answers WANT; prints the milliseconds since SINCE (epoch ms).
 wait_app() {
@@ -83,6 +88,35 @@ SWAP=$(wait_app host1 "$SWAPPED_AT")
 step "swap: the VIP answers from host1 after $SWAP ms"
 mf lab status --name "$LAB"
 
+# Which farm node serves each of the 30 clients, as "hostN xCOUNT" lines.
+farm_spread() {
+  mf lab exec --name "$LAB" client -- sh -c "for s in $SOURCES; do curl -s -m 1 --interface \$s $FARM_URL || echo none; done" | sort | uniq -c | awk '{printf "%s x%s  ", $2, $1} END {print ""}'
+}
+# Waits until no client is served by HOST (or, with "back", until host3..host5 all serve clients
+# again); the probing loop runs inside the client host. Prints the milliseconds since SINCE (epoch ms).
+wait_farm() {
+  local cond=$1 since=$2 now test
+  if [ "$cond" = back ]; then test='echo "$out" | grep -q host3 && echo "$out" | grep -q host4 && echo "$out" | grep -q host5 && ! echo "$out" | grep -q none'
+  else test="! echo \"\$out\" | grep -q -e $cond -e none"; fi
+  mf lab exec --name "$LAB" client -- sh -c "i=0; while [ \$i -lt 300 ]; do
+      out=\$(for s in $SOURCES; do curl -s -m 1 --interface \$s $FARM_URL || echo none; done)
+      if $test; then exit 0; fi
+      i=\$((i + 1))
+    done; exit 1" || { echo "farm did not reach '$cond' in time" >&2; return 1; }
+  now=$(date +%s%3N); echo $((now - since))
+}
+
+step "FARM: 30 clients (source addresses) spread over host3..host5: $(farm_spread)"
+FARM_KILLED_AT=$(date +%s%3N)
+mf lab kill --name "$LAB" host4 2>/dev/null
+step "CRASH: lab kill host4"
+FARM_FAILOVER=$(wait_farm host4 "$FARM_KILLED_AT")
+step "farm failover: every client served by host3/host5 after $FARM_FAILOVER ms: $(farm_spread)"
+FARM_BACK_AT=$(date +%s%3N)
+mf lab restart --name "$LAB" host4 2>/dev/null
+FARM_BACK=$(wait_farm back "$FARM_BACK_AT")
+step "host4 restarted and took back its share after $FARM_BACK ms: $(farm_spread)"
+
 echo
-echo "summary: failover (kill -> VIP answers from the new host) ${FAILOVER} ms; swap ${SWAP} ms"
-echo "TODO: the farm walkthrough (load balancing across farm nodes and rebalancing on a crash) is not in this demo yet."
+echo "summary: mirror failover (kill -> VIP answers from the new host) ${FAILOVER} ms; swap ${SWAP} ms;"
+echo "         farm failover (kill -> every client served) ${FARM_FAILOVER} ms; farm rejoin ${FARM_BACK} ms"
