@@ -1,7 +1,8 @@
 // One contract for the authenticated datagram transport, run against the real UDP sockets and the fake.
 import { createSocket } from "node:dgram";
 import { afterEach, describe, expect, it } from "vitest";
-import { seal } from "../../../agent/drivers/transport/datagram-codec";
+import fc from "fast-check";
+import { DatagramOpener, seal } from "../../../agent/drivers/transport/datagram-codec";
 import { MemoryDatagramNetwork, MemoryTransport, UdpTransport, type Binding, type DatagramTransport } from "../../../agent/drivers/transport/datagram";
 import { waitFor } from "./fixtures/wait";
 
@@ -156,5 +157,30 @@ describe("udp transport binding", () => {
     const t = new UdpTransport({ self: "a", key: KEY, knownSenders: [], bindings: [{ network: "lan", address: "192.0.2.77", port: 0 }] });
     await expect(t.start()).rejects.toThrow(/192\.0\.2\.77.*lan/);
     await t.close();
+  });
+});
+
+describe("datagram opener on hostile input (properties)", () => {
+  it("never throws and never accepts random bytes", () => {
+    const opener = new DatagramOpener(KEY, new Set(["a"]));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 5000 }), (bytes) => {
+        expect(opener.open(bytes).ok).toBe(false);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("rejects every single-byte change of a sealed datagram", () => {
+    const sealed = seal(KEY, "a", 1_000_000n, Buffer.from("heartbeat body"));
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: sealed.length - 1 }), fc.integer({ min: 1, max: 255 }), (i, x) => {
+        const opener = new DatagramOpener(KEY, new Set(["a"]));
+        const bad = Buffer.from(sealed);
+        bad[i]! ^= x;
+        expect(opener.open(bad).ok).toBe(false);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
