@@ -6,8 +6,7 @@
 import type { OutputLine, RunOutcome } from "./process-group";
 import { runInGroup } from "./process-group";
 
-export const ROLE_SCRIPTS = ["prestart", "start_prim", "stop_prim", "start_second", "stop_second", "start_both", "stop_both"] as const;
-export type RoleScriptName = (typeof ROLE_SCRIPTS)[number];
+export type RoleScriptName = "prestart" | "start_prim" | "stop_prim" | "start_second" | "stop_second" | "start_both" | "stop_both";
 export type ScriptDef = { path: string; args: string[]; timeoutMs: number; killGraceMs: number };
 export type ScriptOutcome = RunOutcome & { script: RoleScriptName; ok: boolean; ran: boolean };
 

@@ -9,7 +9,6 @@ export type CheckerReport = ProbeResult & { name: string; at: number };
 
 export class CheckerScheduler {
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly last = new Map<string, CheckerReport>();
   private running = false;
 
   constructor(
@@ -29,9 +28,7 @@ export class CheckerScheduler {
         try {
           const r = await this.prober.probe(c);
           if (!this.running) return;
-          const rep = { ...r, name: c.name, at: Date.now() };
-          this.last.set(c.name, rep);
-          this.report(rep);
+          this.report({ ...r, name: c.name, at: Date.now() });
         } finally {
           busy = false;
         }
@@ -43,10 +40,5 @@ export class CheckerScheduler {
   stop(): void {
     this.running = false;
     for (const t of this.timers.splice(0)) clearInterval(t);
-  }
-
-  /** Latest result per checker, for /status. */
-  latest(): CheckerReport[] {
-    return [...this.last.values()];
   }
 }
