@@ -8,14 +8,15 @@
 //   ({ state, effects } = farmCoreStep(state, { type: "checkers", ok, reason }));
 //
 // Effects are carried out in list order. A node sends its heartbeat every interval and at once
-// when its state or map changes, so a change reaches the others within one network delay.
+// when its state, map or owned buckets change, so a change reaches the others within one network
+// delay (a node that dropped buckets says so at once: the new owners wait for that, see node.ts).
 import { aliveMembers, newMembership, recordHeard, type Membership } from "../membership";
 import type { Stamp } from "../messages";
 import type { FarmCoreConfig } from "./config";
 import type { FarmHeartbeat } from "./messages";
 import { farmStep, initFarm, type BucketMap, type FarmEffect, type FarmEvent, type FarmNode, type FarmPeer } from "./node";
 import type { FarmState } from "./states";
-import { decodeBucketMap, encodeBucketMap } from "./wire";
+import { decodeBucketMap, decodeBucketSet, encodeBucketMap, encodeBucketSet } from "./wire";
 
 export type FarmCoreState = {
   config: FarmCoreConfig;
@@ -25,10 +26,10 @@ export type FarmCoreState = {
   boot: number;
   heard: Membership;
   /** The newest heartbeat content of each member. */
-  adverts: Readonly<Record<string, { sent: Stamp; state: FarmState; map: BucketMap | null }>>;
+  adverts: Readonly<Record<string, { sent: Stamp; state: FarmState; map: BucketMap | null; owned: number[]; ownedWire: string }>>;
   node: FarmNode;
   lastHbSent: number | null;
-  /** What the last heartbeat said (state and map), to send again at once when it changes. */
+  /** What the last heartbeat said (state, map, owned buckets), to send again at once when it changes. */
   lastAdvert: string;
   /** The last view given to the node, to step it only on a change. */
   lastView: string;
@@ -66,21 +67,21 @@ function notOlder(a: Stamp, b: Stamp): boolean {
 }
 
 function advertSig(node: FarmNode): string {
-  return `${node.state}/${node.map.leader}/${node.map.version}`;
+  return `${node.state}/${node.map.leader}/${node.map.version}/${encodeBucketSet(node.owned)}`;
 }
 
 /** Peers alive on some network, with what their newest heartbeat says. */
 function view(s: FarmCoreState): FarmPeer[] {
   return aliveMembers(s.heard, s.now).flatMap((name) => {
     const a = s.adverts[name];
-    return a ? [{ name, state: a.state, map: a.map }] : [];
+    return a ? [{ name, state: a.state, map: a.map, owned: a.owned }] : [];
   });
 }
 
 /** Steps the node with the view when it changed, then heartbeats if due or if this node changed. */
 function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
   const peers = view(s);
-  const sig = peers.map((p) => `${p.name}:${p.state}:${p.map?.leader ?? "-"}:${p.map?.version ?? "-"}`).join(",");
+  const sig = peers.map((p) => `${p.name}:${p.state}:${p.map?.leader ?? "-"}:${p.map?.version ?? "-"}:${s.adverts[p.name]?.ownedWire ?? ""}`).join(",");
   if (sig !== s.lastView) {
     const r = farmStep(s.node, { type: "view", peers });
     effects.push(...r.effects);
@@ -95,6 +96,7 @@ function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
     sent: { boot: s.boot, tick: s.now },
     state: s.node.state,
     map: encodeBucketMap(s.node.map, s.config.members),
+    owned: encodeBucketSet(s.node.owned),
   };
   for (const m of s.config.members) if (m.name !== s.config.node) effects.push({ type: "send", to: m.name, message });
   return { ...s, lastHbSent: s.now, lastAdvert: advert };
@@ -114,7 +116,7 @@ export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreSt
       if (last && !notOlder(m.sent, last.sent)) return { state: { ...s, heard }, effects };
       const map = decodeBucketMap(m.map, s.config.members);
       if (!map.ok) effects.push({ type: "log", message: `farm heartbeat from ${m.from} carries a bad bucket map (${map.error}); ignoring its map`, reason: map.error });
-      const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map: map.ok ? map.map : null } };
+      const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map: map.ok ? map.map : null, owned: decodeBucketSet(m.owned), ownedWire: m.owned } };
       return { state: settle({ ...s, heard, adverts }, effects), effects };
     }
     default: {

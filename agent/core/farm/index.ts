@@ -17,7 +17,7 @@ export {
   type FarmScript,
   type FarmStep,
 } from "./node";
-export { decodeBucketMap, encodeBucketMap, type WireBucketMap } from "./wire";
+export { decodeBucketMap, decodeBucketSet, encodeBucketMap, encodeBucketSet, type WireBucketMap } from "./wire";
 export { farmCoreConfigFromAgentConfig, type FarmCoreConfig } from "./config";
 export { decodeFarmMessage, encodeFarmMessage, type FarmDecodeResult, type FarmHeartbeat } from "./messages";
 export { farmCoreStep, initFarmCore, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmCoreStep } from "./core";

@@ -4,7 +4,7 @@
 // size and checks every field.
 import { MAX_MESSAGE_BYTES, type Stamp } from "../messages";
 import type { FarmState } from "./states";
-import type { WireBucketMap } from "./wire";
+import { BUCKET_SET_RE, type WireBucketMap } from "./wire";
 
 /** What a farm node tells every other member each heartbeat interval (and at once on a change). */
 export type FarmHeartbeat = {
@@ -14,6 +14,11 @@ export type FarmHeartbeat = {
   sent: Stamp;
   state: FarmState;
   map: WireBucketMap;
+  /**
+   * The buckets the sender's filter lets in right now (encodeBucketSet). A node takes a bucket from
+   * a live peer only once that peer says here it no longer serves it (drop before gain).
+   */
+  owned: string;
 };
 
 const MAGIC = [0x4d, 0x46] as const;
@@ -54,6 +59,7 @@ export function decodeFarmMessage(bytes: Uint8Array): FarmDecodeResult {
   const map = o.map;
   if (!isObj(map) || typeof map.leader !== "string" || map.leader.length > 63 || !natural(map.version) || typeof map.owners !== "string" || map.owners.length > 512)
     errs.push("map must be {leader, version, owners}");
+  if (typeof o.owned !== "string" || !BUCKET_SET_RE.test(o.owned)) errs.push("owned must be 64 lowercase hex characters (a 256-bit bucket set)");
   if (errs.length > 0) return bad(`invalid farm heartbeat: ${errs.join("; ")}`);
   const s = sent as { boot: number; tick: number };
   const m = map as { leader: string; version: number; owners: string };
@@ -65,6 +71,7 @@ export function decodeFarmMessage(bytes: Uint8Array): FarmDecodeResult {
       sent: { boot: s.boot, tick: s.tick },
       state: o.state as FarmState,
       map: { leader: m.leader, version: m.version, owners: m.owners },
+      owned: o.owned as string,
     },
   };
 }

@@ -22,7 +22,13 @@ export type BucketMap = {
 };
 
 /** A member heard within the heartbeat timeout, as its heartbeats describe it. */
-export type FarmPeer = { name: string; state: FarmState; map: BucketMap | null };
+export type FarmPeer = {
+  name: string;
+  state: FarmState;
+  map: BucketMap | null;
+  /** The buckets its filter lets in, as its newest heartbeat says. */
+  owned: ReadonlyArray<number>;
+};
 
 export type FarmNode = {
   self: string;
@@ -33,7 +39,10 @@ export type FarmNode = {
   reason: string;
   /** Live peers (not this node) of the current view. */
   peers: ReadonlyArray<FarmPeer>;
-  /** The map this node holds: computed as leader, or adopted from its leader. */
+  /**
+   * The map this node holds: computed as leader, or adopted from its leader. A node adopts a new
+   * map once it serves all of its buckets in it; until then it keeps the previous one (see settle).
+   */
   map: BucketMap;
   /** Buckets this node serves now (what its farm filter lets in); empty unless UP. */
   owned: ReadonlyArray<number>;
@@ -65,7 +74,7 @@ export type FarmEffect =
 export type FarmStep = { state: FarmNode; effects: FarmEffect[] };
 
 /** What an UP-or-not node puts in its heartbeats for the others' views. */
-export type FarmAdvert = { state: FarmState; map: BucketMap };
+export type FarmAdvert = { state: FarmState; map: BucketMap; owned: ReadonlyArray<number> };
 
 const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string | null>(BUCKETS).fill(null) };
 
@@ -76,7 +85,7 @@ export function initFarm(self: string, members: ReadonlyArray<FarmMember>): Farm
 }
 
 export function farmAdvert(node: FarmNode): FarmAdvert {
-  return { state: node.state, map: node.map };
+  return { state: node.state, map: node.map, owned: node.owned };
 }
 
 /** Members that serve buckets in this node's view: UP peers, and itself when UP. */
@@ -117,16 +126,34 @@ function sameBuckets(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolea
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-/** Recomputes map and owned buckets, emitting set-buckets and a log when this node's share changes. */
+/**
+ * Recomputes map and owned buckets, emitting set-buckets and a log when this node's share changes.
+ *
+ * Drop before gain: every node applies a new map when it learns it, so a node that took a bucket
+ * before its previous owner let go of it would accept the SYNs of new connections that the old
+ * owner accepts too (both answer; the client gets a reset). So a node keeps at once only the
+ * buckets it holds that the new map still gives it, and adds a gained bucket only once no live
+ * peer's heartbeat says it serves it: the previous owner drops first and then says so in its
+ * heartbeat (sent at once on a change), or it is dead (out of the view), and then its buckets are
+ * taken at once. Until it serves all its buckets in the new map, the node keeps holding its
+ * previous map, so a view is agreed (same map everywhere) only once every handover is done.
+ */
 function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
-  const map = nextMap(node);
-  const owned = node.state === "UP" ? bucketsOf(map.owners, node.self) : [];
-  if (!sameBuckets(owned, node.owned)) {
-    effects.push({ type: "set-buckets", buckets: owned });
+  const target = nextMap(node);
+  const mine = node.state === "UP" ? bucketsOf(target.owners, node.self) : [];
+  const held = new Set(node.owned);
+  const servedByPeer = new Set(node.peers.flatMap((p) => p.owned));
+  const next = mine.filter((b) => held.has(b) || !servedByPeer.has(b));
+  const waiting = mine.length - next.length;
+  const map = waiting === 0 ? target : node.map;
+  const owned = sameBuckets(next, node.owned) ? node.owned : next;
+  if (owned !== node.owned) {
+    effects.push({ type: "set-buckets", buckets: [...owned] });
     const view = upMembers(node).map((m) => m.name);
+    const pending = waiting > 0 ? `; ${waiting} more once their previous owners drop them` : "";
     effects.push({
       type: "log",
-      message: `farm load of ${node.self} is ${owned.length}/${BUCKETS} (map v${map.version} by ${map.leader || "nobody"}; UP: ${view.join(", ") || "none"}): ${why}`,
+      message: `farm load of ${node.self} is ${owned.length}/${BUCKETS}${pending} (map v${target.version} by ${target.leader || "nobody"}; UP: ${view.join(", ") || "none"}): ${why}`,
       reason: why,
     });
   }

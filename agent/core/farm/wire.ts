@@ -43,3 +43,20 @@ export function decodeBucketMap(wire: WireBucketMap, members: ReadonlyArray<Farm
   }
   return { ok: true, map: { leader: wire.leader, version: wire.version, owners } };
 }
+
+/** A set of buckets as it travels in farm heartbeats: a 256-bit bitmap, 64 hex characters. */
+export function encodeBucketSet(buckets: ReadonlyArray<number>): string {
+  const bytes = new Uint8Array(BUCKETS / 8);
+  for (const b of buckets) bytes[b >> 3]! |= 1 << (b & 7);
+  return Buffer.from(bytes).toString("hex");
+}
+
+export const BUCKET_SET_RE = /^[0-9a-f]{64}$/;
+
+/** The buckets of a bitmap that BUCKET_SET_RE accepted, ascending. */
+export function decodeBucketSet(hex: string): number[] {
+  const bytes = Buffer.from(hex, "hex");
+  const out: number[] = [];
+  for (let b = 0; b < BUCKETS; b++) if ((bytes[b >> 3]! >> (b & 7)) & 1) out.push(b);
+  return out;
+}

@@ -8,6 +8,8 @@
 // (persist = what survives a crash, writes/VIP flags, resync jobs, sends through the message codec)
 // and checks the invariants after every event:
 // - at most one node accepts writes at any instant, and only in role PRIM or ALONE;
+// - every step's effects follow the ordering contract (block writes and release the VIP, then
+//   persist, then the rest; never allow and block writes in one step);
 // - no node is promoted with data lacking an acknowledged write (unless by primforce);
 // - every acknowledged write is present on whoever accepts writes next;
 // - farm: within a connected view whose members agree on the view, every bucket is owned by
@@ -335,7 +337,21 @@ export class Sim {
     this.applyMirror(n, r.effects);
   }
 
+  /** The ordering contract of MirrorEffect: stop writing first, then persist, then the rest. */
+  private checkEffectOrder(n: MirrorNode, effects: MirrorEffect[]): void {
+    let phase = 0;
+    for (const e of effects) {
+      const rank = (e.type === "writes" && !e.allow) || (e.type === "vip" && e.action === "release") ? 0 : e.type === "persist" ? 1 : 2;
+      if (rank < phase) return this.violate("effect-order", `${n.name}: ${e.type} after a later-ranked effect in ${effects.map((x) => x.type).join(", ")}`);
+      phase = rank;
+    }
+    const allow = effects.some((e) => e.type === "writes" && e.allow);
+    const block = effects.some((e) => e.type === "writes" && !e.allow);
+    if (allow && block) this.violate("effect-order", `${n.name}: one step both allows and blocks writes`);
+  }
+
   private applyMirror(n: MirrorNode, effects: MirrorEffect[]): void {
+    this.checkEffectOrder(n, effects);
     for (const e of effects) {
       switch (e.type) {
         case "persist":

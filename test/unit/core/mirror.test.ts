@@ -239,3 +239,19 @@ describe("mirror node", () => {
     expect(JSON.stringify(s)).toBe(copy);
   });
 });
+
+describe("effect ordering contract", () => {
+  it("puts blocking writes and releasing the VIP first, then the one persist, then the rest in order", () => {
+    const p = { epoch: 1, votedFor: null, dataEpoch: 1, upToDate: true, lastWriter: true, boot: 1 };
+    const hb: Message = { kind: "swap-req", from: "a", epoch: 1 };
+    const out = mirror.orderEffects([
+      { type: "send", to: "b", message: hb },
+      { type: "script", name: "stop_prim" },
+      { type: "persist", state: p },
+      { type: "vip", action: "release" },
+      { type: "writes", allow: false },
+      { type: "log", level: "warn", message: "x", transition: null },
+    ]);
+    expect(out.map((e) => e.type)).toEqual(["vip", "writes", "persist", "send", "script", "log"]);
+  });
+});
