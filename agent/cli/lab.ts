@@ -84,6 +84,8 @@ async function up(p: Parsed): Promise<number> {
   const app = p.values.get("--app");
   if (app !== undefined && !["demo", "postgresql", "nginx"].includes(app))
     throw new MirrorfarmError("MF_LAB_USAGE", `--app ${app}: allowed demo, postgresql or nginx`);
+  if (app !== undefined && !mirror && farm === 0)
+    throw new MirrorfarmError("MF_LAB_USAGE", `--app ${app} runs on a cluster: add --mirror and/or --farm N`);
   const needed = (mirror ? 2 : 0) + farm;
   if (needed > MAX_HOSTS) throw new MirrorfarmError("MF_LAB_USAGE", `--mirror and --farm ${farm} need ${needed} hosts; at most ${MAX_HOSTS}`);
   const servers = Math.max(needed, intFlag(p, "--hosts", 1, MAX_HOSTS) ?? (needed > 0 ? needed : 2));

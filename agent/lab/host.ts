@@ -17,6 +17,8 @@ export const PRIVATE_PATHS: ReadonlyArray<readonly [string, string]> = [
   ["var-log-mirrorfarm", "/var/log/mirrorfarm"],
   // Each server has its own root home: no shell start-up files from the machine running the lab.
   ["root-home", "/root"],
+  ["tmp", "/tmp"],
+  ["var-tmp", "/var/tmp"],
   ["run", "/run"],
 ];
 
@@ -106,6 +108,8 @@ export async function startHolder(lab: string, h: HostState, log: number): Promi
     fs.mkdirSync(target, { recursive: true });
   }
   fs.chmodSync(path.join(dir, "root-home"), 0o700);
+  fs.chmodSync(path.join(dir, "tmp"), 0o1777);
+  fs.chmodSync(path.join(dir, "var-tmp"), 0o1777);
   const runDir = path.join(dir, "run");
   fs.rmSync(runDir, { recursive: true, force: true });
   fs.mkdirSync(path.join(runDir, "sshd"), { recursive: true, mode: 0o755 });

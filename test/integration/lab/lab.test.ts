@@ -96,6 +96,9 @@ describe.skipIf(!needsRoot("local lab"))("local lab", { timeout: 90_000 }, () =>
     expect(fs.existsSync("/var/lib/postgresql/mark")).toBe(false);
     expect((await inHost("host1", "echo c > /etc/mirrorfarm/x && echo r > /run/x && test -e /run/netns; echo $?")).stdout).toBe("1\n");
     expect(fs.existsSync("/etc/mirrorfarm/x")).toBe(false);
+    expect((await inHost("host1", "touch /tmp/mf-lab-mark && stat -c %a /tmp")).stdout).toBe("1777\n");
+    expect((await inHost("host2", "test -e /tmp/mf-lab-mark; echo $?")).stdout).toBe("1\n");
+    expect(fs.existsSync("/tmp/mf-lab-mark")).toBe(false);
   });
 
   it("each host has its own host name", async () => {
