@@ -93,10 +93,12 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
         return node.command(name);
       },
     };
-    for (const s of ["prestart", "start_both"] as const) {
+    const runLogged = async (s: "prestart" | "start_both" | "stop_both"): Promise<void> => {
       const o = await scripts.run(s, { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
-      if (o.ran) log.write({ event: "script", script: s, ok: o.ok, code: o.code, timedOut: o.timedOut, durationMs: o.durationMs });
-    }
+      if (o.ran) log.write({ event: "script", script: s, ok: o.ok, code: o.code, signal: o.signal, timedOut: o.timedOut, forced: o.forced, durationMs: o.durationMs, ...(o.error ? { error: o.error } : {}) });
+    };
+    await runLogged("prestart");
+    await runLogged("start_both");
     // A crash (kill -9, power loss) may have left the VIP on the interface; a starting node is never
     // a writer (the core starts in WAIT), so it must not hold it.
     await vip?.release();
@@ -105,7 +107,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
     stopNode = async () => {
       checkers.stop();
       await node.stop();
-      await scripts.run("stop_both", { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });
+      await runLogged("stop_both");
       await vip?.close();
     };
   } else if (cfg.kind === "witness") {
