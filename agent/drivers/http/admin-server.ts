@@ -17,6 +17,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { bindError } from "../transport/bind-error";
 
 export type CommandAnswer = { status: number; body: Record<string, unknown> };
 export type AdminHandlers = {
@@ -89,7 +90,7 @@ export class AdminServer {
     // Operators, a scraper and a load balancer's probes: a few dozen connections are plenty.
     server.maxConnections = 64;
     await new Promise<void>((resolve, reject) => {
-      server.once("error", (e) => reject(new Error(`admin API ${this.opts.address}:${this.opts.port}: ${e.message}`)));
+      server.once("error", (e) => reject(bindError("the admin HTTP API", this.opts.address, this.opts.port, e)));
       server.listen({ host: this.opts.address, port: this.opts.port, exclusive: true }, () => resolve());
     });
     this.server = server;

@@ -4,6 +4,7 @@
  * Garbage, forged, replayed, oversized or unknown-sender datagrams are dropped and counted.
  */
 import { createSocket, type Socket } from "node:dgram";
+import { bindError } from "./bind-error";
 import { CounterSource, DatagramOpener, seal, type DropReason } from "./datagram-codec";
 
 export type Binding = { network: string; address: string; port: number };
@@ -84,7 +85,7 @@ export class UdpTransport extends SealedTransport {
         this.counts.sendErrors++;
       });
       await new Promise<void>((resolve, reject) => {
-        const onError = (err: Error) => reject(new Error(`heartbeat socket ${b.address}:${b.port} (network ${b.network}): ${err.message}`));
+        const onError = (err: Error) => reject(bindError(`heartbeats (network ${b.network})`, b.address, b.port, err));
         sock.once("error", onError);
         sock.bind({ address: b.address, port: b.port, exclusive: true }, () => {
           sock.off("error", onError);

@@ -8,6 +8,7 @@
  * addresses on every network.
  */
 import { connect as tlsConnect, createServer, type PeerCertificate, type Server, type TLSSocket } from "node:tls";
+import { bindError } from "./bind-error";
 import { encodeFrame, FrameDecoder } from "./framing";
 
 export type Endpoint = { address: string; port: number };
@@ -99,7 +100,7 @@ export class TlsPeerLinks extends LinkTable {
       });
       server.on("connection", (sock: { destroy(): void; once(e: "close", f: () => void): void }) => this.track(sock));
       await new Promise<void>((resolve, reject) => {
-        server.once("error", (err) => reject(new Error(`peer link listener ${ep.address}:${ep.port}: ${err.message}`)));
+        server.once("error", (err) => reject(bindError("peer links", ep.address, ep.port, err)));
         server.listen({ host: ep.address, port: ep.port, exclusive: true }, () => resolve());
       });
       server.on("error", () => {

@@ -96,3 +96,10 @@ describe("admin HTTP API", () => {
     expect(tokenMatches(`bearer ${TOKEN}`, TOKEN)).toBe(false);
   });
 });
+
+describe("admin HTTP API binding", () => {
+  it("says which listener, which address, and what to do when the port is taken", async () => {
+    const again = new AdminServer({ address: "127.0.0.5", port: server.port()!, token: TOKEN, handlers: { ready: () => false, status: () => ({}), metrics: () => "", logs: () => [], command: async () => ({ status: 404, body: {} }) } });
+    await expect(again.start()).rejects.toThrow(/MF_AGENT_BIND: cannot listen for the admin HTTP API on 127\.0\.0\.5:\d+.*another process uses/);
+  });
+});
