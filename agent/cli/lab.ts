@@ -4,7 +4,8 @@ import * as fs from "node:fs";
 import { constants } from "node:os";
 import * as path from "node:path";
 import { MirrorfarmError } from "../errors";
-import { agentStates, deployClusters, startAgents, type LabApp } from "../lab/clusters";
+import { LAB_APPS, type LabApp } from "../lab/apps";
+import { agentStates, deployClusters, startAgents } from "../lab/clusters";
 import { cut, down, execArgv, heal, info, isolate, kill, loss, requireRoot, restartHost, upHosts } from "../lab/lab";
 import { DEFAULT_LAB, MAX_HOSTS } from "../lab/names";
 import { requireState } from "../lab/state";
@@ -52,17 +53,26 @@ function parse(argv: string[]): Parsed {
     else if (a.startsWith("-")) problems.push(`unknown option '${a}'`);
     else p.positional.push(a);
   }
+  for (const flag of ["--farm", "--hosts"]) {
+    const v = p.values.get(flag);
+    if (v !== undefined && !isIntIn(v, 1, MAX_HOSTS)) problems.push(`${flag} ${v}: allowed an integer from 1 to ${MAX_HOSTS}`);
+  }
+  const app = p.values.get("--app");
+  if (app !== undefined && !(LAB_APPS as readonly string[]).includes(app)) problems.push(`--app ${app}: allowed ${LAB_APPS.join(", ")}`);
   if (problems.length > 0) throw new MirrorfarmError("MF_LAB_USAGE", `${problems.join("; ")}\n${USAGE}`);
   p.name = p.values.get("--name") ?? DEFAULT_LAB;
   return p;
 }
 
-function intFlag(p: Parsed, flag: string, min: number, max: number): number | undefined {
-  const v = p.values.get(flag);
-  if (v === undefined) return undefined;
+function isIntIn(v: string, min: number, max: number): boolean {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new MirrorfarmError("MF_LAB_USAGE", `${flag} ${v}: allowed an integer from ${min} to ${max}`);
-  return n;
+  return Number.isInteger(n) && n >= min && n <= max;
+}
+
+/** A flag parse() already checked. */
+function intFlag(p: Parsed, flag: string): number | undefined {
+  const v = p.values.get(flag);
+  return v === undefined ? undefined : Number(v);
 }
 
 function oneHost(p: Parsed, cmd: string): string {
@@ -80,15 +90,14 @@ function agentBundlePath(): string {
 
 async function up(p: Parsed): Promise<number> {
   const mirror = p.flags.has("--mirror");
-  const farm = intFlag(p, "--farm", 1, MAX_HOSTS) ?? 0;
-  const app = p.values.get("--app");
-  if (app !== undefined && !["demo", "postgresql", "nginx"].includes(app))
-    throw new MirrorfarmError("MF_LAB_USAGE", `--app ${app}: allowed demo, postgresql or nginx`);
-  if (app !== undefined && !mirror && farm === 0)
-    throw new MirrorfarmError("MF_LAB_USAGE", `--app ${app} runs on a cluster: add --mirror and/or --farm N`);
+  const farm = intFlag(p, "--farm") ?? 0;
+  const app = p.values.get("--app") as LabApp | undefined;
   const needed = (mirror ? 2 : 0) + farm;
-  if (needed > MAX_HOSTS) throw new MirrorfarmError("MF_LAB_USAGE", `--mirror and --farm ${farm} need ${needed} hosts; at most ${MAX_HOSTS}`);
-  const servers = Math.max(needed, intFlag(p, "--hosts", 1, MAX_HOSTS) ?? (needed > 0 ? needed : 2));
+  const problems: string[] = [];
+  if (app !== undefined && !mirror && farm === 0) problems.push(`--app ${app} runs on a cluster: add --mirror and/or --farm N`);
+  if (needed > MAX_HOSTS) problems.push(`--mirror and --farm ${farm} need ${needed} hosts; at most ${MAX_HOSTS}`);
+  if (problems.length > 0) throw new MirrorfarmError("MF_LAB_USAGE", problems.join("; "));
+  const servers = Math.max(needed, intFlag(p, "--hosts") ?? (needed > 0 ? needed : 2));
   const t0 = Date.now();
   // Interrupted while building: remove the half-built lab rather than leave it behind.
   const interrupted = (signal: NodeJS.Signals): void => {
@@ -103,7 +112,7 @@ async function up(p: Parsed): Promise<number> {
     hostsReady = Date.now() - t0;
     try {
       if (mirror || farm > 0)
-        await deployClusters(state, { mirror, farm, ...(app ? { app: app as LabApp } : {}), bundlePath: agentBundlePath() });
+        await deployClusters(state, { mirror, farm, ...(app ? { app } : {}), bundlePath: agentBundlePath() });
     } catch (err) {
       await down(p.name).catch(() => undefined);
       throw err;
