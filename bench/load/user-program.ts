@@ -1,7 +1,6 @@
-// Measures what a user program costs to load: @pulumi/pulumi, then mirrorfarm, then one declared
-// aws.MirrorCluster, then its planned configs, under Pulumi mocks (no engine). Prints JSON: wall
-// time since process start and process CPU time at each stage. Not a test (no timed assertions).
-//   npx esbuild test/components/measure-load.ts --bundle --platform=node --packages=external --outfile=node_modules/.cache/mf-load.js && node node_modules/.cache/mf-load.js
+// A user program that declares one aws.MirrorCluster under Pulumi mocks (no engine), marking wall
+// time since process start and process CPU time at each stage: @pulumi/pulumi loaded, mirrorfarm
+// loaded, cluster declared, configs planned. Run by bench/component-load.ts in fresh processes.
 const marks: Record<string, { wallMs: number; cpuMs: number }> = {};
 const mark = (label: string) => {
   const c = process.cpuUsage();
