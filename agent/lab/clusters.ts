@@ -14,7 +14,6 @@ import { labAddresses } from "./names";
 import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
 import { run, waitFor } from "./sys";
 
-export type { LabApp } from "./apps";
 
 export interface ClusterOptions {
   mirror: boolean;

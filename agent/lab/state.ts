@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MirrorfarmError } from "../errors";
+import type { LabApp } from "./apps";
 import { preferredSubnet } from "./names";
 
 export function labRoot(): string {
@@ -80,7 +81,7 @@ export interface LabState {
   sshKey: string;
   hosts: Record<string, HostState>;
   clientAddresses: string[];
-  app?: "demo" | "postgresql" | "nginx";
+  app?: LabApp;
   /** Pairwise cuts (host pairs that cannot reach each other, both still up on the lab network). */
   cuts?: Array<[string, string]>;
   /** Random packet loss per host, in percent. */
