@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { Errno, FuseError, errnoOf } from "../fuse/errno";
 import type { MutationOp } from "../fuse/mutation";
+import type { ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { pathProblem } from "./op-codec";
 
@@ -49,7 +50,7 @@ export class BackingApplier {
   }
 
   /** Applies one op; 0 or the errno it failed with (what the ack carries). */
-  async apply(op: MutationOp): Promise<number> {
+  async apply(op: StreamOp): Promise<number> {
     try {
       await this.applyOrThrow(op);
       return 0;
@@ -110,7 +111,7 @@ export class BackingApplier {
     return fd;
   }
 
-  private async applyOrThrow(op: MutationOp): Promise<void> {
+  private async applyOrThrow(op: StreamOp): Promise<void> {
     switch (op.kind) {
       case "write": {
         if (op.path === null) return; // no name left: unreachable after the last close
@@ -171,6 +172,12 @@ export class BackingApplier {
         if ((await fstat(fd)).size < op.offset + op.length) await ftruncate(fd, op.offset + op.length);
         return;
       }
+      case "entry":
+        return this.entry(op);
+      case "absent":
+        await P.rm(await this.resolve(op.path), { recursive: true, force: true }); // rm never follows links
+        await this.forgetNames();
+        return;
       case "fsync": {
         if (op.path === null) return;
         const cached = this.fds.get(op.path);
@@ -184,6 +191,30 @@ export class BackingApplier {
         return;
       }
     }
+  }
+
+  /** Makes the entry at op.path the given dir, file or symlink, replacing one of another type. */
+  private async entry(op: ResyncOp & { kind: "entry" }): Promise<void> {
+    const file = await this.resolve(op.path, op.type === "dir");
+    let st = await P.lstat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
+    const same = st && (op.type === "dir" ? st.isDirectory() : op.type === "file" ? st.isFile() : st.isSymbolicLink());
+    const staleLink = op.type === "symlink" && same && (await P.readlink(file, { encoding: "buffer" })).toString(NAME_ENCODING) !== op.target;
+    if (st && (!same || staleLink)) {
+      await P.rm(file, { recursive: true, force: true });
+      await this.forgetNames();
+      st = null;
+    }
+    if (!st) {
+      if (op.type === "dir") await P.mkdir(file, op.mode);
+      else if (op.type === "symlink") await P.symlink(Buffer.from(op.target, NAME_ENCODING), file);
+      else await closeFd(await openFd(file, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, op.mode));
+    }
+    await P.lchown(file, op.uid, op.gid);
+    if (op.type !== "symlink") await P.chmod(file, op.mode); // checked above: not a link
+    if (op.type === "file") await ftruncate(await this.writableFd(op.path), op.size);
   }
 
   private async setattr(op: MutationOp & { kind: "setattr" }): Promise<void> {

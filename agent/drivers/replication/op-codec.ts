@@ -1,6 +1,9 @@
 // The replication stream's records, as bytes: the primary sends each mutation (seq + op) in
 // order, the secondary answers each with an ack (seq + errno). Framed, length-bounded, versioned.
 //
+// Besides the mutations of the FUSE path, a resynchronisation sends "entry" (make the secondary's
+// entry at a path the given dir/file/symlink, replacing what differs) and "absent" (remove it).
+//
 //   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
 //   op     = type 1: u8 kind | fields of that kind
 //   ack    = type 2: i32 errno (0 = applied)
@@ -22,10 +25,20 @@ export const MAX_FRAME = MAX_WRITE + 2 * MAX_PATH + 256;
 const TYPE_OP = 1;
 const TYPE_ACK = 2;
 
-const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync"] as const;
-const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<MutationOp["kind"], number>;
+/** Records of a resynchronisation: one entry of the secondary made to match the primary's. */
+export type ResyncOp =
+  /** `size` for files (truncated or extended to it), `target` for symlinks; the others ignore them. */
+  | { kind: "entry"; path: string; type: "dir" | "file" | "symlink"; mode: number; uid: number; gid: number; size: number; target: string }
+  | { kind: "absent"; path: string };
 
-export type StreamRecord = { type: "op"; seq: number; op: MutationOp } | { type: "ack"; seq: number; errno: number };
+/** Everything the primary sends on the stream. */
+export type StreamOp = MutationOp | ResyncOp;
+
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent"] as const;
+const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
+const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
+
+export type StreamRecord = { type: "op"; seq: number; op: StreamOp } | { type: "ack"; seq: number; errno: number };
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -111,7 +124,7 @@ function header(type: number, seq: number, size: number): Writer {
 }
 
 /** One op frame. Throws only on a programming error (a path that the passthrough never makes). */
-export function encodeOp(seq: number, op: MutationOp): Buffer {
+export function encodeOp(seq: number, op: StreamOp): Buffer {
   for (const p of opPaths(op)) {
     const problem = p === null ? null : pathProblem(p);
     if (problem) throw new Error(`replication: cannot send ${op.kind}: ${problem}`);
@@ -155,6 +168,14 @@ export function encodeOp(seq: number, op: MutationOp): Buffer {
     case "fsync":
       w.optStr(op.path).u8(op.datasync ? 1 : 0);
       break;
+    case "entry":
+      w.str(op.path).u8(ENTRY_TYPES.indexOf(op.type)).u32(op.mode).u32(op.uid).u32(op.gid).u64(op.size);
+      w.u16(op.type === "symlink" ? Buffer.byteLength(op.target, NAME_ENCODING) : 0);
+      if (op.type === "symlink") w.bytes(Buffer.from(op.target, NAME_ENCODING));
+      break;
+    case "absent":
+      w.str(op.path);
+      break;
   }
   return w.finish();
 }
@@ -164,7 +185,7 @@ export function encodeAck(seq: number, errno: number): Buffer {
 }
 
 /** Every path an op names (null = a file without a name). */
-export function opPaths(op: MutationOp): (string | null)[] {
+export function opPaths(op: StreamOp): (string | null)[] {
   return op.kind === "link" || op.kind === "rename" ? [op.from, op.to] : [op.path];
 }
 
@@ -268,7 +289,7 @@ export function decodeFrame(frame: Buffer): DecodeResult<StreamRecord> {
   }
 }
 
-function decodeOpBody(r: Reader): MutationOp {
+function decodeOpBody(r: Reader): StreamOp {
   const code = r.u8();
   const kind = KINDS[code - 1];
   switch (kind) {
@@ -314,6 +335,21 @@ function decodeOpBody(r: Reader): MutationOp {
       const flag = r.u8();
       if (flag > 1) throw new ReadError(`bad datasync flag ${flag}`);
       return { kind, path, datasync: flag === 1 };
+    }
+    case "entry": {
+      const path = r.path();
+      const type = ENTRY_TYPES[r.u8()];
+      if (!type) throw new ReadError("bad entry type");
+      const [mode, uid, gid, size] = [r.u32(), r.u32(), r.u32(), r.u64()];
+      let target = "";
+      if (type === "symlink") target = r.text();
+      else if (r.u16() !== 0) throw new ReadError(`a ${type} entry carries a link target`);
+      return { kind, path, type, mode, uid, gid, size, target };
+    }
+    case "absent": {
+      const path = r.path();
+      if (path === "") throw new ReadError("the root cannot be absent");
+      return { kind, path };
     }
     default:
       throw new ReadError(`unknown op kind ${code}`);

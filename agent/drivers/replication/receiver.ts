@@ -6,9 +6,8 @@
 // number out of order ends the link (the primary reconnects and resynchronises); nothing is
 // applied from a bad frame. Reading pauses while too many ops wait, so memory stays bounded.
 import type { Duplex } from "node:stream";
-import type { MutationOp } from "../fuse/mutation";
 import type { BackingApplier } from "./applier";
-import { FrameReader, encodeAck } from "./op-codec";
+import { FrameReader, type StreamOp, encodeAck } from "./op-codec";
 
 /** Ops decoded but not applied yet before we stop reading (each is at most ~1 MiB). */
 const MAX_QUEUED = 64;
@@ -22,7 +21,7 @@ export interface ReceiverStats {
 export class ReplicationReceiver {
   readonly stats: ReceiverStats = { applied: 0, failed: 0, bytesReceived: 0 };
   private readonly reader = new FrameReader();
-  private readonly queue: { seq: number; op: MutationOp }[] = [];
+  private readonly queue: { seq: number; op: StreamOp }[] = [];
   private lastSeq: number | null = null;
   private running = false;
   private ended = false;

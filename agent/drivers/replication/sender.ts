@@ -10,8 +10,8 @@
 // answering EINTR would report a change that did happen as not done.
 import type { Duplex } from "node:stream";
 import { Errno, FuseError } from "../fuse/errno";
-import type { MutationOp, MutationSink } from "../fuse/mutation";
-import { FrameReader, encodeOp } from "./op-codec";
+import type { MutationSink } from "../fuse/mutation";
+import { FrameReader, type StreamOp, encodeOp } from "./op-codec";
 
 export class ReplicationLinkLost extends Error {
   constructor(readonly reason: string) {
@@ -71,7 +71,8 @@ export class ReplicationSender implements MutationSink {
     return this.lost ? Promise.reject(this.lost) : Promise.resolve();
   }
 
-  commit(op: MutationOp): Promise<void> {
+  /** Sends a mutation (or a resynchronisation record) and resolves on its acknowledgement. */
+  commit(op: StreamOp): Promise<void> {
     if (this.lost) return Promise.reject(this.lost);
     const seq = ++this.seq;
     const frame = encodeOp(seq, op); // copies the data: the FUSE buffer may be reused at once

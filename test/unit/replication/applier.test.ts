@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
 import { BackingApplier } from "../../../agent/drivers/replication/applier";
+import type { ResyncOp, StreamOp } from "../../../agent/drivers/replication/op-codec";
 
 const E = osConstants.errno;
 const uid = process.getuid?.() ?? 0;
@@ -108,6 +109,37 @@ describe("replication applier", () => {
     expect(await snapshot(outside)).toBe(before);
   });
 
+  it("makes an entry match the primary's, replacing one of another type, and removes absent ones", async () => {
+    const entry = (p: string, type: "dir" | "file" | "symlink", extra: { mode?: number; size?: number; target?: string } = {}): ResyncOp => ({
+      kind: "entry", path: p, type, mode: extra.mode ?? 0o755, uid, gid, size: extra.size ?? 0, target: extra.target ?? "",
+    });
+    await apply({ kind: "create", path: "was-file", mode: 0o644, uid, gid });
+    await apply({ kind: "mkdir", path: "was-dir", mode: 0o755, uid, gid });
+    await apply({ kind: "create", path: "was-dir/child", mode: 0o644, uid, gid });
+    expect(await applier.apply(entry("was-file", "dir", { mode: 0o700 }))).toBe(0);
+    expect(await applier.apply(entry("was-dir", "symlink", { target: "elsewhere" }))).toBe(0);
+    expect(await applier.apply(entry("new", "file", { mode: 0o600, size: 12345 }))).toBe(0);
+    expect(await applier.apply(entry("", "dir", { mode: 0o711 }))).toBe(0);
+    expect(((await fsp.lstat(path.join(backing, "was-file"))).mode & 0o7777).toString(8)).toBe("700");
+    expect(await fsp.readlink(path.join(backing, "was-dir"))).toBe("elsewhere");
+    expect([(await fsp.stat(path.join(backing, "new"))).size, (await fsp.stat(path.join(backing, "new"))).mode & 0o777]).toEqual([12345, 0o600]);
+    expect((await fsp.stat(backing)).mode & 0o7777).toBe(0o711);
+    expect(await applier.apply({ kind: "absent", path: "was-file" })).toBe(0);
+    expect(await applier.apply({ kind: "absent", path: "never-was" })).toBe(0);
+    expect((await fsp.readdir(backing)).sort()).toEqual(["new", "was-dir"]);
+  });
+
+  it("removes a link to the outside as a link, never what it points to", async () => {
+    await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
+    const before = await snapshot(outside);
+    expect(await applier.apply({ kind: "absent", path: "out" })).toBe(0);
+    expect(await applier.apply({ kind: "entry", path: "out2", type: "dir", mode: 0o755, uid, gid, size: 0, target: "" })).toBe(0);
+    await apply({ kind: "symlink", path: "out3", target: outside, uid, gid });
+    expect(await applier.apply({ kind: "entry", path: "out3/x", type: "file", mode: 0o644, uid, gid, size: 1, target: "" })).toBe(E.ELOOP);
+    expect(await applier.apply({ kind: "absent", path: "out3/victim" })).toBe(E.ELOOP);
+    expect(await snapshot(outside)).toBe(before);
+  });
+
   it("refuses paths with '..', absolute paths and the root as a name", async () => {
     const before = await snapshot(outside);
     for (const p of ["../outside/x", "/tmp/x", "a/../../outside/x", "..", ""]) {
@@ -120,7 +152,7 @@ describe("replication applier", () => {
   it("keeps every random op sequence inside the backing directory", async () => {
     const names = fc.constantFrom("a", "b", "l", "m", "a/b", "a/l", "l/x", "m/x", "a/b/c", "..", "../outside", "../outside/victim", "l/victim");
     const targets = fc.constantFrom(outside, path.join(outside, "victim"), "../outside", "../../outside/victim", "a", "/");
-    const anyOp: fc.Arbitrary<MutationOp> = fc.oneof(
+    const anyOp: fc.Arbitrary<StreamOp> = fc.oneof(
       fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: names, mode: fc.constantFrom(0o644, 0o755, 0o4777), uid: fc.constant(uid), gid: fc.constant(gid) }),
       fc.record({ kind: fc.constant("symlink" as const), path: names, target: targets, uid: fc.constant(uid), gid: fc.constant(gid) }),
       fc.record({ kind: fc.constant("write" as const), path: names, offset: fc.nat({ max: 100 }), data: fc.constant(Buffer.from("pwned")) }),
@@ -130,6 +162,8 @@ describe("replication applier", () => {
       fc.record({ kind: fc.constant("setattr" as const), path: names, mode: fc.constant(0o777), size: fc.constant(0), mtime: fc.constant({ sec: 1, nsec: 0 }) }),
       fc.record({ kind: fc.constant("fallocate" as const), path: names, offset: fc.constant(0), length: fc.constant(4096) }),
       fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),
+      fc.record({ kind: fc.constant("entry" as const), path: names, type: fc.constantFrom("dir" as const, "file" as const, "symlink" as const), mode: fc.constant(0o777), uid: fc.constant(uid), gid: fc.constant(gid), size: fc.constant(10), target: targets }),
+      fc.record({ kind: fc.constant("absent" as const), path: names }),
     );
     const before = await snapshot(outside);
     await fc.assert(

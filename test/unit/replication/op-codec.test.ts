@@ -2,8 +2,7 @@
 // bad paths, unknown versions and oversized frames are error values, never exceptions.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
-import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamRecord, decodeFrame, encodeAck, encodeOp, pathProblem } from "../../../agent/drivers/replication/op-codec";
+import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamOp, type StreamRecord, decodeFrame, encodeAck, encodeOp, pathProblem } from "../../../agent/drivers/replication/op-codec";
 
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const u32 = fc.nat({ max: 0xffffffff });
@@ -16,7 +15,10 @@ const optPath = fc.option(fc.oneof(relPath, fc.constant("")), { nil: null });
 const time = fc.record({ sec: safe, nsec: fc.nat({ max: 999_999_999 }) });
 const target = fc.uint8Array({ minLength: 1, maxLength: 100 }).map((b) => Buffer.from(b.map((x) => x || 1)).toString("latin1"));
 
-const op: fc.Arbitrary<MutationOp> = fc.oneof(
+const op: fc.Arbitrary<StreamOp> = fc.oneof(
+  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant("") }),
+  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target }),
+  fc.record({ kind: fc.constant("absent" as const), path: relPath }),
   fc.record({ kind: fc.constant("write" as const), path: optPath, offset: safe, data: fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)) }),
   fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: relPath, mode: u32, uid: u32, gid: u32 }),
   fc.record({ kind: fc.constant("symlink" as const), path: relPath, target, uid: u32, gid: u32 }),
