@@ -1,9 +1,11 @@
-// The simulated network: named heartbeat networks, links that can be cut per pair and network,
-// random loss and delay. Cuts are symmetric (a cable or a switch port, not a one-way filter).
+// The simulated network: named heartbeat networks, links that can be cut per pair and network
+// (both ways, like a cable, or one way, like a misconfigured filter), random loss and delay.
 import type { Rng } from "./prng";
 
 export class SimNetwork {
   private cuts = new Set<string>();
+  /** One-way cuts: "from>to". */
+  private oneWay = new Set<string>();
   /** Bumped by every change of a link, so observers can skip work when nothing changed. */
   version = 0;
   dropRate = 0;
@@ -25,13 +27,20 @@ export class SimNetwork {
     return (this.networksOf.get(a) ?? []).filter((n) => nb.includes(n));
   }
 
+  /** Messages from a reach b on this network. */
   linkUp(a: string, b: string, net: string): boolean {
-    return !this.cuts.has(this.key(a, b, net));
+    return !this.cuts.has(this.key(a, b, net)) && !this.oneWay.has(`${a}>${b}`);
   }
 
-  /** Some network still joins a and b (what a TCP stream between them needs). */
+  /** Some network still joins a and b both ways (what a TCP stream between them needs). */
   connected(a: string, b: string): boolean {
-    return this.shared(a, b).some((n) => this.linkUp(a, b, n));
+    return this.shared(a, b).some((n) => this.linkUp(a, b, n) && this.linkUp(b, a, n));
+  }
+
+  /** Drop every message from a to b (on every network); b to a still flows. */
+  cutOneWay(a: string, b: string): void {
+    this.oneWay.add(`${a}>${b}`);
+    this.version++;
   }
 
   cut(a: string, b: string, net?: string): void {
@@ -59,6 +68,7 @@ export class SimNetwork {
   /** Undo every cut, loss and extra delay. */
   heal(): void {
     this.cuts.clear();
+    this.oneWay.clear();
     this.version++;
     this.dropRate = 0;
     this.delayMinMs = 1;
@@ -66,7 +76,7 @@ export class SimNetwork {
   }
 
   get healthy(): boolean {
-    return this.cuts.size === 0 && this.dropRate === 0;
+    return this.cuts.size === 0 && this.oneWay.size === 0 && this.dropRate === 0;
   }
 
   /** Delivery delay in ms for one message on a link, or null when it is lost. */

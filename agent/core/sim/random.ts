@@ -1,7 +1,7 @@
 // Random fault schedules by seed. Each seed builds a cluster (7 seeds in 8: a mirror with its
 // witness; 1 in 8: a farm of 3 to 5 nodes with random powers, the costlier one to simulate), lets it settle, then applies 2 to 6
 // random faults over 20 s (crashes with later restarts, partitions, isolation, one-network cuts,
-// loss, delay, flapping links, admin commands) while the client writes a record every 100 ms
+// one-way cuts, loss, delay, flapping links, admin commands) while the client writes a record every 100 ms
 // (farms: over 10 s, their nodes cost more to simulate). At the heal every fault is undone (network healed, crashed agents restarted, stopped agents
 // started) and the run continues until the cluster is healthy again (mirror: PRIM + in-sync
 // SECOND; farm: every node UP, one settled view, each bucket owned once), or the bound passes.
@@ -64,7 +64,7 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
   const faults = plan.int(2, 6);
   for (let i = 0; i < faults; i++) {
     const t = plan.int(FAULTS_FROM_MS, faultsUntil);
-    const kind = plan.int(0, 9);
+    const kind = plan.int(0, 10);
     const x = plan.pick(names);
     const y = plan.pick(names.filter((n) => n !== x));
     if (kind <= 1) {
@@ -97,8 +97,10 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
       const a = plan.pick(agents);
       const cmd: AdminCommand = spec.kind === "mirror" ? plan.pick(ADMIN_COMMANDS) : plan.pick(["stop", "start", "restart"] as AdminCommand[]);
       plannedAt(t, `admin ${a} ${cmd}`, () => sim.admin(a, cmd));
-    } else {
+    } else if (kind === 9) {
       plannedAt(t, "heal", () => sim.net.heal());
+    } else {
+      plannedAt(t, `oneway ${x} -> ${y}`, () => sim.net.cutOneWay(x, y));
     }
   }
 

@@ -8,6 +8,7 @@
 //   partition a | b w  cut every link between the groups (nodes in no group are isolated)
 //   isolate a          cut a from everyone
 //   cut a b [net]      cut the a-b link on one network (lan, backup) or all
+//   oneway a b         drop every message from a to b (b to a still flows)
 //   heal               undo every cut, loss and delay
 //   drop 0.3           lose this fraction of messages;  delay 10 300: delay in [10, 300] ms
 //   flap a b 200 4000  cut and restore a-b every 200 ms for 4000 ms (time advances)
@@ -36,7 +37,7 @@ export type ScenarioResult = {
   sim: Sim | null;
 };
 
-const VERBS = new Set(["seed", "cluster", "start", "tick", "crash", "restart", "partition", "isolate", "cut", "heal", "drop", "delay", "flap", "write", "admin", "expect", "mark"]);
+const VERBS = new Set(["seed", "cluster", "start", "tick", "crash", "restart", "partition", "isolate", "cut", "oneway", "heal", "drop", "delay", "flap", "write", "admin", "expect", "mark"]);
 const ROLES = new Set(["STOP", "WAIT", "ALONE", "PRIM", "SECOND", "UP", "DOWN"]);
 const EXPECTS = new Set(["state", "writers", "acked-durable", "buckets-covered", "healthy", "acked", "reply", "reason", "sync", "buckets", "moved"]);
 
@@ -88,6 +89,8 @@ function checkCommand(verb: string, a: string[]): string | null {
       return a.includes("|") ? null : "separate groups with |, like `partition a | b w`";
     case "cut":
       return a.length === 2 || a.length === 3 ? null : "write `cut a b` or `cut a b lan`";
+    case "oneway":
+      return a.length === 2 ? null : "write `oneway a b` (messages from a to b are lost)";
     case "heal":
     case "mark":
       return a.length === 0 ? null : `${verb} takes no arguments`;
@@ -214,6 +217,12 @@ function execute(sim: Sim, c: Command): string | null {
     case "cut":
       sim.net.cut(a[0] ?? "", a[1] ?? "", a[2]);
       sim.note("net", `cut ${a.join(" ")}`);
+      return null;
+    case "oneway":
+      sim.node(a[0] ?? "");
+      sim.node(a[1] ?? "");
+      sim.net.cutOneWay(a[0] ?? "", a[1] ?? "");
+      sim.note("net", `oneway ${a[0] ?? ""} -> ${a[1] ?? ""} lost`);
       return null;
     case "heal":
       sim.net.heal();
