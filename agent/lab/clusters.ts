@@ -12,7 +12,7 @@ import { PRIVATE_PATHS } from "./host";
 import { execArgv } from "./lab";
 import { labAddresses } from "./names";
 import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
-import { run, waitFor } from "./sys";
+import { allSettledOrThrow, run, waitFor } from "./sys";
 
 
 export interface ClusterOptions {
@@ -198,7 +198,7 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   if (opts.farm > 0) secretsByCluster.farm = await secrets(state.name, "farm", farmHosts.map((h) => ({ name: h, address: addressOf(h) })));
   const nodes = plan(state, opts, secretsByCluster);
   const app = opts.app;
-  if (app) await Promise.all(nodes.filter((n) => n.node !== "witness").map((n) => installApp(state, n.host, app)));
+  if (app) await allSettledOrThrow(nodes.filter((n) => n.node !== "witness").map((n) => installApp(state, n.host, app)));
 
   const addrs = labAddresses(state.subnet);
   const clusterState = (vip: string, members: string[], token: string): ClusterState => ({
@@ -217,7 +217,7 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   });
   Object.assign(state, updated);
 
-  await Promise.all(
+  await allSettledOrThrow(
     nodes.map(async (n) => {
       const target = sshTarget(state, n.host);
       await deployer.install(target, { node: n.node, bundle, config: n.config, serviceMode: "supervised" });

@@ -30,7 +30,7 @@ import {
   type HostState,
   type LabState,
 } from "./state";
-import { run } from "./sys";
+import { allSettledOrThrow, run } from "./sys";
 
 export interface LabInfo {
   name: string;
@@ -108,7 +108,7 @@ export async function upHosts(opts: UpHostsOptions): Promise<LabState> {
     await run("ip", ["addr", "add", `${addrs.root}/24`, "dev", names.bridge]);
     await run("ip", ["link", "set", names.bridge, "up"]);
     const pub = fs.readFileSync(`${sshKey}.pub`, "utf8");
-    await Promise.all(Object.values(hosts).map((h) => bootHost(state, h, pub, true)));
+    await allSettledOrThrow(Object.values(hosts).map((h) => bootHost(state, h, pub, true)));
     writeState(state);
     return state;
   } catch (err) {

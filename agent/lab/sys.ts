@@ -36,6 +36,17 @@ export function spawnDetached(cmd: string, args: string[], logFd: number): numbe
   return child.pid;
 }
 
+/**
+ * Like Promise.all, but settles every promise before rejecting with the first failure, so nothing
+ * is still creating or probing lab objects when the caller cleans up.
+ */
+export async function allSettledOrThrow<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 /** Polls check() every intervalMs until it returns a value or the deadline passes (`what` describes it in the error). */
 export async function waitFor<T>(what: string | (() => string), deadlineMs: number, check: () => Promise<T | undefined> | T | undefined, intervalMs = 25): Promise<T> {
   const end = Date.now() + deadlineMs;
