@@ -16,7 +16,7 @@ const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   second: "make this node secondary (hands the primary role to its peer if it is in sync)",
   swap: "exchange the roles: the secondary becomes primary (refused unless it is in sync)",
   primforce: "make this node primary even though its data is not known up to date (may lose writes made on the other node since it went stale)",
-  restart: "stop then start the application on this node, role unchanged",
+  restart: "stop this node's role and application, then start again (it takes its role back when the cluster allows)",
 };
 
 export type CtlOptions = { cmd: string; json: boolean; lines: number; target: AgentAddress };
@@ -133,7 +133,17 @@ export async function runCtl(o: CtlOptions, print: (s: string) => void = console
 export const command = {
   summary: "control one agent: status, logs, start, stop, prim, second, swap, primforce, restart",
   run: async (argv: string[]): Promise<number> => {
-    const o = parseCtlArgs(argv);
+    let o: CtlOptions | "help";
+    try {
+      o = parseCtlArgs(argv);
+    } catch (e) {
+      // A bad command line exits 2, like every usage error; the message lists every problem.
+      if (e instanceof MirrorfarmError && e.code === "MF_CTL_USAGE") {
+        console.error(e.message);
+        return 2;
+      }
+      throw e;
+    }
     if (o === "help") {
       console.log(usage());
       return 0;
