@@ -67,7 +67,7 @@ function notOlder(a: Stamp, b: Stamp): boolean {
 }
 
 function advertSig(node: FarmNode): string {
-  return `${node.state}/${node.map.leader}/${node.map.version}/${encodeBucketSet(node.owned)}`;
+  return `${node.state}/${node.target.leader}/${node.target.version}/${encodeBucketSet(node.owned)}`;
 }
 
 /** Peers alive on some network, with what their newest heartbeat says. */
@@ -95,7 +95,7 @@ function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
     from: s.config.node,
     sent: { boot: s.boot, tick: s.now },
     state: s.node.state,
-    map: encodeBucketMap(s.node.map, s.config.members),
+    map: encodeBucketMap(s.node.target, s.config.members),
     owned: encodeBucketSet(s.node.owned),
   };
   for (const m of s.config.members) if (m.name !== s.config.node) effects.push({ type: "send", to: m.name, message });

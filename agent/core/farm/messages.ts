@@ -13,6 +13,7 @@ export type FarmHeartbeat = {
   /** Sender's boot and tick: a receiver keeps only the newest heartbeat of each sender. */
   sent: Stamp;
   state: FarmState;
+  /** The sender's target map (followers compute theirs from the leader's). */
   map: WireBucketMap;
   /**
    * The buckets the sender's filter lets in right now (encodeBucketSet). A node takes a bucket from

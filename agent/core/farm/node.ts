@@ -40,8 +40,13 @@ export type FarmNode = {
   /** Live peers (not this node) of the current view. */
   peers: ReadonlyArray<FarmPeer>;
   /**
-   * The map this node holds: computed as leader, or adopted from its leader. A node adopts a new
-   * map once it serves all of its buckets in it; until then it keeps the previous one (see settle).
+   * The map this node works towards and advertises: computed as leader, or from its leader's
+   * (both compute it from the leader's advertised target and the view).
+   */
+  target: BucketMap;
+  /**
+   * The map this node has applied: the target, where the buckets it gains but does not serve yet
+   * (waiting for their previous owner to drop them, see settle) are unowned.
    */
   map: BucketMap;
   /** Buckets this node serves now (what its farm filter lets in); empty unless UP. */
@@ -73,7 +78,7 @@ export type FarmEffect =
 
 export type FarmStep = { state: FarmNode; effects: FarmEffect[] };
 
-/** What an UP-or-not node puts in its heartbeats for the others' views. */
+/** What an UP-or-not node puts in its heartbeats for the others' views: its target map, what it serves. */
 export type FarmAdvert = { state: FarmState; map: BucketMap; owned: ReadonlyArray<number> };
 
 const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string | null>(BUCKETS).fill(null) };
@@ -81,11 +86,11 @@ const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string 
 export function initFarm(self: string, members: ReadonlyArray<FarmMember>): FarmNode {
   if (!members.some((m) => m.name === self)) throw new Error(`initFarm: ${self} is not a member (${members.map((m) => m.name).join(", ")})`);
   const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { self, members: sorted, state: "STOP", reason: "not started", peers: [], map: EMPTY_MAP, owned: [] };
+  return { self, members: sorted, state: "STOP", reason: "not started", peers: [], target: EMPTY_MAP, map: EMPTY_MAP, owned: [] };
 }
 
 export function farmAdvert(node: FarmNode): FarmAdvert {
-  return { state: node.state, map: node.map, owned: node.owned };
+  return { state: node.state, map: node.target, owned: node.owned };
 }
 
 /** Members that serve buckets in this node's view: UP peers, and itself when UP. */
@@ -105,7 +110,7 @@ function sameOwners(a: ReadonlyArray<string | null>, b: ReadonlyArray<string | n
 }
 
 /**
- * The map this node should hold for its current view: assignBuckets from the leader's map (its
+ * The target map for this node's current view: assignBuckets from the leader's map (its
  * own when it leads) over the UP members it sees. Leader and followers compute it from the same
  * base and the same view, so they agree as soon as their views agree, without waiting for the
  * leader's next heartbeat; the leader's heartbeat then carries the base for the next change.
@@ -113,12 +118,12 @@ function sameOwners(a: ReadonlyArray<string | null>, b: ReadonlyArray<string | n
 function nextMap(node: FarmNode): BucketMap {
   const up = upMembers(node);
   const leader = up[0]?.name;
-  if (leader === undefined) return node.map;
-  const advertised = leader === node.self ? node.map : node.peers.find((p) => p.name === leader)?.map;
-  const base = advertised && advertised.owners.length === BUCKETS ? advertised : node.map;
+  if (leader === undefined) return node.target;
+  const advertised = leader === node.self ? node.target : node.peers.find((p) => p.name === leader)?.map;
+  const base = advertised && advertised.owners.length === BUCKETS ? advertised : node.target;
   const owners = assignBuckets(base.owners, up);
   const version = sameOwners(owners, base.owners) ? base.version : base.version + 1;
-  if (node.map.leader === leader && node.map.version === version && sameOwners(owners, node.map.owners)) return node.map;
+  if (node.target.leader === leader && node.target.version === version && sameOwners(owners, node.target.owners)) return node.target;
   return { leader, version, owners };
 }
 
@@ -127,25 +132,39 @@ function sameBuckets(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolea
 }
 
 /**
- * Recomputes map and owned buckets, emitting set-buckets and a log when this node's share changes.
+ * Buckets a live peer serves or is about to serve, by its newest heartbeat: those it owns, and,
+ * if it is UP, those its target map gives it (it may take them as soon as they are free).
+ */
+function claimedByPeers(node: FarmNode): Set<number> {
+  const claimed = new Set<number>();
+  for (const p of node.peers) {
+    for (const b of p.owned) claimed.add(b);
+    if (p.state === "UP" && p.map) p.map.owners.forEach((o, b) => o === p.name && claimed.add(b));
+  }
+  return claimed;
+}
+
+/**
+ * Recomputes the target map and owned buckets, emitting set-buckets and a log when this node's
+ * share changes.
  *
  * Drop before gain: every node applies a new map when it learns it, so a node that took a bucket
  * before its previous owner let go of it would accept the SYNs of new connections that the old
  * owner accepts too (both answer; the client gets a reset). So a node keeps at once only the
  * buckets it holds that the new map still gives it, and adds a gained bucket only once no live
- * peer's heartbeat says it serves it: the previous owner drops first and then says so in its
- * heartbeat (sent at once on a change), or it is dead (out of the view), and then its buckets are
- * taken at once. Until it serves all its buckets in the new map, the node keeps holding its
- * previous map, so a view is agreed (same map everywhere) only once every handover is done.
+ * peer's heartbeat claims it: the previous owner drops first and then says so in its heartbeat
+ * (sent at once on a change), or it is dead (out of the view), and then its buckets are taken at
+ * once. A bucket that two nodes' targets both give them (views not agreed yet) waits until they
+ * agree. The applied map (`map`) shows the buckets still waiting as unowned.
  */
 function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
   const target = nextMap(node);
   const mine = node.state === "UP" ? bucketsOf(target.owners, node.self) : [];
   const held = new Set(node.owned);
-  const servedByPeer = new Set(node.peers.flatMap((p) => p.owned));
-  const next = mine.filter((b) => held.has(b) || !servedByPeer.has(b));
+  const claimed = mine.length > 0 && mine.some((b) => !held.has(b)) ? claimedByPeers(node) : new Set<number>();
+  const next = mine.filter((b) => held.has(b) || !claimed.has(b));
   const waiting = mine.length - next.length;
-  const map = waiting === 0 ? target : node.map;
+  const map = waiting === 0 ? target : { ...target, owners: target.owners.map((o, b) => (o === node.self && !next.includes(b) ? null : o)) };
   const owned = sameBuckets(next, node.owned) ? node.owned : next;
   if (owned !== node.owned) {
     effects.push({ type: "set-buckets", buckets: [...owned] });
@@ -157,7 +176,7 @@ function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
       reason: why,
     });
   }
-  return { ...node, map, owned };
+  return { ...node, target, map, owned };
 }
 
 function enter(node: FarmNode, to: FarmState, reason: string, effects: FarmEffect[]): FarmNode {

@@ -40,10 +40,13 @@ class Net {
     this.up.add(name);
     this.effects.set(name, []);
   }
+  /** Steps after which some bucket was owned by two live nodes (set-buckets applied at once). */
+  overlaps = 0;
   step(name: string, e: FarmCoreEvent): void {
     if (!this.up.has(name)) return;
     const r = farmCoreStep(this.nodes.get(name)!, e);
     this.nodes.set(name, r.state);
+    if (this.coverage().some((c) => c > 1)) this.overlaps++;
     this.effects.get(name)!.push(...r.effects);
     for (const fx of r.effects)
       if (fx.type === "send")
@@ -99,6 +102,7 @@ describe("farm core over ticks", () => {
     expect(net.nodes.get("n1")!.node.map.owners).toEqual(before);
     net.cut.set("backup", new Set(["n2"]));
     net.up.delete("n2"); // crashed: covered by the others only
+    net.overlaps = 0;
     let t = 0;
     while (!net.coverage().every((x) => x === 1) && t < 100) {
       net.tick();
@@ -107,22 +111,29 @@ describe("farm core over ticks", () => {
     // Lost after the timeout (30 ticks) since the last heartbeat, plus one tick for the message.
     expect(t).toBeLessThanOrEqual(configs[0]!.heartbeatTimeoutTicks + 1);
     expect(t).toBeGreaterThanOrEqual(configs[0]!.heartbeatTimeoutTicks - configs[0]!.heartbeatIntervalTicks);
+    expect(net.overlaps).toBe(0);
     const after = net.nodes.get("n1")!.node.map.owners;
     for (let b = 0; b < BUCKETS; b++) if (before[b] !== "n2") expect(after[b]).toBe(before[b]);
   });
 
-  it("a restarted member (new boot) rejoins and takes back only its share", () => {
+  it("a restarted member (new boot) rejoins and takes back only its share, each bucket dropped before it is taken", () => {
     const net = new Net();
     net.startAll();
     net.tick(3);
     net.up.delete("n2");
     net.tick(40);
     const mid = net.nodes.get("n1")!.node.map.owners;
+    net.overlaps = 0;
     net.boot("n2", 2);
+    net.tick(1); // it hears the farm first, as the runtime makes it do before starting
     net.step("n2", { type: "start" });
     net.step("n2", { type: "checkers", ok: true, reason: "ok" });
-    net.tick(3);
+    expect(net.nodes.get("n2")!.node.owned).toEqual([]); // n1 and n3 still serve its share
+    net.tick(1); // they hear it is UP and drop its share
+    expect(net.coverage().filter((x) => x === 0)).toHaveLength(64);
+    net.tick(1); // it hears they dropped, and takes it
     expect(net.coverage().every((x) => x === 1)).toBe(true);
+    expect(net.overlaps).toBe(0);
     const after = net.nodes.get("n1")!.node.map.owners;
     const moved = after.filter((o, b) => o !== mid[b]);
     expect(moved.every((o) => o === "n2")).toBe(true);
@@ -174,7 +185,7 @@ describe("farm core over ticks", () => {
 
   it("ignores heartbeats from strangers, itself, unknown networks and older stamps", () => {
     const s0 = initFarmCore(configs[0]!, 1).state;
-    const hb = (from: string, tick: number, state: "UP" | "WAIT" = "UP"): FarmHeartbeat => ({ kind: "farm-hb", from, sent: { boot: 1, tick }, state, map: { leader: "", version: 0, owners: "ff".repeat(256) } });
+    const hb = (from: string, tick: number, state: "UP" | "WAIT" = "UP"): FarmHeartbeat => ({ kind: "farm-hb", from, sent: { boot: 1, tick }, state, map: { leader: "", version: 0, owners: "ff".repeat(256) }, owned: "0".repeat(64) });
     let s = farmCoreStep(s0, { type: "message", network: "lan", message: hb("zz", 1) }).state;
     s = farmCoreStep(s, { type: "message", network: "lan", message: hb("n1", 1) }).state;
     s = farmCoreStep(s, { type: "message", network: "wifi", message: hb("n2", 1) }).state;
@@ -190,9 +201,9 @@ describe("farm core over ticks", () => {
 
 describe("farm heartbeat codec", () => {
   it("round-trips and never throws on garbage", () => {
-    const m: FarmHeartbeat = { kind: "farm-hb", from: "n1", sent: { boot: 3, tick: 9 }, state: "WAIT", map: { leader: "n1", version: 2, owners: "00".repeat(256) } };
+    const m: FarmHeartbeat = { kind: "farm-hb", from: "n1", sent: { boot: 3, tick: 9 }, state: "WAIT", map: { leader: "n1", version: 2, owners: "00".repeat(256) }, owned: "f".repeat(64) };
     expect(decodeFarmMessage(encodeFarmMessage(m))).toEqual({ ok: true, message: m });
-    expect(encodeFarmMessage(m).length).toBeLessThan(700);
+    expect(encodeFarmMessage(m).length).toBeLessThan(800);
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 5000 }), (b) => {
         expect(decodeFarmMessage(b).ok).toBe(false);

@@ -39,8 +39,12 @@ class Farm {
     for (const m of ms) this.nodes.set(m.name, initFarm(m.name, ms));
     this.groups = [ms.map((m) => m.name)];
   }
+  /** Steps at which some bucket was owned by two UP nodes at once (checked after every step). */
+  overlaps = 0;
   send(name: string, e: FarmEvent): void {
     this.nodes.set(name, farmStep(this.nodes.get(name)!, e).state);
+    const up = [...this.nodes.values()].filter((n) => n.state === "UP").map((n) => n.self);
+    if (this.coverage(up).some((c) => c > 1)) this.overlaps++;
   }
   round(): void {
     const adverts = new Map([...this.nodes].map(([n, node]) => [n, farmAdvert(node)]));
@@ -166,7 +170,47 @@ describe("farm state machine", () => {
     );
   });
 
-  it("agrees on the map one heartbeat round after any state change, without a second round (property)", () => {
+  it("a bucket moves between two live nodes drop first: no step at which both own it", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "c"]);
+    f.rounds(2);
+    expect(f.coverage(["a", "c"]).every((n) => n === 1)).toBe(true);
+    f.overlaps = 0; // a and c started together, each unaware of the other: only later steps count
+    const cBefore = new Set(f.nodes.get("c")!.owned);
+    // b joins: a and c each hand over buckets to b.
+    upAll(f, ["b"]);
+    expect(f.nodes.get("b")!.owned).toEqual([]); // a and c still serve everything b will get
+    // Its target gives it a share; its applied map shows that share unowned until it serves it.
+    expect(f.nodes.get("b")!.target.owners.filter((o) => o === "b")).toHaveLength(64);
+    expect(f.nodes.get("b")!.map.owners.filter((o) => o === "b")).toHaveLength(0);
+    f.round(); // a and c learn b is UP and drop; b hears nothing new yet
+    expect(f.nodes.get("b")!.owned).toEqual([]);
+    expect(f.nodes.get("c")!.owned.length).toBeLessThan(cBefore.size);
+    expect(f.coverage(["a", "b", "c"]).every((n) => n <= 1)).toBe(true);
+    f.round(); // b hears that they dropped and takes its share
+    expect(f.coverage(["a", "b", "c"]).every((n) => n === 1)).toBe(true);
+    expect(f.nodes.get("b")!.owned).toHaveLength(64);
+    expect(f.overlaps).toBe(0);
+    expect(new Set(["a", "b", "c"].map((n) => f.nodes.get(n)!.map.version)).size).toBe(1);
+  });
+
+  it("a dead node's buckets are taken at once by the survivors, without waiting for anyone", () => {
+    const f = new Farm(members);
+    upAll(f, ["a", "b", "c"]);
+    f.rounds(2);
+    const bBuckets = f.nodes.get("b")!.owned;
+    f.overlaps = 0;
+    // b crashes: it vanishes from the others' views (nothing is heard from it any more).
+    f.groups = [["a", "c"], ["b"]];
+    f.nodes.set("b", initFarm("b", members));
+    for (const n of ["a", "c"]) f.send(n, { type: "view", peers: [{ name: n === "a" ? "c" : "a", ...farmAdvert(f.nodes.get(n === "a" ? "c" : "a")!) }] });
+    // One view step each, no further round: b's buckets are all served again.
+    expect(f.coverage(["a", "c"]).every((n) => n === 1)).toBe(true);
+    for (const b of bBuckets) expect(f.coverage(["a", "c"])[b]).toBe(1);
+    expect(f.overlaps).toBe(0);
+  });
+
+  it("no bucket is ever owned twice, and one heartbeat round after any change every bucket is owned once more after the next (property)", () => {
     const ms = ["a", "b", "c", "d"].map((name, i) => ({ name, power: 1 + i }));
     const ev = fc.record({ who: fc.constantFrom("a", "b", "c", "d"), what: fc.constantFrom("fail", "ok", "restart", "stop", "start") });
     fc.assert(
@@ -174,15 +218,18 @@ describe("farm state machine", () => {
         const f = new Farm(ms);
         upAll(f, ms.map((m) => m.name));
         f.rounds(2);
+        f.overlaps = 0;
         for (const { who, what } of events) {
           const e: FarmEvent =
             what === "fail" ? { type: "checkers", ok: false, reason: "x" } : what === "ok" ? { type: "checkers", ok: true, reason: "x" } : { type: what };
           f.send(who, e);
-          f.round();
+          f.round(); // losers drop
+          f.round(); // gainers take
           const up = ms.map((m) => m.name).filter((n) => f.nodes.get(n)!.state === "UP");
           const c = f.coverage(up);
           expect(c.every((n) => n === (up.length > 0 ? 1 : 0))).toBe(true);
         }
+        expect(f.overlaps).toBe(0);
       }),
       { numRuns: 100 },
     );
@@ -190,7 +237,7 @@ describe("farm state machine", () => {
 
   it("ignores peers that are not members and its own name in a view", () => {
     let { node } = run(initFarm("a", members), { type: "start" }, { type: "checkers", ok: true, reason: "ok" });
-    ({ node } = run(node, { type: "view", peers: [{ name: "zz", state: "UP", map: null }, { name: "a", state: "UP", map: null }] }));
+    ({ node } = run(node, { type: "view", peers: [{ name: "zz", state: "UP", map: null, owned: [] }, { name: "a", state: "UP", map: null, owned: [] }] }));
     expect(node.peers).toEqual([]);
     expect(node.owned).toHaveLength(BUCKETS);
   });
