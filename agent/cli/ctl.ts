@@ -124,7 +124,8 @@ export async function runCtl(o: CtlOptions, print: (s: string) => void = console
     return 0;
   }
   const r = await client.command(o.cmd);
-  const ok = r.status === 200 && r.body.ok === true;
+  // 202: accepted, the agent had no verdict yet within its wait (the command still runs).
+  const ok = (r.status === 200 || r.status === 202) && r.body.ok === true;
   const message = typeof r.body.message === "string" ? r.body.message : typeof r.body.error === "string" ? r.body.error : JSON.stringify(r.body);
   print(o.json ? JSON.stringify({ command: o.cmd, ok, ...r.body }) : `${o.cmd}: ${ok ? "done" : "refused"}: ${message}`);
   return ok ? 0 : 1;

@@ -99,7 +99,7 @@ export class MirrorNode {
     await this.d.datagrams.close();
   }
 
-  /** Waits for effects queued so far (tests). */
+  /** Resolves once the effects queued so far have run (failover actions wait on it; so do tests). */
   idle(): Promise<void> {
     return this.fx.idle();
   }
