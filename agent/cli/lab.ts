@@ -131,11 +131,19 @@ async function up(p: Parsed): Promise<number> {
 
 async function status(p: Parsed): Promise<number> {
   const state = requireState(p.name);
-  const out = { ...info(state), hostStatus: Object.fromEntries(Object.values(state.hosts).map((h) => [h.name, h.status])), states: await agentStates(state) };
+  const out = {
+    ...info(state),
+    hostStatus: Object.fromEntries(Object.values(state.hosts).map((h) => [h.name, h.status])),
+    cuts: state.cuts ?? [],
+    loss: state.loss ?? {},
+    states: await agentStates(state),
+  };
   if (p.flags.has("--json")) console.log(JSON.stringify(out));
   else {
     console.log(`lab ${out.name} (${out.subnet})`);
     for (const [h, s] of Object.entries(out.hostStatus)) console.log(`  ${h.padEnd(8)} ${(state.hosts[h]?.address ?? "").padEnd(14)} ${s.padEnd(16)} ${out.states[h] ?? ""}`);
+    for (const [a, b] of out.cuts) console.log(`  cut: ${a} <-> ${b}`);
+    for (const [h, p] of Object.entries(out.loss)) console.log(`  loss: ${h} ${p}%`);
   }
   return 0;
 }

@@ -70,6 +70,27 @@ async function subnetsInUse(): Promise<Set<number>> {
   return used;
 }
 
+/**
+ * With br_netfilter on, bridged frames go through iptables' FORWARD chain; Docker sets its policy to
+ * DROP, which silently cuts every lab host from the others. Warn with the fix instead.
+ */
+async function warnIfBridgeFiltered(bridge: string): Promise<void> {
+  let hooked = "0";
+  try {
+    hooked = fs.readFileSync("/proc/sys/net/bridge/bridge-nf-call-iptables", "utf8").trim();
+  } catch {
+    return; // br_netfilter not loaded
+  }
+  if (hooked !== "1") return;
+  const rules = await run("iptables", ["-S", "FORWARD"], { allowFail: true });
+  if (!/^-P FORWARD DROP/m.test(rules.stdout)) return;
+  console.error(
+    `mirrorfarm lab: warning: bridged traffic goes through iptables (net.bridge.bridge-nf-call-iptables=1) and the FORWARD policy is DROP ` +
+      `(Docker does this), so lab hosts cannot reach each other. Fix: iptables -I FORWARD -i ${bridge} -o ${bridge} -j ACCEPT ` +
+      "(or sysctl -w net.bridge.bridge-nf-call-iptables=0)",
+  );
+}
+
 export interface UpHostsOptions {
   name: string;
   servers: number;
@@ -107,6 +128,7 @@ export async function upHosts(opts: UpHostsOptions): Promise<LabState> {
     await run("ip", ["link", "add", names.bridge, "type", "bridge"]);
     await run("ip", ["addr", "add", `${addrs.root}/24`, "dev", names.bridge]);
     await run("ip", ["link", "set", names.bridge, "up"]);
+    await warnIfBridgeFiltered(names.bridge);
     const pub = fs.readFileSync(`${sshKey}.pub`, "utf8");
     await allSettledOrThrow(Object.values(hosts).map((h) => bootHost(state, h, pub, true)));
     writeState(state);
