@@ -4,14 +4,15 @@
 // Lab: host1+host2 (mirror cluster with the demo app, witness on the witness host) and host3+host4
 // (keepalived, VRRP unicast, default advert interval 1 s, its own VIP, a tiny HTTP server on both).
 // A client in the client host GETs the VIP every 20 ms (new connection each, 500 ms timeout).
-// One run = the primary host is crashed (`lab kill`: SIGKILL to all its processes, link down);
+// One run = the primary host is crashed (all its processes stopped at once, then `lab kill`:
+// SIGKILL to all of them, link down; see crashHost);
 // measured from the kill:
 // - failover: until the first probe answered by the surviving host (its completion time);
 // - detection: mirrorfarm: the survivor's first state transition after the kill, from its JSON log
 //   (time stamped by the agent: "primary X lost: nothing heard for N ms"); keepalived: arrival of
 //   the survivor's "Entering MASTER STATE" console line;
-// - mirrorfarm's phases (cumulative from the kill): lost (detection), promoted (ALONE after the
-//   witness's vote), vip (address added, gratuitous ARP started), app (start_prim script done),
+// - mirrorfarm's phases (cumulative from the kill): lost (detection), granted (the witness logs its
+//   vote for the survivor's new epoch), promoted (ALONE: the survivor has the vote), vip (address added, gratuitous ARP started), app (start_prim script done),
 //   answer (first probe answered).
 // The killed host is booted again and its agent (or keepalived) restarted; the next run waits until
 // the pair is steady again (PRIM+SECOND; keepalived: back in BACKUP for longer than its master-down
@@ -20,10 +21,10 @@
 // Idle cost: VmRSS and utime+stime of the idle PRIM and SECOND agents over a window, from /proc.
 // JSON on the last line; progress on stderr.
 import { startAgents } from "../agent/lab/clusters";
-import { kill, restartHost } from "../agent/lab/lab";
+import { restartHost } from "../agent/lab/lab";
 import { labAddresses } from "../agent/lab/names";
 import { startKeepalivedNode, stopKeepalivedNode, type KeepalivedNode } from "./support/keepalived";
-import { agentLog, agentPid, hostRun, labState, mirrorRoles, poll, waitMirrorStates, withMirrorLab } from "./support/lab";
+import { agentLog, agentPid, crashHost, type AgentLogEvent, hostRun, labState, mirrorRoles, poll, waitMirrorStates, withMirrorLab } from "./support/lab";
 import { Probe } from "./support/probe";
 import { idleSample, type IdleSample } from "./support/proc";
 import { max, min, p50, progress, round } from "./support/stats";
@@ -61,6 +62,7 @@ interface MirrorRun {
   survivor: string;
   failoverMs: number;
   lostMs: number;
+  grantedMs: number;
   promotedMs: number;
   vipMs: number;
   appMs: number;
@@ -76,26 +78,28 @@ async function mirrorRun(lab: string, url: string, n: number): Promise<MirrorRun
   try {
     await probe.waitSteady(victim, STEADY, 20_000);
     const t0 = Date.now();
-    await kill(lab, victim);
+    await crashHost(lab, victim);
     const answer = await probe.waitFor(`an answer from ${survivor}`, (r) => r.result === survivor, 30_000);
     // The survivor's log, from the kill on: the phases of its takeover (the app may answer before
     // the agent has logged the end of start_prim, so wait for the lines a little).
-    const phases = { lost: "transition out of SECOND", promoted: "transition to ALONE", vip: "vip held", app: "start_prim done" };
+    const phases = { lost: "transition out of SECOND", granted: "witness's grant", promoted: "transition to ALONE", vip: "vip held", app: "start_prim done" };
     const found = await poll(`${survivor}'s log lines (${Object.values(phases).join(", ")})`, 10_000, async () => {
       const events = agentLog(lab, survivor, survivor).filter((e) => Date.parse(e.time) >= t0);
-      const at = (match: (e: (typeof events)[number]) => boolean): number | undefined => {
-        const e = events.find(match);
+      const witnessEvents = agentLog(lab, "witness", "witness").filter((e) => Date.parse(e.time) >= t0);
+      const at = (match: (e: AgentLogEvent) => boolean, from = events): number | undefined => {
+        const e = from.find(match);
         return e ? Date.parse(e.time) - t0 : undefined;
       };
+      const granted = at((e) => typeof e.message === "string" && e.message.includes("granted epoch") && e.message.includes(`to ${survivor}`), witnessEvents);
       const lost = at((e) => e.event === "transition" && e.from === "SECOND");
       const promoted = at((e) => e.event === "transition" && (e.to === "ALONE" || e.to === "PRIM"));
       const vip = at((e) => e.event === "vip" && e.to === "held");
       const app = at((e) => e.event === "script" && e.script === "start_prim");
-      return lost !== undefined && promoted !== undefined && vip !== undefined && app !== undefined ? { lost, promoted, vip, app } : undefined;
+      return lost !== undefined && granted !== undefined && promoted !== undefined && vip !== undefined && app !== undefined ? { lost, granted, promoted, vip, app } : undefined;
     });
-    const r: MirrorRun = { victim, survivor, failoverMs: answer.done - t0, lostMs: found.lost, promotedMs: found.promoted, vipMs: found.vip, appMs: found.app };
+    const r: MirrorRun = { victim, survivor, failoverMs: answer.done - t0, lostMs: found.lost, grantedMs: found.granted, promotedMs: found.promoted, vipMs: found.vip, appMs: found.app };
     progress(
-      `mirrorfarm run ${n}: killed ${victim}; ${survivor} answered after ${r.failoverMs} ms (lost ${r.lostMs}, promoted ${r.promotedMs}, vip ${r.vipMs}, app ${r.appMs})`,
+      `mirrorfarm run ${n}: killed ${victim}; ${survivor} answered after ${r.failoverMs} ms (lost ${r.lostMs}, witness granted ${r.grantedMs}, promoted ${r.promotedMs}, vip ${r.vipMs}, app ${r.appMs})`,
     );
     return r;
   } finally {
@@ -132,7 +136,7 @@ async function keepalivedRun(lab: string, pair: KeepalivedPair, n: number): Prom
   try {
     await probe.waitSteady(victim, STEADY, 20_000);
     const t0 = Date.now();
-    await kill(lab, victim);
+    await crashHost(lab, victim);
     const answer = await probe.waitFor(`an answer from ${survivor}`, (r) => r.result === survivor, 30_000);
     const node = pair.nodes[survivor];
     const master = await poll(`${survivor} entering MASTER`, 5_000, async () => node?.masterAt.find((t) => t >= t0), 20);
@@ -197,6 +201,7 @@ async function main(): Promise<void> {
         detectionP50Ms: p50(mf.map((r) => r.lostMs)),
         phasesP50Ms: {
           lost: p50(mf.map((r) => r.lostMs)),
+          granted: p50(mf.map((r) => r.grantedMs)),
           promoted: p50(mf.map((r) => r.promotedMs)),
           vip: p50(mf.map((r) => r.vipMs)),
           app: p50(mf.map((r) => r.appMs)),
