@@ -74,6 +74,13 @@ async function main(): Promise<void> {
   // Exit 1 on anything that makes going on unsafe (e.g. state that cannot be persisted): the
   // supervisor restarts the agent, which reloads its persisted state.
   const daemon = await startDaemon(config, (err) => fail(err, 1)).catch((e: unknown) => fail(e, 1));
+  // A bug (say, an illegal transition thrown by the core) ends the process: crash-only, the
+  // supervisor restarts it from its persisted state. The reason goes to the JSON log first.
+  for (const ev of ["uncaughtException", "unhandledRejection"] as const)
+    process.on(ev, (err: unknown) => {
+      daemon.log.write({ event: "crash", level: "error", error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      fail(err, 1);
+    });
   for (const sig of ["SIGTERM", "SIGINT"] as const)
     process.once(sig, () => {
       daemon.stop(`signal ${sig}`).then(
