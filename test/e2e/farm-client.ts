@@ -1,0 +1,74 @@
+// An HTTP client inside a lab's client host, for the farm tests and benchmark: one node process
+// (run with `node -e` in the client namespace) that binds each request to a chosen source address
+// and opens a new connection per request, so the farm filter sees every SYN. It prints one JSON
+// line. Bounded: each request has a timeout, the whole run a deadline.
+import { execArgv } from "../../agent/lab/lab";
+import { run } from "../../agent/lab/sys";
+
+/** Which host answered each request, per source address ("error CODE" when none answered). */
+export type ProbeSpec = { mode: "probe"; url: string; sources: string[]; perSource: number; concurrency: number; timeoutMs: number };
+/** As many requests as `concurrency` workers complete in `durationMs`, round-robin over the sources. */
+export type LoadSpec = { mode: "load"; url: string; sources: string[]; concurrency: number; timeoutMs: number; durationMs: number };
+
+export type ProbeResult = { served: Record<string, string[]> };
+export type LoadResult = { ok: number; errors: number; firstError: string | null; durationMs: number };
+
+const SCRIPT = `
+const http = require("http");
+const spec = JSON.parse(process.argv[1]);
+const u = new URL(spec.url);
+function get(src) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: u.hostname, port: Number(u.port || 80), path: u.pathname, localAddress: src, agent: false, timeout: spec.timeoutMs, headers: { connection: "close" } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => { if (body.length < 256) body += d; });
+      res.on("end", () => resolve(res.statusCode === 200 ? body.trim() : "status " + res.statusCode));
+      res.on("error", (e) => resolve("error " + (e.code || e.message)));
+    });
+    req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })));
+    req.on("error", (e) => resolve("error " + (e.code || e.message)));
+  });
+}
+async function pool(n, next) { await Promise.all(Array.from({ length: n }, async () => { for (;;) { if (!(await next())) return; } })); }
+(async () => {
+  if (spec.mode === "probe") {
+    const jobs = [];
+    for (let k = 0; k < spec.perSource; k++) for (const s of spec.sources) jobs.push(s);
+    const served = Object.fromEntries(spec.sources.map((s) => [s, []]));
+    let i = 0;
+    await pool(spec.concurrency, async () => { if (i >= jobs.length) return false; const s = jobs[i++]; served[s].push(await get(s)); return true; });
+    console.log(JSON.stringify({ served }));
+  } else {
+    const t0 = Date.now(), end = t0 + spec.durationMs;
+    let ok = 0, errors = 0, firstError = null, i = 0;
+    await pool(spec.concurrency, async () => {
+      if (Date.now() >= end) return false;
+      const r = await get(spec.sources[i++ % spec.sources.length]);
+      if (r.startsWith("error") || r.startsWith("status")) { errors++; firstError = firstError || r; } else ok++;
+      return true;
+    });
+    console.log(JSON.stringify({ ok, errors, firstError, durationMs: Date.now() - t0 }));
+  }
+})();
+`;
+
+async function runInClient<T>(lab: string, spec: ProbeSpec | LoadSpec, deadlineMs: number): Promise<T> {
+  const [cmd, ...args] = execArgv(lab, "client", ["node", "-e", SCRIPT, JSON.stringify(spec)]);
+  const r = await run(cmd ?? "nsenter", args, { timeoutMs: deadlineMs });
+  const last = r.stdout.trim().split("\n").pop() ?? "";
+  return JSON.parse(last) as T;
+}
+
+/** GET url from each source `perSource` times (a new connection each); who answered, per source. */
+export async function probe(lab: string, url: string, sources: string[], perSource = 1): Promise<Record<string, string[]>> {
+  const spec: ProbeSpec = { mode: "probe", url, sources, perSource, concurrency: 50, timeoutMs: 3_000 };
+  const jobs = sources.length * perSource;
+  return (await runInClient<ProbeResult>(lab, spec, 30_000 + Math.ceil(jobs / spec.concurrency) * spec.timeoutMs)).served;
+}
+
+/** Closed-loop load for durationMs: completed requests and errors. */
+export async function load(lab: string, url: string, sources: string[], concurrency: number, durationMs: number): Promise<LoadResult> {
+  const spec: LoadSpec = { mode: "load", url, sources, concurrency, timeoutMs: 3_000, durationMs };
+  return runInClient<LoadResult>(lab, spec, durationMs + 30_000);
+}

@@ -1,0 +1,137 @@
+// A farm of 3 nginx nodes behind one VIP, no load balancer: the lab's client host sends GET / from
+// 200 source addresses (nginx answers the serving host's name). Each connection is answered by
+// exactly one node (a SYN accepted by two nodes, or by none, ends in a reset or a timeout, which
+// the client reports as an error); srcip affinity keeps each client on one node; a crash moves only
+// the dead node's clients, its return takes back only a share; a node whose application fails
+// stops receiving new connections. Needs `npm run build` (the lab deploys dist/mirrorfarm-agent.js).
+import { execFile } from "node:child_process";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { down } from "../../agent/lab/lab";
+import { waitFor } from "../../agent/lab/sys";
+import { needsRoot } from "../support/privileges";
+import { probe } from "./farm-client";
+
+const pexec = promisify(execFile);
+const LAB = "fe2enx";
+const ROOT = path.resolve(__dirname, "../..");
+const NODES = ["host1", "host2", "host3"];
+/** Each node's share of the 200 clients is within this fraction of its power's share (equal powers). */
+const SHARE_TOLERANCE = 0.35;
+
+type LabInfo = { farm: { vip: string; nodes: string[]; app: { url: string } }; client: { addresses: string[] } };
+type NodeStatus = { state: string; checkers: unknown[]; farm?: { owned: number } };
+
+async function cli(args: string[]): Promise<string> {
+  const r = await pexec(process.execPath, [path.join(ROOT, "bin/mirrorfarm.js"), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+  return r.stdout;
+}
+
+const lastJson = <T>(stdout: string): T => JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as T;
+
+/** The one node that answered every request of each source; throws naming any source that got errors or several nodes. */
+function assignment(served: Record<string, string[]>): Record<string, string> {
+  const out: Record<string, string> = {};
+  const bad: string[] = [];
+  for (const [src, answers] of Object.entries(served)) {
+    const nodes = new Set(answers);
+    const only = answers[0];
+    if (nodes.size !== 1 || only === undefined || !NODES.includes(only)) bad.push(`${src}: ${answers.join(", ")}`);
+    else out[src] = only;
+  }
+  if (bad.length > 0) throw new Error(`${bad.length} source(s) not served by exactly one node every time: ${bad.slice(0, 5).join("; ")}`);
+  return out;
+}
+
+function counts(a: Record<string, string>): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const n of Object.values(a)) c[n] = (c[n] ?? 0) + 1;
+  return c;
+}
+
+describe.skipIf(!needsRoot("farm nginx e2e"))("farm of 3 nginx nodes in the lab", { timeout: 240_000 }, () => {
+  let info: LabInfo;
+  let sources: string[];
+  let initial: Record<string, string>;
+  let afterKill: Record<string, string>;
+
+  const status = async (host: string): Promise<NodeStatus | undefined> => {
+    try {
+      return lastJson<NodeStatus>(await cli(["status", "--lab", LAB, "--host", host, "--json"]));
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** Polls until every source is served by exactly one node, always the same, and `ok` accepts the assignment. */
+  const servedWhen = (what: string, ok: (a: Record<string, string>) => boolean): Promise<Record<string, string>> => {
+    let last = "nothing yet";
+    return waitFor(
+      () => `${what} (last: ${last})`,
+      90_000,
+      async () => {
+        try {
+          const a = assignment(await probe(LAB, info.farm.app.url, sources, 2));
+          last = JSON.stringify(counts(a));
+          return ok(a) ? a : undefined;
+        } catch (err) {
+          last = String(err).slice(0, 300);
+          return undefined;
+        }
+      },
+      200,
+    );
+  };
+
+  beforeAll(async () => {
+    await down(LAB);
+    info = lastJson<LabInfo>(await cli(["lab", "up", "--name", LAB, "--farm", "3", "--app", "nginx", "--json"]));
+    sources = info.client.addresses.slice(-200);
+  });
+  afterAll(async () => {
+    await down(LAB);
+  });
+
+  it("200 clients x 5 connections: each answered by exactly one node, always the same per client, shares by power", async () => {
+    expect(info.farm.app.url).toBe(`http://${info.farm.vip}/`);
+    expect(sources).toHaveLength(200);
+    initial = assignment(await probe(LAB, info.farm.app.url, sources, 5));
+    const c = counts(initial);
+    for (const n of NODES) {
+      expect(c[n] ?? 0, `clients on ${n}: ${JSON.stringify(c)}`).toBeGreaterThanOrEqual((200 / 3) * (1 - SHARE_TOLERANCE));
+      expect(c[n] ?? 0, `clients on ${n}: ${JSON.stringify(c)}`).toBeLessThanOrEqual((200 / 3) * (1 + SHARE_TOLERANCE));
+    }
+    // The buckets themselves split 86/85/85.
+    const owned = await Promise.all(NODES.map(async (h) => (await status(h))?.farm?.owned ?? -1));
+    expect(owned.reduce((a, b) => a + b, 0)).toBe(256);
+    for (const o of owned) expect(Math.abs(o - 256 / 3)).toBeLessThan(1);
+  });
+
+  it("a killed node's clients go to the survivors after detection; the others stay where they were", async () => {
+    await cli(["lab", "kill", "host2", "--name", LAB]);
+    afterKill = await servedWhen("host2's clients served by host1 and host3", (a) => Object.values(a).every((n) => n !== "host2"));
+    for (const src of sources) if (initial[src] !== "host2") expect(afterKill[src], src).toBe(initial[src]);
+    const c = counts(afterKill);
+    expect(c.host1).toBeGreaterThan(counts(initial).host1 ?? 0);
+    expect(c.host3).toBeGreaterThan(counts(initial).host3 ?? 0);
+  });
+
+  it("the restarted node takes back a share, and only that share moves", async () => {
+    await cli(["lab", "restart", "host2", "--name", LAB]);
+    await waitFor("host2 UP", 90_000, async () => ((await status("host2"))?.state === "UP" ? true : undefined), 200);
+    const back = await servedWhen("host2 took back a share", (a) => (counts(a).host2 ?? 0) >= (200 / 3) * (1 - SHARE_TOLERANCE));
+    for (const src of sources) if (back[src] !== "host2") expect(back[src], src).toBe(afterKill[src]);
+    const owned = await Promise.all(NODES.map(async (h) => (await status(h))?.farm?.owned ?? -1));
+    expect([...owned].sort()).toEqual([85, 85, 86]);
+  });
+
+  it("a node whose application checker fails stops receiving new connections", async () => {
+    const st = await status("host3");
+    expect(st?.checkers.length ?? 0, "the lab's farm nodes must run an application checker (none configured)").toBeGreaterThan(0);
+    const before = await servedWhen("all three nodes serving", (a) => NODES.every((n) => (counts(a)[n] ?? 0) > 0));
+    await cli(["lab", "exec", "host3", "--name", LAB, "--", "sh", "/var/lib/mirrorfarm/apps/nginx/stop.sh"]);
+    const after = await servedWhen("host3's clients served by host1 and host2", (a) => Object.values(a).every((n) => n !== "host3"));
+    for (const src of sources) if (before[src] !== "host3") expect(after[src], src).toBe(before[src]);
+  });
+});
