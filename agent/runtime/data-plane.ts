@@ -19,11 +19,9 @@ export interface Resync {
   apply(req: ResyncRequest): Promise<void>;
 }
 
+/** No replicated directories: no application write goes through the agent, nothing to gate. */
 export class NoWriteGate implements WriteGate {
-  writable = false;
-  async setWritable(allow: boolean): Promise<void> {
-    this.writable = allow;
-  }
+  async setWritable(_allow: boolean): Promise<void> {}
 }
 
 /** No replicated directories: a source's resync is complete as soon as it starts. */
