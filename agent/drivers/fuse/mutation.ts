@@ -59,6 +59,8 @@ export interface MutationSink {
    * previous one.
    */
   commit(op: MutationOp, signal: AbortSignal): Promise<void>;
+  /** The op was admitted but failed on the backing directory: nothing changed, nothing to send. */
+  abandon(op: MutationOp): void;
 }
 
 const resolved = Promise.resolve();
@@ -67,6 +69,7 @@ const resolved = Promise.resolve();
 export const noopMutationSink: MutationSink = {
   admit: () => resolved,
   commit: () => resolved,
+  abandon: () => undefined,
 };
 
 /**
@@ -76,4 +79,5 @@ export const noopMutationSink: MutationSink = {
 export const readOnlyMutationSink: MutationSink = {
   admit: (op) => Promise.reject(new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`)),
   commit: () => resolved,
+  abandon: () => undefined,
 };

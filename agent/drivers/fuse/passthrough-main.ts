@@ -6,7 +6,8 @@
 // pair on one machine. --read-only refuses every change with EROFS (the secondary's view).
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
 // one per line: "stats" (prints {"event":"stats",...}), "unmount", and for a replicated pair
-// "cut" (drop the link), "alone" / "readonly" (what the mirror core would decide), "checkpoint";
+// "cut" (drop the link), "alone" / "readonly" (what the mirror core would decide), "checkpoint",
+// "resync" (reconnect and resynchronise what changed while alone);
 // each of these answers {"event":"ok","command":...}. SIGTERM, SIGINT and stdin closing (the
 // parent died) unmount too, so a parent never leaves a mount served by nobody.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
@@ -15,6 +16,7 @@ import * as readline from "node:readline";
 import { BackingApplier } from "../replication/applier";
 import { ReplicationReceiver } from "../replication/receiver";
 import { ReplicatedDirSink } from "../replication/replicated-sink";
+import { type ResyncProgress, resync } from "../replication/resync";
 import { ReplicationSender } from "../replication/sender";
 import { ZoneTracker } from "../replication/zone-tracker";
 import { type MutationKind, type MutationOp, type MutationSink, readOnlyMutationSink } from "./mutation";
@@ -52,18 +54,21 @@ function countingSink(counts: Partial<Record<MutationKind, number>>, next: Mutat
       counts[op.kind] = (counts[op.kind] ?? 0) + 1;
       return next ? next.commit(op, signal) : resolved;
     },
+    abandon: (op) => next?.abandon(op),
   };
 }
 
 interface Replica {
+  dir: string;
   sender: ReplicationSender;
   receiver: ReplicationReceiver;
   tracker: ZoneTracker;
   sink: ReplicatedDirSink;
+  lastResync: ResyncProgress | null;
 }
 
-/** A secondary listening on loopback, the primary's link to it, and the sink in front of both. */
-async function loopbackReplica(dir: string, zonesDir: string, log: Log): Promise<Replica> {
+/** A secondary listening on loopback (receiver + applier on `dir`) and the primary's link to it. */
+async function connectLoopback(dir: string, log: Log): Promise<{ sender: ReplicationSender; receiver: ReplicationReceiver }> {
   const applier = await BackingApplier.open(dir);
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -76,10 +81,15 @@ async function loopbackReplica(dir: string, zonesDir: string, log: Log): Promise
   server.close();
   const receiver = new ReplicationReceiver(incoming, applier, log);
   const sender = new ReplicationSender(socket, { ackTimeoutMs: 10_000, now: () => performance.now(), log });
+  return { sender, receiver };
+}
+
+async function loopbackReplica(dir: string, zonesDir: string, log: Log): Promise<Replica> {
+  const { sender, receiver } = await connectLoopback(dir, log);
   const tracker = ZoneTracker.open(zonesDir);
   const sink = new ReplicatedDirSink(tracker, log, (reason) => emit({ event: "link_lost", reason }));
   sink.setMode("replicating", "started with a replica", sender);
-  return { sender, receiver, tracker, sink };
+  return { dir, sender, receiver, tracker, sink, lastResync: null };
 }
 
 function replicaStats(r: Replica): Record<string, unknown> {
@@ -87,10 +97,11 @@ function replicaStats(r: Replica): Record<string, unknown> {
   const ranges = (m: typeof z.files) => Object.fromEntries([...m].map(([p, s]) => [p, s.list()]));
   return {
     mode: r.sink.mode,
+    resync: r.lastResync,
     sender: r.sender.stats,
     receiver: r.receiver.stats,
     tracker: r.tracker.stats,
-    zones: { files: ranges(z.files), inDoubt: ranges(z.inDoubt), namespace: [...z.namespace] },
+    zones: { files: ranges(z.files), inDoubt: ranges(z.inDoubt), namespace: [...z.namespace], attrs: [...z.attrs] },
   };
 }
 
@@ -99,12 +110,13 @@ async function main(): Promise<void> {
   const log: Log = (e) => process.stderr.write(`${JSON.stringify(e)}\n`);
   let mount: PassthroughMount;
   let replica: Replica | null = null;
+  const backing = arg("backing");
   try {
     const replicaDir = optionalArg("replica");
     if (replicaDir) replica = await loopbackReplica(replicaDir, arg("zones"), log);
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
-      backing: arg("backing"),
+      backing,
       sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (replica?.sink ?? null)),
       log,
     });
@@ -137,6 +149,11 @@ async function main(): Promise<void> {
     alone: (r) => r.sink.setMode("alone", "command"),
     readonly: (r) => r.sink.setMode("readonly", "command"),
     checkpoint: (r) => r.tracker.checkpoint(),
+    // The secondary is back: a new link, then failback resynchronisation of what changed.
+    resync: async (r) => {
+      Object.assign(r, await connectLoopback(r.dir, log));
+      r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, link: r.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
+    },
   };
   const rl = readline.createInterface({ input: process.stdin });
   rl.on("line", (raw) => {

@@ -10,6 +10,7 @@ import type { MutationKind } from "./mutation";
 import { unmountFuse } from "./mount";
 import type { ReceiverStats } from "../replication/receiver";
 import type { ReplicatedMode } from "../replication/replicated-sink";
+import type { ResyncProgress } from "../replication/resync";
 import type { SenderStats } from "../replication/sender";
 import type { ZoneTrackerStats } from "../replication/zone-tracker";
 
@@ -23,10 +24,11 @@ export type ServerStats = SessionStats & {
   rssBytes: number;
   replica: {
     mode: ReplicatedMode;
+    resync: ResyncProgress | null;
     sender: SenderStats;
     receiver: ReceiverStats;
     tracker: ZoneTrackerStats;
-    zones: { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; namespace: string[] };
+    zones: { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; namespace: string[]; attrs: string[] };
   } | null;
 };
 
@@ -43,7 +45,7 @@ export interface FuseServer {
   readonly backing: string;
   stats(): Promise<ServerStats>;
   /** Sends a replicated-pair command (cut, alone, readonly, checkpoint) and waits until it is done. */
-  command(name: "cut" | "alone" | "readonly" | "checkpoint"): Promise<void>;
+  command(name: "cut" | "alone" | "readonly" | "checkpoint" | "resync"): Promise<void>;
   /** Clean unmount; falls back to SIGKILL + lazy unmount if the server does not finish in time. */
   stop(): Promise<void>;
   /** A crash: SIGKILL, the mount is left behind, dead. */

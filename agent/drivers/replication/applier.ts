@@ -174,10 +174,16 @@ export class BackingApplier {
       }
       case "entry":
         return this.entry(op);
-      case "absent":
-        await P.rm(await this.resolve(op.path), { recursive: true, force: true }); // rm never follows links
+      case "absent": {
+        // A missing parent means it is absent already; rm never follows links.
+        const file = await this.resolve(op.path).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === "ENOENT") return null;
+          throw err;
+        });
+        if (file) await P.rm(file, { recursive: true, force: true });
         await this.forgetNames();
         return;
+      }
       case "fsync": {
         if (op.path === null) return;
         const cached = this.fds.get(op.path);

@@ -3,21 +3,25 @@
 // role itself. It reports a lost link and holds writes until the core decides.
 //
 //   readonly <──> replicating <──> alone <──> readonly
-//                    │    ▲
-//        (link lost) ▼    │
-//                  blocked ──> alone | readonly
+//                    │    ▲          │  ▲
+//        (link lost) ▼    │ (done)   ▼  │ (link lost)
+//                  blocked    └── resyncing
+//                     └──> alone | readonly
 //
-//   from \ to     readonly   replicating   alone   blocked
-//   readonly         -           ok          ok       -
-//   replicating      ok          -           ok       ok (link lost)
-//   alone            ok          ok          -        -
-//   blocked          ok          ok          ok       -
+//   from \ to     readonly   replicating   alone   blocked   resyncing
+//   readonly         -           ok          ok       -          -
+//   replicating      ok          -           ok       ok         -
+//   alone            ok          ok          -        -          ok
+//   blocked          ok          ok          ok       -          -
+//   resyncing        ok          ok          ok       -          -
 //
 // - readonly (SECOND, WAIT, STOP): every change is refused with EROFS.
 // - replicating (PRIM): a write's extent is in the zone tracker's activity log (durable, so a
 //   crash leaves "in doubt" zones), then it is applied, sent, and acknowledged when the secondary
 //   has it.
 // - alone (ALONE): a change is recorded as modified zones, durably before the acknowledgement.
+// - resyncing (ALONE, secondary catching up): as alone; the resync takes what is recorded pass
+//   after pass, and for the last one pauses changes (pause()) until it switches to replicating.
 // - blocked: the link was lost. The op that found out is recorded as modified (it is applied here
 //   but not there) and waits, with every new change, until the core picks alone (they proceed),
 //   replicating again, or readonly (they fail: EROFS for new ones, EIO for the one already applied).
@@ -26,19 +30,23 @@ import type { MutationOp, MutationSink } from "../fuse/mutation";
 import { ReplicationLinkLost } from "./sender";
 import type { ZoneTracker } from "./zone-tracker";
 
-export type ReplicatedMode = "readonly" | "replicating" | "alone" | "blocked";
+export type ReplicatedMode = "readonly" | "replicating" | "alone" | "blocked" | "resyncing";
 
 const ALLOWED: Record<ReplicatedMode, ReplicatedMode[]> = {
   readonly: ["replicating", "alone"],
   replicating: ["readonly", "alone", "blocked"],
-  alone: ["readonly", "replicating"],
+  alone: ["readonly", "replicating", "resyncing"],
   blocked: ["readonly", "replicating", "alone"],
+  resyncing: ["readonly", "replicating", "alone"],
 };
 
 export class ReplicatedDirSink implements MutationSink {
   private current: ReplicatedMode = "readonly";
   private link: MutationSink | null = null;
   private waiters: (() => void)[] = [];
+  /** Changes admitted and not yet committed or abandoned. */
+  private inFlight = 0;
+  private paused = false;
 
   constructor(
     private readonly tracker: ZoneTracker,
@@ -61,7 +69,32 @@ export class ReplicatedDirSink implements MutationSink {
     this.current = to;
     this.link = to === "replicating" ? (link ?? null) : to === "blocked" ? this.link : null;
     this.log({ event: "replicated_dir_mode", from, to, reason });
+    this.wake();
+  }
+
+  private wake(): void {
     for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** Holds new changes and resolves once none is in flight (the resync's last pass). */
+  async pause(): Promise<void> {
+    this.paused = true;
+    while (this.inFlight > 0) await this.changed();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.wake();
+  }
+
+  abandon(op: MutationOp): void {
+    this.tracker.replicated(op); // nothing changed: its extents are not in flight any more
+    this.done();
+  }
+
+  private done(): void {
+    this.inFlight--;
+    if (this.inFlight === 0) this.wake();
   }
 
   private changed(): Promise<void> {
@@ -70,15 +103,22 @@ export class ReplicatedDirSink implements MutationSink {
 
   async admit(op: MutationOp, signal: AbortSignal): Promise<void> {
     for (;;) {
-      while (this.current === "blocked") await this.changed();
+      while (this.current === "blocked" || this.paused) await this.changed();
       if (this.current === "readonly") throw new FuseError(Errno.EROFS, `read-only: ${op.kind} refused`);
       const link = this.current === "replicating" ? this.link : null;
-      await this.tracker.admit(op, link === null);
+      this.inFlight++;
+      try {
+        await this.tracker.admit(op, link === null);
+      } catch (err) {
+        this.done();
+        throw err;
+      }
       if (!link) return;
       try {
         await link.admit(op, signal);
         return;
       } catch (err) {
+        this.done();
         if (!(err instanceof ReplicationLinkLost)) throw err;
         this.tracker.replicated(op); // not applied: its extents are not in flight after all
         this.linkLost(link, err.reason);
@@ -93,7 +133,15 @@ export class ReplicatedDirSink implements MutationSink {
   }
 
   async commit(op: MutationOp, signal: AbortSignal): Promise<void> {
-    if (this.current === "alone") return this.tracker.commit(op);
+    try {
+      await this.commitOp(op, signal);
+    } finally {
+      this.done();
+    }
+  }
+
+  private async commitOp(op: MutationOp, signal: AbortSignal): Promise<void> {
+    if (this.current === "alone" || this.current === "resyncing") return this.tracker.commit(op);
     const link = this.link;
     if (this.current !== "replicating" || !link) return this.holdApplied(op);
     try {

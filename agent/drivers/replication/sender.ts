@@ -86,6 +86,9 @@ export class ReplicationSender implements MutationSink {
     });
   }
 
+  /** Nothing was sent at admit, so nothing to take back. */
+  abandon(): void {}
+
   /** Ends the link on purpose (step-down, shutdown): pending commits are rejected. */
   close(reason = "closed by the primary"): void {
     this.fail(reason);

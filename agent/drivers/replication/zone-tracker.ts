@@ -9,9 +9,9 @@
 //   the first time that extent is written since the last checkpoint: a write to a "hot" extent
 //   costs nothing more. After a crash, the zones saved at the last checkpoint are exact and the
 //   logged extents are "in doubt": the resync compares block checksums there instead of copying.
-// - Changes of names and metadata (create, unlink, rename, chmod, truncate, ...) are logged before
-//   they happen; the resync compares those entries. A rename also moves what was recorded under
-//   the old name.
+// - Changes of names (create, unlink, rename, ...) and of metadata (chmod, truncate, ...) are
+//   logged before they happen; the resync makes those entries match. A rename also moves what was
+//   recorded under the old name.
 // Known gap: zones written through one hard link are recorded under that name only.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -23,12 +23,13 @@ import { RangeSet } from "./range-set";
 export const ZONE_SIZE = 4096;
 export const EXTENT_SIZE = 4 * 1024 * 1024;
 
-type LogRecord = { t: "extent"; p: string; e: number } | { t: "ns"; p: string } | { t: "mv"; from: string; to: string };
+type LogRecord = { t: "extent"; p: string; e: number } | { t: "ns"; p: string } | { t: "attr"; p: string } | { t: "mv"; from: string; to: string };
 
 interface Snapshot {
   version: 1;
   files: Record<string, [number, number][]>;
   namespace: string[];
+  attrs: string[];
   /** In-doubt ranges, including the extents of writes admitted but not committed at the time. */
   inDoubt: Record<string, [number, number][]>;
 }
@@ -53,8 +54,27 @@ export interface ModifiedZones {
   files: Map<string, RangeSet>;
   /** Extents written around a crash (resync compares checksums there). */
   inDoubt: Map<string, RangeSet>;
-  /** Names whose entry or metadata changed (resync compares these entries). */
+  /** Names created, removed or renamed (resync makes the entry match, with its whole content). */
   namespace: Set<string>;
+  /** Names whose metadata only changed: mode, owner, times, size (resync makes the entry match). */
+  attrs: Set<string>;
+}
+
+function emptyZones(): ModifiedZones {
+  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), attrs: new Set() };
+}
+
+/** Adds everything of `from` into `into`. */
+function mergeZones(into: ModifiedZones, from: ModifiedZones): void {
+  for (const key of ["files", "inDoubt"] as const) {
+    for (const [p, set] of from[key]) {
+      const target = into[key].get(p) ?? new RangeSet(ZONE_SIZE);
+      for (const [s, e] of set.list()) target.add(s, e);
+      into[key].set(p, target);
+    }
+  }
+  for (const p of from.namespace) into.namespace.add(p);
+  for (const p of from.attrs) into.attrs.add(p);
 }
 
 export interface ZoneTrackerStats {
@@ -91,6 +111,8 @@ export class ZoneTracker {
   /** Extents with writes between admit and commit, with their count. */
   private readonly inFlight = new Map<string, number>();
   private checkpointing: Promise<void> | null = null;
+  /** Taken by a resync pass and not yet acknowledged by the secondary. */
+  private pending: ModifiedZones | null = null;
 
   private constructor(
     private readonly dir: string,
@@ -106,8 +128,8 @@ export class ZoneTracker {
     const snapFile = path.join(dir, "zones.json");
     const snap: Snapshot = fs.existsSync(snapFile)
       ? (JSON.parse(fs.readFileSync(snapFile, "latin1")) as Snapshot)
-      : { version: 1, files: {}, namespace: [], inDoubt: {} };
-    const zones: ModifiedZones = { files: rangeSets(snap.files), inDoubt: rangeSets(snap.inDoubt), namespace: new Set(snap.namespace) };
+      : { version: 1, files: {}, namespace: [], attrs: [], inDoubt: {} };
+    const zones: ModifiedZones = { files: rangeSets(snap.files), inDoubt: rangeSets(snap.inDoubt), namespace: new Set(snap.namespace), attrs: new Set(snap.attrs) };
     for (const rec of DurableLog.read(path.join(dir, "zones.log")) as LogRecord[]) {
       if (rec.t === "extent") {
         const set = zones.inDoubt.get(rec.p) ?? new RangeSet(ZONE_SIZE);
@@ -115,10 +137,12 @@ export class ZoneTracker {
         zones.inDoubt.set(rec.p, set);
       }
       else if (rec.t === "ns") zones.namespace.add(rec.p);
+      else if (rec.t === "attr") zones.attrs.add(rec.p);
       else {
         moveKeys(zones.files, rec.from, rec.to);
         moveKeys(zones.inDoubt, rec.from, rec.to);
         moveSet(zones.namespace, rec.from, rec.to);
+        moveSet(zones.attrs, rec.from, rec.to);
         zones.namespace.add(rec.from).add(rec.to);
       }
     }
@@ -156,11 +180,15 @@ export class ZoneTracker {
     } else if (op.kind === "rename") {
       records.push({ t: "ns", p: op.from }, { t: "ns", p: op.to }, { t: "mv", from: op.from, to: op.to });
     } else if (op.kind !== "fsync") {
-      for (const p of opPaths(op)) if (p !== null) records.push({ t: "ns", p });
+      const t = op.kind === "setattr" ? "attr" : "ns";
+      for (const p of opPaths(op)) if (p !== null) records.push({ t, p });
     }
     // Names go into the live set now, not at commit: a checkpoint taken while this op runs must
     // already contain them, since it empties the log that records them.
-    for (const r of records) if (r.t === "ns") this.zones.namespace.add(r.p);
+    for (const r of records) {
+      if (r.t === "ns") this.zones.namespace.add(r.p);
+      else if (r.t === "attr") this.zones.attrs.add(r.p);
+    }
     this.stats.logged += records.length;
     await Promise.all(records.map((r) => this.log.append(r)));
     this.stats.syncs = this.log.syncs;
@@ -180,7 +208,7 @@ export class ZoneTracker {
       }
       case "setattr":
         if (op.path !== null) {
-          this.zones.namespace.add(op.path);
+          this.zones.attrs.add(op.path);
           if (op.size !== undefined) this.zones.files.get(op.path)?.truncate(op.size);
         }
         return;
@@ -188,6 +216,7 @@ export class ZoneTracker {
         moveKeys(this.zones.files, op.from, op.to);
         moveKeys(this.zones.inDoubt, op.from, op.to);
         moveSet(this.zones.namespace, op.from, op.to);
+        moveSet(this.zones.attrs, op.from, op.to);
         this.zones.namespace.add(op.from).add(op.to);
         return;
       case "unlink":
@@ -232,7 +261,12 @@ export class ZoneTracker {
         set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
         inDoubt.set(p, set);
       }
-      const snap: Snapshot = { version: 1, files: plain(this.zones.files), namespace: [...this.zones.namespace], inDoubt: plain(inDoubt) };
+      // What a resync pass has taken but not finished sending is still owed: saved as dirty.
+      const all = emptyZones();
+      mergeZones(all, this.zones);
+      if (this.pending) mergeZones(all, this.pending);
+      for (const [p, set] of inDoubt) all.inDoubt.set(p, set);
+      const snap: Snapshot = { version: 1, files: plain(all.files), namespace: [...all.namespace], attrs: [...all.attrs], inDoubt: plain(all.inDoubt) };
       const file = path.join(this.dir, "zones.json");
       const tmp = `${file}.tmp`;
       const fd = fs.openSync(tmp, "w");
@@ -252,11 +286,54 @@ export class ZoneTracker {
     return this.checkpointing;
   }
 
+  /** Bytes a resync would send now (exact zones plus in-doubt extents). */
+  dirtyBytes(): number {
+    let n = 0;
+    for (const set of this.zones.files.values()) n += set.bytes();
+    for (const set of this.zones.inDoubt.values()) n += set.bytes();
+    return n;
+  }
+
+  /**
+   * Hands what is recorded to a resync pass and starts recording afresh (changes made while the
+   * pass runs go to the next one). In-doubt extents are handed over as zones to send whole.
+   */
+  takeDirty(): ModifiedZones {
+    if (this.pending) throw new Error("zone tracker: a resync pass is already running");
+    const taken = emptyZones();
+    mergeZones(taken, this.zones);
+    for (const [p, set] of taken.inDoubt) {
+      const files = taken.files.get(p) ?? new RangeSet(ZONE_SIZE);
+      for (const [s, e] of set.list()) files.add(s, e);
+      taken.files.set(p, files);
+    }
+    taken.inDoubt.clear();
+    this.pending = taken;
+    this.zones.files.clear();
+    this.zones.inDoubt.clear();
+    this.zones.namespace.clear();
+    this.zones.attrs.clear();
+    return taken;
+  }
+
+  /** The secondary acknowledged the whole pass. */
+  passDone(): void {
+    this.pending = null;
+  }
+
+  /** The pass did not complete: what it took is owed again. */
+  passFailed(): void {
+    if (this.pending) mergeZones(this.zones, this.pending);
+    this.pending = null;
+  }
+
   /** After a completed resync: nothing is left to send. */
   async clear(): Promise<void> {
     this.zones.files.clear();
     this.zones.inDoubt.clear();
     this.zones.namespace.clear();
+    this.zones.attrs.clear();
+    this.pending = null;
     await this.checkpoint();
   }
 

@@ -84,3 +84,64 @@ describe.skipIf(!needsRoot("FUSE replicated pair: link loss"))("FUSE replicated 
     expect((await fsp.stat(at("primary", "db"))).size).toBe(3 * 65536);
   });
 });
+
+describe.skipIf(!needsRoot("FUSE replicated pair: failback"))("FUSE replicated pair: failback resync", { timeout: 120_000 }, () => {
+  let dir: string;
+  let server: FuseServer;
+  const at = (...p: string[]) => path.join(dir, ...p);
+  const m = (...p: string[]) => at("mnt", ...p);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "mf-fuse-failback-"));
+    for (const d of ["mnt", "primary", "secondary"]) mkdirSync(at(d));
+    server = await startPassthroughServer(at("mnt"), at("primary"), { replica: { dir: at("secondary"), zones: at("zones") } });
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    if (dir && !listMounts().some((mp) => mp.mountPoint === at("mnt"))) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("sends only what changed while alone, while the application keeps writing, then replicates again", async () => {
+    const MiB = 1024 * 1024;
+    expect((await run(["dd", "if=/dev/urandom", `of=${m("big")}`, "bs=1M", "count=32", "conv=fsync"])).code).toBe(0);
+    await fsp.mkdir(m("tree", "a"), { recursive: true });
+    for (const f of ["tree/a/f", "keep", "chmodme", "renameme", "deleteme", "truncme"]) await fsp.writeFile(m(f), `content of ${f}\n`.repeat(50));
+    expect(await compareTrees(at("primary"), at("secondary"))).toEqual([]);
+
+    await server.command("cut");
+    await server.command("alone");
+    expect((await run(["dd", "if=/dev/urandom", `of=${m("big")}`, "bs=1M", "count=1", "seek=8", "conv=notrunc,fsync"])).code).toBe(0);
+    await fsp.mkdir(m("newdir", "sub"), { recursive: true });
+    await fsp.writeFile(m("newdir", "sub", "x"), "new while alone");
+    await fsp.rename(m("renameme"), m("renamed"));
+    await fsp.unlink(m("deleteme"));
+    await fsp.chmod(m("chmodme"), 0o600);
+    await fsp.truncate(m("truncme"), 10);
+    await fsp.rename(m("tree"), m("moved-tree"));
+    await fsp.symlink("keep", m("link"));
+    expect(await compareTrees(at("primary"), at("secondary"))).not.toEqual([]);
+
+    // The application keeps writing during the resync.
+    const writer = run(["/usr/bin/python3", "-c", `
+import os, time
+fd = os.open(${JSON.stringify(m("live.log"))}, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+for i in range(300):
+    os.write(fd, b"line %04d\\n" % i)
+    time.sleep(0.002)
+os.close(fd)`]);
+    await server.command("resync");
+    expect((await writer).code).toBe(0);
+
+    const stats = await server.stats();
+    expect(stats.replica?.mode).toBe("replicating");
+    expect(await compareTrees(at("primary"), at("secondary"))).toEqual([]);
+    const sent = stats.replica?.resync?.bytesSent ?? 0;
+    expect(sent).toBeGreaterThanOrEqual(MiB);
+    expect(sent).toBeLessThan(1.1 * MiB + 64 * 1024); // the 1 MiB modified, plus the small files renamed or created
+    expect(stats.replica?.zones.files).toEqual({});
+
+    await fsp.writeFile(m("after"), "replicated again");
+    expect(await fsp.readFile(at("secondary", "after"), "utf8")).toBe("replicated again");
+  });
+});

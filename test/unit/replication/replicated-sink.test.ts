@@ -23,6 +23,7 @@ function fakeLink(): MutationSink & { sent: MutationOp[]; failNext: string | nul
   const link = {
     sent: [] as MutationOp[],
     failNext: null as string | null,
+    abandon: () => undefined,
     admit: () => (link.failNext ? Promise.reject(new ReplicationLinkLost(link.failNext)) : Promise.resolve()),
     commit: (op: MutationOp) => {
       if (link.failNext) return Promise.reject(new ReplicationLinkLost(link.failNext));

@@ -70,7 +70,7 @@ describe("ZoneTracker", () => {
     tracker = ZoneTracker.open(dir);
     expect(ranges(tracker, "files")).toEqual({ a: [[0, 4096]] });
     expect(ranges(tracker, "inDoubt")).toEqual({});
-    expect([...tracker.modified().namespace]).toEqual(["a"]);
+    expect([...tracker.modified().attrs]).toEqual(["a"]);
     // Extents are cold again after a checkpoint: the next write logs once more.
     await run(tracker, write("a", 0, 100));
     expect(tracker.stats.logged).toBe(1);
@@ -90,6 +90,7 @@ describe("ZoneTracker", () => {
     expect(Object.keys(ranges(tracker, "files"))).toEqual(["moved/f"]);
     await run(tracker, { kind: "setattr", path: "moved/f", size: 4097 });
     expect(ranges(tracker, "files")).toEqual({ "moved/f": [[0, 8192]] });
+    expect([...tracker.modified().attrs]).toEqual(["moved/f"]);
     await run(tracker, { kind: "unlink", path: "moved/f" });
     expect(ranges(tracker, "files")).toEqual({});
     expect(tracker.modified().namespace.has("moved/f")).toBe(true);
@@ -103,10 +104,28 @@ describe("ZoneTracker", () => {
     expect(Object.keys(ranges(tracker, "inDoubt"))).toEqual(["x"]);
   });
 
+  it("hands its record to a resync pass, keeps it owed until the pass is acknowledged", async () => {
+    await run(tracker, write("a", 0, 10));
+    const taken = tracker.takeDirty();
+    expect([...taken.files.keys()]).toEqual(["a"]);
+    await run(tracker, write("b", 0, 10)); // during the pass: for the next one
+    expect([...tracker.modified().files.keys()]).toEqual(["b"]);
+    await tracker.checkpoint();
+    const t = crashAndRestart(); // a crash mid-pass: both are still owed
+    expect(Object.keys(ranges(t, "files")).sort()).toEqual(["a", "b"]);
+    const pass = t.takeDirty();
+    t.passFailed();
+    expect(pass.files.size).toBe(2);
+    expect(t.dirtyBytes()).toBe(2 * 4096);
+    t.takeDirty();
+    t.passDone();
+    expect(t.dirtyBytes()).toBe(0);
+  });
+
   it("forgets everything after a completed resync", async () => {
     await run(tracker, write("x", 0, 1));
     await tracker.clear();
     const t = crashAndRestart();
-    expect([ranges(t, "files"), ranges(t, "inDoubt"), t.modified().namespace.size]).toEqual([{}, {}, 0]);
+    expect([ranges(t, "files"), ranges(t, "inDoubt"), t.modified().namespace.size, t.modified().attrs.size]).toEqual([{}, {}, 0, 0]);
   });
 });

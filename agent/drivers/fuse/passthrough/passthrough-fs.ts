@@ -125,10 +125,16 @@ export class PassthroughFs implements RawFileSystem {
     return { nodeid: node.id, generation: 0, entryValid: this.valid, attrValid: this.valid, attr: toAttr(st) };
   }
 
-  /** Runs a change between admit and commit. */
+  /** Runs a change between admit and commit; a change that fails here is abandoned. */
   private async mutate<T>(ctx: RequestContext, op: MutationOp, apply: () => Promise<T>): Promise<T> {
     await this.sink.admit(op, ctx.signal);
-    const result = await apply();
+    let result: T;
+    try {
+      result = await apply();
+    } catch (err) {
+      this.sink.abandon(op);
+      throw err;
+    }
     await this.sink.commit(op, ctx.signal);
     return result;
   }
@@ -186,37 +192,39 @@ export class PassthroughFs implements RawFileSystem {
     if (a.valid & Fattr.SIZE) op.size = a.size;
     const setAtime = (a.valid & (Fattr.ATIME | Fattr.ATIME_NOW)) !== 0;
     const setMtime = (a.valid & (Fattr.MTIME | Fattr.MTIME_NOW)) !== 0;
-    await this.sink.admit(op, ctx.signal);
-    const target = rel === null ? null : this.abs(rel);
-    // Order matters: chown clears setuid bits (so chmod comes after), truncate sets mtime (so
-    // times come last).
-    if (op.uid !== undefined || op.gid !== undefined) {
-      if (target) await P.lchown(target, op.uid ?? -1, op.gid ?? -1);
-      else await fchown(fd as number, op.uid ?? -1, op.gid ?? -1);
-    }
-    if (op.mode !== undefined) {
-      const before = await this.statNode(node, h ? a.fh : null);
-      if ((Number(before.mode) & C.S_IFMT) === C.S_IFLNK) throw new FuseError(Errno.EOPNOTSUPP, "chmod of a symlink");
-      if (target) await P.chmod(target, op.mode);
-      else await fchmod(fd as number, op.mode);
-    }
-    if (op.size !== undefined) {
-      if (h?.kind === "file") await ftruncate(h.fd, op.size);
-      else if (target) await this.withFd(target, C.O_WRONLY, (f) => ftruncate(f, op.size ?? 0));
-      else throw new FuseError(Errno.ENOENT, `node ${nodeid} has no name`);
-    }
-    if (setAtime || setMtime) {
-      const now = Date.now() / 1000;
-      const cur = await this.statNode(node, h ? a.fh : null);
-      const atime = a.valid & Fattr.ATIME_NOW ? now : a.valid & Fattr.ATIME ? a.atimeSec + a.atimeNsec / 1e9 : nsToSeconds(cur.atimeNs);
-      const mtime = a.valid & Fattr.MTIME_NOW ? now : a.valid & Fattr.MTIME ? a.mtimeSec + a.mtimeNsec / 1e9 : nsToSeconds(cur.mtimeNs);
-      if (target) await P.lutimes(target, atime, mtime);
-      else await promisify(fs.futimes)(fd as number, atime, mtime);
-    }
-    const st = await this.statNode(node, h ? a.fh : null);
-    if (setAtime) op.atime = timespec(st.atimeNs);
-    if (setMtime) op.mtime = timespec(st.mtimeNs);
-    await this.sink.commit(op, ctx.signal);
+    const st = await this.mutate(ctx, op, async () => {
+      const target = rel === null ? null : this.abs(rel);
+      // Order matters: chown clears setuid bits (so chmod comes after), truncate sets mtime (so
+      // times come last).
+      if (op.uid !== undefined || op.gid !== undefined) {
+        if (target) await P.lchown(target, op.uid ?? -1, op.gid ?? -1);
+        else await fchown(fd as number, op.uid ?? -1, op.gid ?? -1);
+      }
+      if (op.mode !== undefined) {
+        const before = await this.statNode(node, h ? a.fh : null);
+        if ((Number(before.mode) & C.S_IFMT) === C.S_IFLNK) throw new FuseError(Errno.EOPNOTSUPP, "chmod of a symlink");
+        if (target) await P.chmod(target, op.mode);
+        else await fchmod(fd as number, op.mode);
+      }
+      if (op.size !== undefined) {
+        if (h?.kind === "file") await ftruncate(h.fd, op.size);
+        else if (target) await this.withFd(target, C.O_WRONLY, (f) => ftruncate(f, op.size ?? 0));
+        else throw new FuseError(Errno.ENOENT, `node ${nodeid} has no name`);
+      }
+      if (setAtime || setMtime) {
+        const now = Date.now() / 1000;
+        const cur = await this.statNode(node, h ? a.fh : null);
+        const atime = a.valid & Fattr.ATIME_NOW ? now : a.valid & Fattr.ATIME ? a.atimeSec + a.atimeNsec / 1e9 : nsToSeconds(cur.atimeNs);
+        const mtime = a.valid & Fattr.MTIME_NOW ? now : a.valid & Fattr.MTIME ? a.mtimeSec + a.mtimeNsec / 1e9 : nsToSeconds(cur.mtimeNs);
+        if (target) await P.lutimes(target, atime, mtime);
+        else await promisify(fs.futimes)(fd as number, atime, mtime);
+      }
+      const st = await this.statNode(node, h ? a.fh : null);
+      // The times stored, "now" resolved: the record carries them so both sides are identical.
+      if (setAtime) op.atime = timespec(st.atimeNs);
+      if (setMtime) op.mtime = timespec(st.mtimeNs);
+      return st;
+    });
     return { attr: toAttr(st) };
   }
 
@@ -327,21 +335,31 @@ export class PassthroughFs implements RawFileSystem {
     try {
       fd = await openFd(file, openFlags | C.O_CREAT | C.O_EXCL, mode & 0o7777);
     } catch (err) {
+      this.sink.abandon(op);
       // The kernel thought the name was free but it exists: without O_EXCL this is an open.
       if ((err as NodeJS.ErrnoException).code !== "EEXIST" || flags & C.O_EXCL) throw err;
       return this.createExisting(ctx, parent, name, file, flags, openFlags);
     }
+    let st: fs.BigIntStats;
     try {
       await fchown(fd, owner.uid, owner.gid);
       await fchmod(fd, mode & 0o7777); // the agent's umask must not apply, the kernel already did
-      const st = await fstat(fd, { bigint: true });
+      st = await fstat(fd, { bigint: true });
+    } catch (err) {
+      // Undo, so that what was abandoned did not happen.
+      await closeFd(fd);
+      await P.unlink(file).catch(() => undefined);
+      this.sink.abandon(op);
+      throw err;
+    }
+    try {
       await this.sink.commit(op, ctx.signal);
-      const node = this.table.remember(parent, name, st.ino);
-      return { entry: this.entry(node, st), open: this.addFile(node, fd) };
     } catch (err) {
       await closeFd(fd);
       throw err;
     }
+    const node = this.table.remember(parent, name, st.ino);
+    return { entry: this.entry(node, st), open: this.addFile(node, fd) };
   }
 
   private async createExisting(ctx: RequestContext, parent: number, name: string, file: Buffer, flags: number, openFlags: number) {

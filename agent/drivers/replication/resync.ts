@@ -1,0 +1,192 @@
+// Failback: brings a returning secondary up to date by sending only what the zone tracker
+// recorded while the primary was alone, while the application keeps writing.
+//
+// Pass after pass (as a live migration's pre-copy), the resync takes what is recorded and sends
+// it, reading the primary's backing directory at that moment; changes made meanwhile are
+// recorded for the next pass. When little is left (or after `maxPasses`), changes are paused
+// for a last pass, then the directory switches to replicating on the same link: from then on,
+// the secondary is in sync. A pass that fails (link lost) hands back what it took.
+//
+// What a pass sends, in order:
+// - for each name created, removed or renamed: the entry as it is now on the primary ("entry" or
+//   "absent"), and for a file or a directory, its whole content (the secondary may not have it
+//   under that name);
+// - for each name whose metadata only changed: the entry (mode, owner, size);
+// - for each file with modified zones: those zones (in writes of at most 1 MiB).
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import type { MutationOp, MutationSink } from "../fuse/mutation";
+import { NAME_ENCODING } from "../fuse/protocol/codec";
+import { MAX_WRITE } from "../fuse/protocol/constants";
+import type { StreamOp } from "./op-codec";
+import { RangeSet } from "./range-set";
+import type { ReplicatedDirSink } from "./replicated-sink";
+import { ZONE_SIZE, type ModifiedZones, type ZoneTracker } from "./zone-tracker";
+
+const P = fs.promises;
+const openFd = promisify(fs.open);
+const closeFd = promisify(fs.close);
+const readFd = promisify(fs.read);
+
+/** The link the resync sends on (the replication sender, which then carries live changes). */
+export interface ResyncLink {
+  commit(op: StreamOp): Promise<void>;
+}
+
+export interface ResyncProgress {
+  pass: number;
+  /** File content bytes sent. */
+  bytesSent: number;
+  entriesSent: number;
+  filesSent: number;
+  done: boolean;
+}
+
+export interface ResyncOptions {
+  sink: ReplicatedDirSink;
+  tracker: ZoneTracker;
+  /** The primary's backing directory. */
+  backing: string;
+  link: ResyncLink & MutationSink;
+  /** Pause changes for the last pass once at most this much is left (bytes). */
+  finalPassBytes?: number;
+  maxPasses?: number;
+  /** Ops sent before waiting for acknowledgements. */
+  window?: number;
+  onProgress?: (p: ResyncProgress) => void;
+}
+
+export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
+  const { sink, tracker, link } = options;
+  const finalPassBytes = options.finalPassBytes ?? 8 * 1024 * 1024;
+  const maxPasses = options.maxPasses ?? 10;
+  const progress: ResyncProgress = { pass: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
+  const sender = new WindowedSender(link, options.window ?? 32);
+  sink.setMode("resyncing", "secondary back: resynchronising");
+  for (;;) {
+    progress.pass++;
+    const last = progress.pass >= maxPasses || tracker.dirtyBytes() <= finalPassBytes;
+    if (last) await sink.pause();
+    const dirty = tracker.takeDirty();
+    try {
+      await sendPass(options.backing, dirty, sender, progress);
+      await sender.drain();
+    } catch (err) {
+      tracker.passFailed();
+      if (sink.mode === "resyncing") sink.setMode("alone", `resync failed: ${String(err)}`);
+      if (last) sink.resume();
+      throw err;
+    }
+    tracker.passDone();
+    options.onProgress?.({ ...progress });
+    if (last) {
+      sink.setMode("replicating", `resync complete after ${progress.pass} passes`, link);
+      sink.resume();
+      await tracker.checkpoint();
+      progress.done = true;
+      return progress;
+    }
+  }
+}
+
+/** Keeps up to `window` ops unacknowledged; the first failure fails the pass. */
+class WindowedSender {
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+  constructor(
+    private readonly link: ResyncLink,
+    private readonly window: number,
+  ) {}
+
+  async send(op: StreamOp): Promise<void> {
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = this.link.commit(op).then(
+      () => void this.inFlight.delete(p),
+      (err: unknown) => {
+        this.inFlight.delete(p);
+        this.failure ??= err;
+      },
+    );
+    this.inFlight.add(p);
+    if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    if (this.failure) throw this.failure;
+  }
+}
+
+async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedSender, progress: ResyncProgress): Promise<void> {
+  const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
+  const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
+  const whole = new Map<string, RangeSet>();
+  const gone: string[] = [];
+  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+
+  /** Sends the entry at `rel` as it is now; `deep`: a file's content and a directory's subtree too. */
+  const sendEntry = async (rel: string, deep: boolean): Promise<void> => {
+    if (gone.some((g) => under(rel, g))) return;
+    const st = await P.lstat(abs(rel)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT" || err.code === "ENOTDIR") return null;
+      throw err;
+    });
+    const type = st?.isDirectory() ? "dir" : st?.isFile() ? "file" : st?.isSymbolicLink() ? "symlink" : null;
+    progress.entriesSent++;
+    if (!st || !type) {
+      gone.push(rel);
+      return sender.send({ kind: "absent", path: rel });
+    }
+    const target = type === "symlink" ? (await P.readlink(abs(rel), { encoding: "buffer" })).toString(NAME_ENCODING) : "";
+    await sender.send({ kind: "entry", path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "file" ? st.size : 0, target });
+    if (!deep) return;
+    if (type === "file" && st.size > 0) {
+      const set = new RangeSet(ZONE_SIZE);
+      set.add(0, st.size);
+      whole.set(rel, set);
+    }
+    if (type === "dir") {
+      const names = (await P.readdir(abs(rel), { encoding: "buffer" })).map((n) => n.toString(NAME_ENCODING)).sort();
+      for (const name of names) await sendEntry(rel === "" ? name : `${rel}/${name}`, true);
+    }
+  };
+
+  // Parents sort before their children, so a new directory exists before what goes in it.
+  for (const rel of [...dirty.namespace].sort()) await sendEntry(rel, true);
+  for (const rel of [...dirty.attrs].sort()) if (!dirty.namespace.has(rel)) await sendEntry(rel, false);
+  for (const [rel, set] of dirty.files) {
+    if (whole.has(rel)) continue;
+    whole.set(rel, set);
+  }
+  for (const [rel, set] of whole) {
+    if (gone.some((g) => under(rel, g))) continue;
+    await sendZones(abs(rel), rel, set, sender, progress);
+  }
+}
+
+async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress): Promise<void> {
+  let fd: number;
+  try {
+    fd = await openFd(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR") return; // no longer a file: its entry says so
+    throw err;
+  }
+  try {
+    progress.filesSent++;
+    for (const [start, end] of zones.list()) {
+      for (let off = start; off < end; off += MAX_WRITE) {
+        const data = Buffer.allocUnsafe(Math.min(MAX_WRITE, end - off));
+        const { bytesRead } = await readFd(fd, data, 0, data.length, off);
+        if (bytesRead === 0) break; // past the end of the file (a later truncate)
+        const op: MutationOp = { kind: "write", path: rel, offset: off, data: data.subarray(0, bytesRead) };
+        await sender.send(op);
+        progress.bytesSent += bytesRead;
+      }
+    }
+  } finally {
+    await closeFd(fd);
+  }
+}
