@@ -7,17 +7,21 @@ import { run } from "../../agent/lab/sys";
 
 /** Which host answered each request, per source address ("error CODE" when none answered). */
 export type ProbeSpec = { mode: "probe"; url: string; sources: string[]; perSource: number; concurrency: number; timeoutMs: number };
-/** As many requests as `concurrency` workers complete in `durationMs`, round-robin over the sources. */
-export type LoadSpec = { mode: "load"; url: string; sources: string[]; concurrency: number; timeoutMs: number; durationMs: number };
+/** As many requests as `concurrency` workers complete in `durationMs`, round-robin over sources and urls. */
+export type LoadSpec = { mode: "load"; urls: string[]; sources: string[]; concurrency: number; timeoutMs: number; durationMs: number };
+/** One loop per source, requesting again at once after each answer or timeout, until a node other than `avoid` answers. */
+export type WatchSpec = { mode: "watch"; url: string; sources: string[]; avoid: string; timeoutMs: number; durationMs: number };
 
 export type ProbeResult = { served: Record<string, string[]> };
 export type LoadResult = { ok: number; errors: number; firstError: string | null; durationMs: number };
+/** Epoch ms at which each source was first answered by a node other than `avoid` (null: never within the run). */
+export type WatchResult = { startedAt: number; servedAt: Record<string, number | null> };
 
 const SCRIPT = `
 const http = require("http");
 const spec = JSON.parse(process.argv[1]);
-const u = new URL(spec.url);
-function get(src) {
+function get(src, url) {
+  const u = new URL(url || spec.url);
   return new Promise((resolve) => {
     const req = http.get({ host: u.hostname, port: Number(u.port || 80), path: u.pathname, localAddress: src, agent: false, timeout: spec.timeoutMs, headers: { connection: "close" } }, (res) => {
       let body = "";
@@ -39,12 +43,23 @@ async function pool(n, next) { await Promise.all(Array.from({ length: n }, async
     let i = 0;
     await pool(spec.concurrency, async () => { if (i >= jobs.length) return false; const s = jobs[i++]; served[s].push(await get(s)); return true; });
     console.log(JSON.stringify({ served }));
+  } else if (spec.mode === "watch") {
+    const startedAt = Date.now(), end = startedAt + spec.durationMs;
+    const servedAt = Object.fromEntries(spec.sources.map((s) => [s, null]));
+    await Promise.all(spec.sources.map(async (s) => {
+      while (Date.now() < end) {
+        const r = await get(s);
+        if (!r.startsWith("error") && !r.startsWith("status") && r !== spec.avoid) { servedAt[s] = Date.now(); return; }
+      }
+    }));
+    console.log(JSON.stringify({ startedAt, servedAt }));
   } else {
     const t0 = Date.now(), end = t0 + spec.durationMs;
     let ok = 0, errors = 0, firstError = null, i = 0;
     await pool(spec.concurrency, async () => {
       if (Date.now() >= end) return false;
-      const r = await get(spec.sources[i++ % spec.sources.length]);
+      const n = i++;
+      const r = await get(spec.sources[n % spec.sources.length], spec.urls[n % spec.urls.length]);
       if (r.startsWith("error") || r.startsWith("status")) { errors++; firstError = firstError || r; } else ok++;
       return true;
     });
@@ -53,7 +68,7 @@ async function pool(n, next) { await Promise.all(Array.from({ length: n }, async
 })();
 `;
 
-async function runInClient<T>(lab: string, spec: ProbeSpec | LoadSpec, deadlineMs: number): Promise<T> {
+async function runInClient<T>(lab: string, spec: ProbeSpec | LoadSpec | WatchSpec, deadlineMs: number): Promise<T> {
   const [cmd, ...args] = execArgv(lab, "client", ["node", "-e", SCRIPT, JSON.stringify(spec)]);
   const r = await run(cmd ?? "nsenter", args, { timeoutMs: deadlineMs });
   const last = r.stdout.trim().split("\n").pop() ?? "";
@@ -67,8 +82,14 @@ export async function probe(lab: string, url: string, sources: string[], perSour
   return (await runInClient<ProbeResult>(lab, spec, 30_000 + Math.ceil(jobs / spec.concurrency) * spec.timeoutMs)).served;
 }
 
-/** Closed-loop load for durationMs: completed requests and errors. */
-export async function load(lab: string, url: string, sources: string[], concurrency: number, durationMs: number): Promise<LoadResult> {
-  const spec: LoadSpec = { mode: "load", url, sources, concurrency, timeoutMs: 3_000, durationMs };
+/** Closed-loop load for durationMs over the urls in turn: completed requests and errors. */
+export async function load(lab: string, urls: string[], sources: string[], concurrency: number, durationMs: number): Promise<LoadResult> {
+  const spec: LoadSpec = { mode: "load", urls, sources, concurrency, timeoutMs: 3_000, durationMs };
   return runInClient<LoadResult>(lab, spec, durationMs + 30_000);
+}
+
+/** When each source is first answered by a node other than `avoid` (requests time out after timeoutMs and are sent again). */
+export async function watch(lab: string, url: string, sources: string[], avoid: string, timeoutMs: number, durationMs: number): Promise<WatchResult> {
+  const spec: WatchSpec = { mode: "watch", url, sources, avoid, timeoutMs, durationMs };
+  return runInClient<WatchResult>(lab, spec, durationMs + 30_000);
 }

@@ -1,0 +1,162 @@
+// npm run bench -- farm [--json]: a farm of 3 nginx nodes in a lab of its own, deployed by the agent
+// exactly as `lab up --farm 3 --app nginx` does, measured from the lab's client host.
+// - distribution: which node serves each of 200 client source addresses (srcip affinity, equal
+//   powers); imbalance = max/mean clients per node;
+// - requests/s (a new connection per request, closed loop, fixed concurrency) through the farm VIP
+//   (3 nodes, filter), vs the same 3 nginx addressed directly in turn (no VIP, no filter match: the
+//   filter's overhead), vs one nginx addressed directly (what a single node gives). Variants run in
+//   short rounds, in ABC CBA order; ratios are medians of per-round ratios (the machine is shared);
+// - takeover: one node crashes (every process SIGSTOPped then SIGKILLed); the time until each of its
+//   clients is answered by a survivor (requests time out after 250 ms and are sent again), against
+//   the configured heartbeat timeout (the detection time).
+// The client is one Node process on a 2-core machine: it, not the farm, may bound the request rate.
+// JSON on the last line.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { deployClusters } from "../agent/lab/clusters";
+import { down, upHosts } from "../agent/lab/lab";
+import { hostDir } from "../agent/lab/state";
+import { buildAgentBundle } from "../test/unit/runtime/fixtures/bundle";
+import { load, probe, watch } from "../test/e2e/farm-client";
+import { crashHost, hostAddress, labState, uniqueLabName } from "./support/lab";
+import { max, p50, progress, round } from "./support/stats";
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const DURATION_MS = Number(process.env.DURATION_MS ?? 2000);
+const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
+const NODES = ["host1", "host2", "host3"];
+const VICTIM = "host2";
+const TARGETS = { filterOverheadMin: 0.95, imbalanceMax: 1.15, takeoverSlackMs: 1000 };
+
+async function withFarmLab<T>(fn: (lab: string) => Promise<T>): Promise<T> {
+  const lab = uniqueLabName("fb");
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `mfbench-${lab}-`));
+  let removing: Promise<void> | undefined;
+  const remove = (): Promise<void> => {
+    removing ??= down(lab)
+      .catch((err: unknown) => progress(`lab ${lab}: teardown failed: ${String(err)}`))
+      .finally(() => fs.rmSync(work, { recursive: true, force: true }));
+    return removing;
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: removing lab ${lab}`);
+    void remove().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    const t0 = Date.now();
+    const bundlePath = await buildAgentBundle(work);
+    const state = await upHosts({ name: lab, servers: 3 });
+    await deployClusters(state, { mirror: false, farm: 3, app: "nginx", bundlePath });
+    progress(`lab ${lab} up with a farm of 3 nginx nodes in ${Date.now() - t0} ms`);
+    return await fn(lab);
+  } finally {
+    await remove();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    progress(`lab ${lab} removed`);
+  }
+}
+
+function heartbeatTimeoutMs(lab: string, host: string): number {
+  const cfg = JSON.parse(fs.readFileSync(path.join(hostDir(lab, host), "etc-mirrorfarm", `${host}.json`), "utf8")) as { timing: { heartbeatTimeoutMs: number } };
+  return cfg.timing.heartbeatTimeoutMs;
+}
+
+async function rps(lab: string, urls: string[], sources: string[]): Promise<number> {
+  const r = await load(lab, urls, sources, CONCURRENCY, DURATION_MS);
+  if (r.errors > 0) throw new Error(`${r.errors} of ${r.ok + r.errors} requests to ${urls.join(", ")} failed (first: ${r.firstError ?? "?"})`);
+  return (r.ok * 1000) / r.durationMs;
+}
+
+async function main(): Promise<void> {
+  const result = await withFarmLab(async (lab) => {
+    const st = labState(lab);
+    const vip = st.farm?.vip;
+    if (!vip) throw new Error(`lab ${lab} has no farm VIP`);
+    const vipUrl = `http://${vip}/`;
+    const sources = st.clientAddresses.slice(-200);
+    if (sources.length !== 200) throw new Error(`the client host has ${sources.length} source addresses; 200 needed`);
+
+    // Distribution.
+    const served = await probe(lab, vipUrl, sources, 1);
+    const perNode: Record<string, number> = Object.fromEntries(NODES.map((n) => [n, 0]));
+    const unserved: string[] = [];
+    for (const [src, [who]] of Object.entries(served)) {
+      if (who !== undefined && who in perNode) perNode[who] = (perNode[who] ?? 0) + 1;
+      else unserved.push(`${src}: ${who ?? "nothing"}`);
+    }
+    if (unserved.length > 0) throw new Error(`${unserved.length} sources not served: ${unserved.slice(0, 5).join("; ")}`);
+    const counts = Object.values(perNode);
+    const imbalance = max(counts) / (counts.reduce((a, b) => a + b, 0) / counts.length);
+    progress(`distribution over 200 clients: ${JSON.stringify(perNode)}, max/mean ${imbalance.toFixed(3)}`);
+
+    // Throughput, in rounds of ABC then CBA.
+    const direct = NODES.map((h) => `http://${hostAddress(lab, h)}/`);
+    const variants: Record<string, string[]> = { farm: [vipUrl], direct3: direct, single: direct.slice(0, 1) };
+    const samples: Record<string, number[]> = { farm: [], direct3: [], single: [] };
+    const order = ["farm", "direct3", "single"];
+    for (let r = 0; r < ROUNDS; r++) {
+      const seq = r % 2 === 0 ? order : [...order].reverse();
+      const got: Record<string, number> = {};
+      for (const v of seq) got[v] = await rps(lab, variants[v] ?? [], sources);
+      for (const v of order) samples[v]?.push(got[v] ?? NaN);
+      progress(`round ${r + 1}/${ROUNDS}: ${order.map((v) => `${v} ${Math.round(got[v] ?? NaN)}/s`).join(", ")}`);
+    }
+    const ratio = (a: string, b: string): number => p50((samples[a] ?? []).map((x, i) => x / (samples[b]?.[i] ?? NaN)));
+
+    // Takeover after a crash.
+    const detectionMs = heartbeatTimeoutMs(lab, VICTIM);
+    const victims = Object.entries(served)
+      .filter(([, [who]]) => who === VICTIM)
+      .map(([src]) => src);
+    const killedAt = Date.now();
+    await crashHost(lab, VICTIM);
+    const w = await watch(lab, vipUrl, victims, VICTIM, 250, detectionMs + 20_000);
+    const late = Object.entries(w.servedAt).filter(([, t]) => t === null);
+    if (late.length > 0) throw new Error(`${late.length} of ${victims.length} clients of ${VICTIM} not served within ${detectionMs + 20_000} ms`);
+    const times = Object.values(w.servedAt).map((t) => (t ?? NaN) - killedAt);
+    progress(`takeover: ${victims.length} clients of ${VICTIM} served again after ${Math.round(max(times))} ms (first ${Math.round(Math.min(...times))} ms); detection ${detectionMs} ms; client started ${w.startedAt - killedAt} ms after the kill`);
+
+    return {
+      benchmark: "farm",
+      note: "one lab on a shared 2-core machine (other work running); the client is a single Node process and may bound the request rate",
+      nodes: 3,
+      clients: sources.length,
+      distribution: { perNode, imbalance: round(imbalance, 3) },
+      requestsPerSecond: {
+        concurrency: CONCURRENCY,
+        durationMs: DURATION_MS,
+        rounds: ROUNDS,
+        farmVip3Nodes: Math.round(p50(samples.farm ?? [])),
+        direct3NodesNoFilter: Math.round(p50(samples.direct3 ?? [])),
+        singleNodeDirect: Math.round(p50(samples.single ?? [])),
+        samples: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((x) => Math.round(x))])),
+      },
+      filterOverhead: round(ratio("farm", "direct3"), 3),
+      farmVsSingle: round(ratio("farm", "single"), 3),
+      takeover: {
+        clientsOfKilledNode: victims.length,
+        detectionMs,
+        allServedAgainMs: Math.round(max(times)),
+        firstServedAgainMs: Math.round(Math.min(...times)),
+        clientStartedAfterKillMs: w.startedAt - killedAt,
+        slackOverDetectionMs: Math.round(max(times) - detectionMs),
+      },
+      targets: TARGETS,
+      met: {
+        filterOverhead: ratio("farm", "direct3") >= TARGETS.filterOverheadMin,
+        imbalance: imbalance <= TARGETS.imbalanceMax,
+        takeover: max(times) <= detectionMs + TARGETS.takeoverSlackMs,
+      },
+    };
+  });
+  console.log(JSON.stringify(result));
+}
+
+main().catch((err: unknown) => {
+  progress(`farm benchmark failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
