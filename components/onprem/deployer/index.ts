@@ -1,84 +1,19 @@
 // The on-prem deployer: installs, starts, stops, inspects and removes the mirrorfarm agent of one
 // node on one server over SSH. Usable on its own (the lab, scripts) and from the on-prem Pulumi
 // component's resources; it needs nothing from the Pulumi engine.
-import { createHash } from "node:crypto";
 import { MirrorfarmError } from "../../../agent/errors";
-import { layout, supervisorScript, systemdUnit, type RemoteLayout, type ServiceMode } from "./layout";
+import { desiredFiles, sha256, validateArtifact, type DeployOptions, type NodeArtifact, type ServiceStatus } from "./artifact";
+import { layout, type RemoteLayout, type ServiceMode } from "./layout";
 import { defaultTimeouts, deployError, withSession, type SshSession, type SshTarget, type Timeouts } from "./ssh";
 
 export type { SshTarget, Timeouts } from "./ssh";
 export type { ServiceMode } from "./layout";
+export type { Deployer, DeployOptions, NodeArtifact, ServiceStatus } from "./artifact";
 export { fingerprint } from "./ssh";
 export { layout } from "./layout";
 
-export interface NodeArtifact {
-  node: string;
-  /** The single-file agent bundle (dist/mirrorfarm-agent.js), as text. */
-  bundle: string;
-  /** The node's agent config, JSON text. */
-  config: string;
-  serviceMode: ServiceMode;
-}
-
-export interface DeployOptions {
-  timeouts?: Partial<Timeouts>;
-}
-
-export interface ServiceStatus {
-  node: string;
-  installed: boolean;
-  serviceMode?: ServiceMode;
-  running: boolean;
-  /** The agent process id when running. */
-  pid?: number;
-  /** Restarts since the service started (supervisor restarts, or systemd's NRestarts). */
-  restarts: number;
-}
-
-interface RemoteFile {
-  path: string;
-  data: string;
-  mode: number;
-}
-
-const MAX_BUNDLE = 64 * 1024 * 1024;
-const MAX_CONFIG = 4 * 1024 * 1024;
-
 function timeoutsOf(options?: DeployOptions): Timeouts {
   return { ...defaultTimeouts, ...options?.timeouts };
-}
-
-function validateArtifact(target: SshTarget, artifact: NodeArtifact): void {
-  const problems: string[] = [];
-  if (artifact.serviceMode !== "systemd" && artifact.serviceMode !== "supervised")
-    problems.push(`serviceMode is '${String(artifact.serviceMode)}'; allowed: 'systemd' (servers) or 'supervised' (hosts without systemd)`);
-  if (!artifact.bundle) problems.push("bundle is empty; give the text of dist/mirrorfarm-agent.js (npm run build)");
-  else if (artifact.bundle.length > MAX_BUNDLE) problems.push(`bundle is ${artifact.bundle.length} bytes; at most ${MAX_BUNDLE}`);
-  if (artifact.config.length > MAX_CONFIG) problems.push(`config is ${artifact.config.length} bytes; at most ${MAX_CONFIG}`);
-  try {
-    JSON.parse(artifact.config);
-  } catch (err) {
-    problems.push(`config is not valid JSON (${(err as Error).message}); give the node's generated agent config`);
-  }
-  if (problems.length > 0)
-    throw new MirrorfarmError("MF_DEPLOY_ARTIFACT", `invalid artifact for node '${artifact.node}' on host ${target.host}: ${problems.join("; ")}`);
-}
-
-function sha256(data: string): string {
-  return createHash("sha256").update(data, "utf8").digest("hex");
-}
-
-function desiredFiles(artifact: NodeArtifact, l: RemoteLayout): { files: RemoteFile[]; obsolete: string[] } {
-  const files: RemoteFile[] = [
-    { path: l.bundle, data: artifact.bundle, mode: 0o644 },
-    // The config carries the cluster's secrets.
-    { path: l.config, data: artifact.config, mode: 0o600 },
-  ];
-  if (artifact.serviceMode === "systemd") files.push({ path: l.unit, data: systemdUnit(artifact.node), mode: 0o644 });
-  else files.push({ path: l.supervisor, data: supervisorScript(artifact.node), mode: 0o755 });
-  // Switching service mode removes the other mode's definition.
-  const obsolete = artifact.serviceMode === "systemd" ? [l.supervisor] : [l.unit];
-  return { files, obsolete };
 }
 
 const preflight = (mode: ServiceMode): string =>
