@@ -1,0 +1,88 @@
+// Failback resync against a recording link: what a pass sends, and a failed pass handing back
+// what it took (the full path through a real mount and link is in the integration suite).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
+import type { StreamOp } from "../../../agent/drivers/replication/op-codec";
+import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated-sink";
+import { resync } from "../../../agent/drivers/replication/resync";
+import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
+import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
+
+const signal = new AbortController().signal;
+let dir: string;
+let backing: string;
+let tracker: ZoneTracker;
+let sink: ReplicatedDirSink;
+
+function recordingLink(failAt = Infinity) {
+  const sent: StreamOp[] = [];
+  return {
+    sent,
+    admit: () => Promise.resolve(),
+    abandon: () => undefined,
+    commit: (op: StreamOp) => (sent.length + 1 >= failAt ? Promise.reject(new ReplicationLinkLost("stream closed")) : (sent.push(op), Promise.resolve())),
+  };
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), "mf-resync-"));
+  backing = path.join(dir, "backing");
+  mkdirSync(path.join(backing, "d"), { recursive: true });
+  tracker = ZoneTracker.open(path.join(dir, "zones"));
+  sink = new ReplicatedDirSink(tracker, () => undefined, () => undefined);
+  sink.setMode("alone", "test");
+});
+afterEach(() => {
+  tracker.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A change as the passthrough would make it: on the backing directory, through the sink. */
+async function change(op: MutationOp, apply: () => void): Promise<void> {
+  await sink.admit(op, signal);
+  apply();
+  await sink.commit(op, signal);
+}
+
+describe("failback resync", () => {
+  it("sends new entries whole, and only the modified zones of existing files, then replicates", async () => {
+    writeFileSync(path.join(backing, "big"), Buffer.alloc(100_000, 1)); // existed before: on both sides
+    await change({ kind: "write", path: "big", offset: 50_000, data: Buffer.alloc(10, 2) }, () => {
+      const b = Buffer.alloc(100_000, 1);
+      b.fill(2, 50_000, 50_010);
+      writeFileSync(path.join(backing, "big"), b);
+    });
+    await change({ kind: "create", path: "d/new", mode: 0o640, uid: 0, gid: 0 }, () => writeFileSync(path.join(backing, "d", "new"), "fresh"));
+    const link = recordingLink();
+    const progress = await resync({ sink, tracker, backing, link });
+    expect(progress).toMatchObject({ pass: 1, done: true, bytesSent: 4096 + 5 });
+    expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}${o.kind === "entry" ? `:${o.type}` : ""}`)).toEqual([
+      "entry:d/new:file",
+      "write:d/new",
+      "write:big",
+    ]);
+    const w = link.sent[2] as MutationOp & { kind: "write" };
+    expect([w.offset, w.data.length, w.data[50_000 - 49_152]]).toEqual([49_152, 4096, 2]);
+    expect(sink.mode).toBe("replicating");
+    expect(tracker.dirtyBytes()).toBe(0);
+  });
+
+  it("hands a failed pass back and returns to alone", async () => {
+    writeFileSync(path.join(backing, "f"), "0123456789");
+    await change({ kind: "write", path: "f", offset: 0, data: Buffer.from("0123456789") }, () => undefined);
+    await change({ kind: "mkdir", path: "d/e", mode: 0o755, uid: 0, gid: 0 }, () => mkdirSync(path.join(backing, "d", "e")));
+    const before = tracker.dirtyBytes();
+    await expect(resync({ sink, tracker, backing, link: recordingLink(2) })).rejects.toBeInstanceOf(ReplicationLinkLost);
+    expect(sink.mode).toBe("alone");
+    expect(tracker.dirtyBytes()).toBe(before);
+    expect([...tracker.modified().namespace]).toEqual(["d/e"]);
+    // Changes go on being recorded, and a later resync completes.
+    await change({ kind: "unlink", path: "f" }, () => rmSync(path.join(backing, "f")));
+    const link = recordingLink();
+    await resync({ sink, tracker, backing, link });
+    expect(link.sent.map((o) => o.kind).sort()).toEqual(["absent", "entry"]);
+  });
+});
