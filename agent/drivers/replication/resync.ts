@@ -36,6 +36,8 @@ export interface ResyncLink {
 
 export interface ResyncProgress {
   pass: number;
+  /** Content bytes recorded as owed when each pass started, summed (for a progress bar / ETA). */
+  bytesPlanned: number;
   /** File content bytes sent. */
   bytesSent: number;
   entriesSent: number;
@@ -55,22 +57,47 @@ export interface ResyncOptions {
   /** Ops sent before waiting for acknowledgements. */
   window?: number;
   onProgress?: (p: ResyncProgress) => void;
+  /** Caps the content sent (bytes per second); unlimited when absent. */
+  maxBytesPerSec?: number;
+  /** Monotonic milliseconds and a sleep, injectable for tests (default: the real clock). */
+  clock?: { now(): number; sleep(ms: number): Promise<void> };
+}
+
+const realClock = { now: () => performance.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
+
+/** Holds the content sent under `maxBytesPerSec` on average since the start. */
+class Throttle {
+  private readonly start: number;
+  constructor(
+    private readonly maxBytesPerSec: number | undefined,
+    private readonly clock: { now(): number; sleep(ms: number): Promise<void> },
+  ) {
+    this.start = clock.now();
+  }
+  async after(totalBytes: number): Promise<void> {
+    if (!this.maxBytesPerSec) return;
+    const due = this.start + (totalBytes / this.maxBytesPerSec) * 1000;
+    const wait = due - this.clock.now();
+    if (wait > 0) await this.clock.sleep(wait);
+  }
 }
 
 export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
   const { sink, tracker, link } = options;
   const finalPassBytes = options.finalPassBytes ?? 8 * 1024 * 1024;
   const maxPasses = options.maxPasses ?? 10;
-  const progress: ResyncProgress = { pass: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
+  const progress: ResyncProgress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
   const sender = new WindowedSender(link, options.window ?? 32);
+  const throttle = new Throttle(options.maxBytesPerSec, options.clock ?? realClock);
   sink.setMode("resyncing", "secondary back: resynchronising");
   for (;;) {
     progress.pass++;
     const last = progress.pass >= maxPasses || tracker.dirtyBytes() <= finalPassBytes;
     if (last) await sink.pause();
+    progress.bytesPlanned += tracker.dirtyBytes();
     const dirty = tracker.takeDirty();
     try {
-      await sendPass(options.backing, dirty, sender, progress);
+      await sendPass(options.backing, dirty, sender, progress, throttle);
       await sender.drain();
     } catch (err) {
       tracker.passFailed();
@@ -118,7 +145,7 @@ class WindowedSender {
   }
 }
 
-async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedSender, progress: ResyncProgress): Promise<void> {
+async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {
   const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
   const whole = new Map<string, RangeSet>();
@@ -161,11 +188,11 @@ async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedS
   }
   for (const [rel, set] of whole) {
     if (gone.some((g) => under(rel, g))) continue;
-    await sendZones(abs(rel), rel, set, sender, progress);
+    await sendZones(abs(rel), rel, set, sender, progress, throttle);
   }
 }
 
-async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress): Promise<void> {
+async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {
   let fd: number;
   try {
     fd = await openFd(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
@@ -184,6 +211,7 @@ async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: Win
         const op: MutationOp = { kind: "write", path: rel, offset: off, data: data.subarray(0, bytesRead) };
         await sender.send(op);
         progress.bytesSent += bytesRead;
+        await throttle.after(progress.bytesSent);
       }
     }
   } finally {

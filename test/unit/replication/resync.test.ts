@@ -70,6 +70,19 @@ describe("failback resync", () => {
     expect(tracker.dirtyBytes()).toBe(0);
   });
 
+  it("keeps to the bandwidth cap", async () => {
+    writeFileSync(path.join(backing, "f"), Buffer.alloc(4 * 1024 * 1024));
+    await change({ kind: "write", path: "f", offset: 0, data: Buffer.alloc(4 * 1024 * 1024) }, () => undefined);
+    let now = 0;
+    const slept: number[] = [];
+    const clock = { now: () => now, sleep: async (ms: number) => void (slept.push(ms), (now += ms)) };
+    const progress = await resync({ sink, tracker, backing, link: recordingLink(), maxBytesPerSec: 1024 * 1024, clock });
+    expect(progress.bytesSent).toBe(4 * 1024 * 1024);
+    expect(progress.bytesPlanned).toBe(4 * 1024 * 1024);
+    expect(now).toBe(4000); // 4 MiB at 1 MiB/s, on the injected clock
+    expect(slept).toHaveLength(4);
+  });
+
   it("hands a failed pass back and returns to alone", async () => {
     writeFileSync(path.join(backing, "f"), "0123456789");
     await change({ kind: "write", path: "f", offset: 0, data: Buffer.from("0123456789") }, () => undefined);
