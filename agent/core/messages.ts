@@ -25,9 +25,9 @@ export type Heartbeat = {
   /** The latest `sent` stamp of the receiver that the sender heard, or null: renews the receiver's lease. */
   echo: Stamp | null;
   role: MirrorRole;
-  /** Highest epoch the sender knows or promised. */
+  /** Highest epoch the sender knows or promised (a writer asking for its next one promised it). */
   epoch: number;
-  /** The epoch whose data the sender fully holds (as writer or as in-sync secondary). */
+  /** The epoch whose data the sender fully holds; for a writer, the epoch it writes at. */
   dataEpoch: number;
   upToDate: boolean;
   /** The sender was the writer at dataEpoch (it is the last primary). */

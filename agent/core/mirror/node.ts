@@ -187,23 +187,28 @@ function extendLease(s: MirrorState, echo: Stamp | null): void {
   if (echo && echo.boot === s.persisted.boot && echo.tick <= s.now) s.leaseUntil = Math.max(s.leaseUntil, echo.tick + s.config.leaseTicks);
 }
 
-/** The writer sees its peer following it, at its epoch, as the incarnation it resynchronised. */
+/**
+ * The writer sees its peer following it, at its epoch, as the incarnation it resynchronised, and
+ * not bound by a vote for a newer epoch (a vote whose reply we lost: the peer then counts itself
+ * stale until we move to a new epoch).
+ */
 function peerInSyncNow(s: MirrorState): boolean {
   const hb = liveHb(s);
   return (
     !!hb &&
     s.peerInSync !== null &&
+    !(hb.epoch > s.persisted.dataEpoch && !hb.upToDate) &&
     hb.sent.boot === s.peerInSync &&
     hb.role === "SECOND" &&
     hb.following?.primary === s.config.node &&
-    hb.following.epoch === s.persisted.epoch
+    hb.following.epoch === s.persisted.dataEpoch
   );
 }
 
 /** The peer is in sync and knows it (its heartbeat says up to date at our epoch): it can take over. */
 function peerReadyToTakeOver(s: MirrorState): boolean {
   const hb = liveHb(s);
-  return peerInSyncNow(s) && !!hb && hb.upToDate && hb.dataEpoch === s.persisted.epoch;
+  return peerInSyncNow(s) && !!hb && hb.upToDate && hb.dataEpoch === s.persisted.dataEpoch;
 }
 
 // Election rank, compared field by field (higher wins): eligible, dataEpoch, wants primary,
@@ -354,6 +359,9 @@ function candidacyStillValid(s: MirrorState): boolean {
     if (!hb || !connected(s) || isWriterRole(hb.role)) return false;
     return isWriterRole(s.role) || compareRank(s, myRank(s), peerRank(s, hb)) > 0;
   }
+  // A writer only renews its own hold with a new epoch: the peer not hearing it is enough. Anyone
+  // else must have heard nothing from the peer for the whole timeout (its lease may still run).
+  if (isWriterRole(s.role)) return !connected(s);
   return peerGone(s) || !!s.config.unsafe?.promoteWithoutWitness;
 }
 
@@ -387,8 +395,8 @@ function evaluateWriter(s: MirrorState, fx: MirrorEffect[]): void {
     stepDown(s, fx, "WAIT", `lease expired: no answer from peer ${peer}${witness ? ` nor witness ${witness}` : ""} for ${ms(s, s.config.leaseTicks)}; writes blocked`);
     return;
   }
-  if (hb && isWriterRole(hb.role) && hb.epoch >= s.persisted.epoch) {
-    stepDown(s, fx, "WAIT", `peer ${peer} is ${hb.role} at epoch ${hb.epoch}, not older than ours (${s.persisted.epoch})`);
+  if (hb && isWriterRole(hb.role) && hb.dataEpoch >= s.persisted.dataEpoch) {
+    stepDown(s, fx, "WAIT", `peer ${peer} is ${hb.role} at epoch ${hb.dataEpoch}, not older than ours (${s.persisted.dataEpoch})`);
     return;
   }
   if (s.role === "PRIM") {
@@ -399,17 +407,17 @@ function evaluateWriter(s: MirrorState, fx: MirrorEffect[]): void {
     // The secondary left sync: acknowledging writes without it needs a new epoch first.
     if (!s.candidate) {
       if (connected(s)) startCandidacy(s, "peer");
-      else if (peerGone(s) && witness) startCandidacy(s, "witness");
+      else if (witness && (peerGone(s) || !peerHearsUs(s))) startCandidacy(s, "witness");
     }
     return;
   }
   // ALONE: resynchronise a peer that follows us.
-  const follows = !!hb && connected(s) && hb.role === "SECOND" && hb.following?.primary === s.config.node && hb.following.epoch === s.persisted.epoch;
+  const follows = !!hb && connected(s) && hb.role === "SECOND" && hb.following?.primary === s.config.node && hb.following.epoch === s.persisted.dataEpoch;
   if (follows && hb) {
     if (!s.resync || s.resync.peerBoot !== hb.sent.boot) {
       if (s.resync) fx.push({ type: "resync", action: "stop", role: "source", peer, epoch: s.resync.epoch });
-      s.resync = { peerBoot: hb.sent.boot, epoch: s.persisted.epoch, percent: 0 };
-      fx.push({ type: "resync", action: "start", role: "source", peer, epoch: s.persisted.epoch });
+      s.resync = { peerBoot: hb.sent.boot, epoch: s.persisted.dataEpoch, percent: 0 };
+      fx.push({ type: "resync", action: "start", role: "source", peer, epoch: s.persisted.dataEpoch });
     }
   } else if (s.resync && (!hb || !(hb.role === "SECOND" && hb.following?.primary === s.config.node))) {
     fx.push({ type: "resync", action: "stop", role: "source", peer, epoch: s.resync.epoch });
@@ -428,22 +436,21 @@ function evaluateSecond(s: MirrorState, fx: MirrorEffect[]): void {
   if (!f) return leaveSecond(s, fx, "WAIT", "no primary to follow");
   if (!hb) return leaveSecond(s, fx, "WAIT", `primary ${f.primary} lost: nothing heard for ${ms(s, s.config.heartbeatTimeoutTicks)}`);
   if (!isWriterRole(hb.role)) return leaveSecond(s, fx, "WAIT", `primary ${f.primary} stepped down (${hb.role})`);
-  if (hb.epoch > f.epoch) {
-    f.epoch = hb.epoch;
-    if (hb.epoch > s.persisted.epoch) s.persisted = { ...s.persisted, epoch: hb.epoch, votedFor: null };
-  }
+  // A writer's epoch is its dataEpoch (its `epoch` may already be promised to its next one).
+  if (hb.dataEpoch > f.epoch) f.epoch = hb.dataEpoch;
+  if (hb.dataEpoch > s.persisted.epoch) s.persisted = { ...s.persisted, epoch: hb.dataEpoch, votedFor: null };
   // In sync only once the writer says so: it is PRIM at our epoch and acknowledges writes with us;
   // never below an epoch we voted for the peer (that vote lets it write without us). Our own
   // unanswered candidacy does not count: nobody writes at it.
-  const votedAbove = s.persisted.votedFor !== s.config.node && hb.epoch < s.persisted.epoch;
-  if (hb.role === "PRIM" && hb.peerInSync === s.persisted.boot && hb.epoch === f.epoch && !votedAbove) {
+  const votedAbove = s.persisted.votedFor !== s.config.node && hb.dataEpoch < s.persisted.epoch;
+  if (hb.role === "PRIM" && hb.peerInSync === s.persisted.boot && hb.dataEpoch === f.epoch && !votedAbove) {
     const p = s.persisted;
-    if (!p.upToDate || p.dataEpoch !== hb.epoch || p.lastWriter) {
-      s.persisted = { ...p, dataEpoch: hb.epoch, upToDate: true, lastWriter: false };
-      s.reason = `in sync with primary ${f.primary} at epoch ${hb.epoch}`;
-      fx.push(log("info", `node ${s.config.node} is in sync with primary ${f.primary} at epoch ${hb.epoch}`));
+    if (!p.upToDate || p.dataEpoch !== hb.dataEpoch || p.lastWriter) {
+      s.persisted = { ...p, dataEpoch: hb.dataEpoch, upToDate: true, lastWriter: false };
+      s.reason = `in sync with primary ${f.primary} at epoch ${hb.dataEpoch}`;
+      fx.push(log("info", `node ${s.config.node} is in sync with primary ${f.primary} at epoch ${hb.dataEpoch}`));
     }
-  } else if (!(s.persisted.upToDate && s.persisted.dataEpoch === hb.epoch)) {
+  } else if (!(s.persisted.upToDate && s.persisted.dataEpoch === hb.dataEpoch)) {
     s.reason = `resynchronising from ${f.primary}: ${hb.resyncPercent ?? 0}%`;
   }
 }
@@ -460,12 +467,12 @@ function evaluateWait(s: MirrorState, fx: MirrorEffect[]): void {
     if (!connected(s)) return wait(s, `peer ${peer} is ${hb.role} but does not hear us yet`);
     // Follow the writer: we are no longer up to date until it says we are in sync.
     s.persisted = { ...s.persisted, epoch: Math.max(s.persisted.epoch, hb.epoch), votedFor: hb.epoch > s.persisted.epoch ? null : s.persisted.votedFor, upToDate: false, lastWriter: false };
-    s.following = { primary: peer, epoch: hb.epoch };
+    s.following = { primary: peer, epoch: hb.dataEpoch };
     s.wantsPrimary = true;
     s.force = false;
     s.candidate = null;
-    fx.push({ type: "resync", action: "start", role: "target", peer, epoch: hb.epoch }, { type: "script", name: "start_second" });
-    transition(s, fx, "SECOND", `following primary ${peer} at epoch ${hb.epoch}; resynchronising`);
+    fx.push({ type: "resync", action: "start", role: "target", peer, epoch: hb.dataEpoch }, { type: "script", name: "start_second" });
+    transition(s, fx, "SECOND", `following primary ${peer} at epoch ${hb.dataEpoch}; resynchronising`);
     return;
   }
   if (s.force && hb && connected(s) && hb.upToDate && hb.role !== "STOP") {
@@ -529,7 +536,7 @@ function sendPeriodic(s: MirrorState, fx: MirrorEffect[]): void {
   }
   if (isWriterRole(s.role) && c.witness && s.now - s.lastRenewSent >= c.heartbeatIntervalTicks) {
     s.lastRenewSent = s.now;
-    fx.push({ type: "send", to: c.witness, message: { kind: "renew", from: c.node, sent: stampNow(s), epoch: s.persisted.epoch } });
+    fx.push({ type: "send", to: c.witness, message: { kind: "renew", from: c.node, sent: stampNow(s), epoch: s.persisted.dataEpoch } });
   }
 }
 
@@ -557,7 +564,8 @@ function onMessage(s: MirrorState, fx: MirrorEffect[], network: string, m: Messa
       if (!isWriterRole(s.role)) return;
       if (m.ok) extendLease(s, m.echo);
       // A refusal of an older epoch's renewal (we moved on since) is no news.
-      else if (m.epoch > s.persisted.epoch || (m.epoch === s.persisted.epoch && m.holder !== s.config.node)) stepDown(s, fx, "WAIT", `witness ${witness} refused our lease: ${m.reason}`);
+      // (The witness may already hold our next epoch for us: a vote in flight.)
+      else if (m.holder !== s.config.node && m.epoch >= s.persisted.dataEpoch) stepDown(s, fx, "WAIT", `witness ${witness} refused our lease: ${m.reason}`);
     }
   }
 }
@@ -597,7 +605,7 @@ function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "pee
       c.refusal = `the vote for epoch ${c.epoch} arrived after its lease ended; asking again`;
       return;
     }
-    const who = via === "peer" ? `${s.config.peer} voted` : `peer ${s.config.peer} lost, witness ${s.config.witness ?? ""} granted`;
+    const who = via === "peer" ? `${s.config.peer} voted` : `peer ${s.config.peer} ${peerGone(s) ? "lost" : "does not hear us"}, witness ${s.config.witness ?? ""} granted`;
     const why = s.role === "PRIM" ? `peer ${s.config.peer} not in sync, ${who}` : c.force ? `primforce, ${who}` : who;
     // A forced vote skipped the voter's freshness check: what the voter knew newer may be lost.
     becomeWriter(s, fx, c.epoch, r.echo, why, c.force);
@@ -622,7 +630,7 @@ function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "pee
 
 function onResyncDone(s: MirrorState, fx: MirrorEffect[], peer: string, epoch: number): void {
   const hb = liveHb(s);
-  if (s.role !== "ALONE" || !s.resync || peer !== s.config.peer || epoch !== s.persisted.epoch || epoch !== s.resync.epoch) return;
+  if (s.role !== "ALONE" || !s.resync || peer !== s.config.peer || epoch !== s.persisted.dataEpoch || epoch !== s.resync.epoch) return;
   if (!hb || hb.sent.boot !== s.resync.peerBoot) return;
   s.peerInSync = s.resync.peerBoot;
   s.resync = null;
@@ -691,7 +699,7 @@ function onAdmin(s: MirrorState, fx: MirrorEffect[], command: AdminCommand, requ
       return answer(true, "will become primary when the peer or the witness votes for it");
     case "primforce": {
       if (isWriterRole(s.role)) return answer(false, `already ${s.role}`);
-      if (hb && isWriterRole(hb.role)) return answer(false, `${peer} is ${hb.role} at epoch ${hb.epoch}: use swap or prim; primforce would discard its writes`);
+      if (hb && isWriterRole(hb.role)) return answer(false, `${peer} is ${hb.role} at epoch ${hb.dataEpoch}: use swap or prim; primforce would discard its writes`);
       if (hb && connected(s) && hb.upToDate && hb.role !== "STOP") return answer(false, `${peer} is up to date and reachable: it becomes primary by itself; primforce would discard its data`);
       if (s.role === "STOP") transition(s, fx, "WAIT", "primforce by admin");
       if (s.role === "SECOND") leaveSecond(s, fx, "WAIT", "primforce by admin");

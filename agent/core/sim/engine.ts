@@ -450,7 +450,7 @@ export class Sim {
 
   private streamOk(w: MirrorNode): MirrorNode | null {
     const s = this.streams.get(w.name);
-    if (!s || s.inc !== w.inc || s.epoch !== w.state?.persisted.epoch) return null;
+    if (!s || s.inc !== w.inc || s.epoch !== w.state?.persisted.dataEpoch) return null;
     const t = this.nodes.get(s.target);
     if (!t || t.kind !== "mirror" || !t.up || t.inc !== s.targetInc || !this.net.connected(w.name, t.name)) return null;
     return t;
