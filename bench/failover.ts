@@ -114,23 +114,36 @@ async function mirrorRun(lab: string, url: string, n: number): Promise<MirrorRun
 interface KeepalivedPair {
   nodes: Record<string, KeepalivedNode>;
   vip: string;
-  workDir: string;
 }
 
 function startKeepalived(lab: string, pair: KeepalivedPair, host: string): void {
   const [a, b] = ["host3", "host4"];
   const peer = host === a ? b : a;
-  pair.nodes[host] = startKeepalivedNode(lab, pair.workDir, { host, peer: peer ?? "", vip: pair.vip, priority: host === a ? 150 : 100, port: KEEPALIVED_PORT });
+  pair.nodes[host] = startKeepalivedNode(lab, { host, peer: peer ?? "", vip: pair.vip, priority: host === a ? 150 : 100, port: KEEPALIVED_PORT });
 }
 
-async function vipHolder(lab: string, vip: string): Promise<string | undefined> {
+async function vipHolders(lab: string, vip: string): Promise<string[]> {
   const holders: string[] = [];
   for (const h of ["host3", "host4"]) if ((await hostRun(lab, h, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"])).includes(` ${vip}/`)) holders.push(h);
-  return holders.length === 1 ? holders[0] : undefined;
+  return holders;
+}
+
+/** The one keepalived node holding the VIP; an error with both nodes' last lines otherwise. */
+async function vipHolder(lab: string, pair: KeepalivedPair): Promise<string> {
+  let holders: string[] = [];
+  try {
+    return await poll("one keepalived node holding the VIP", 20_000, async () => {
+      holders = await vipHolders(lab, pair.vip);
+      return holders.length === 1 ? holders[0] : undefined;
+    }, 200);
+  } catch (err) {
+    const tails = Object.values(pair.nodes).map((n) => `${n.host}:\n  ${n.tail.join("\n  ")}`);
+    throw new Error(`${String(err)}; holders: ${holders.join(", ") || "none"}\n${tails.join("\n")}`);
+  }
 }
 
 async function keepalivedRun(lab: string, pair: KeepalivedPair, n: number): Promise<{ failoverMs: number; detectMs: number }> {
-  const victim = await poll("one keepalived node holding the VIP", 20_000, () => vipHolder(lab, pair.vip), 200);
+  const victim = await vipHolder(lab, pair);
   const survivor = victim === "host3" ? "host4" : "host3";
   const probe = new Probe(lab, `http://${pair.vip}:${KEEPALIVED_PORT}/`);
   try {
@@ -170,12 +183,12 @@ async function idle(lab: string, seconds: number): Promise<{ prim: IdleSample; s
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const result = await withMirrorLab("bf", 4, async (lab, workDir) => {
+  const result = await withMirrorLab("bf", 4, async (lab) => {
     const st = labState(lab);
     const url = st.mirror?.app?.url;
     if (!url) throw new Error("the lab's mirror has no app URL");
     await waitMirrorStates(lab, { host1: "PRIM", host2: "SECOND" }, 30_000);
-    const pair: KeepalivedPair = { nodes: {}, vip: `${labAddresses(st.subnet).prefix}.33`, workDir };
+    const pair: KeepalivedPair = { nodes: {}, vip: `${labAddresses(st.subnet).prefix}.33` };
     startKeepalived(lab, pair, "host3");
     startKeepalived(lab, pair, "host4");
 

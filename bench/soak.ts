@@ -10,13 +10,16 @@
 //   in equal-length phases of each given percentage (default 5 then 20).
 // Both agents' /status is polled every second; every state transition after the start (from the
 // `transitions` list, deduplicated) is counted, and an agent restart (new pid) counts as a flap too.
+// To tell a lost heartbeat from a stalled agent, a small process on host1 and host2 measures how
+// late its own 10 ms timer fires (event-loop lag of a Node process beside the agent, same
+// scheduling): the maximum per second, reported per phase and for the 3 s before each transition.
 // transitions: every transition of either agent; flaps: transitions that took a node out of PRIM or
 // SECOND, plus restarts. Both should be 0. JSON on the last line; progress on stderr.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { layout } from "../components/onprem/deployer/layout";
 import { hostDir } from "../agent/lab/state";
-import { agentPid, hostRun, hostSpawn, killChild, mirrorStatus, waitMirrorStates, withMirrorLab } from "./support/lab";
+import { agentPid, hostRun, hostSpawn, killChild, mirrorStatus, onLines, waitMirrorStates, withMirrorLab } from "./support/lab";
 import { progress } from "./support/stats";
 
 interface Options {
@@ -56,6 +59,19 @@ function parseArgs(argv: string[]): Options {
 const NODES = ["host1", "host2"] as const;
 const BUSY_HOST = "host2";
 const TABLE = "mfbench_loss";
+
+/** Prints "WALL_MS MAX_LAG_MS" every second: the longest gap between 10 ms timer callbacks. */
+const LAG = `
+const { performance } = require("perf_hooks");
+const end = Date.now() + Number(process.argv[1]);
+let last = performance.now(), worst = 0;
+setInterval(() => { const n = performance.now(); worst = Math.max(worst, n - last - 10); last = n; }, 10);
+setInterval(() => {
+  process.stdout.write(Date.now() + " " + Math.round(worst) + "\\n");
+  worst = 0;
+  if (Date.now() > end) process.exit(0);
+}, 1000);
+`;
 
 /** The heartbeat port from the node's deployed config (the host's private /etc/mirrorfarm). */
 function heartbeatPort(lab: string, node: string): number {
@@ -112,8 +128,19 @@ async function main(): Promise<void> {
     const busy = Array.from({ length: o.busy }, () =>
       hostSpawn(lab, BUSY_HOST, ["node", "-e", `const end = Date.now() + ${durationMs + 30_000}; while (Date.now() < end) {}`]),
     );
+    const lag: Record<string, Array<[number, number]>> = {};
+    const lagProcs = NODES.map((h) => {
+      const p = hostSpawn(lab, h, ["node", "-e", LAG, String(durationMs + 30_000)]);
+      lag[h] = [];
+      onLines(p, (line) => {
+        const m = /^([0-9]+) ([0-9]+)$/.exec(line);
+        if (m) lag[h]?.push([Number(m[1]), Number(m[2])]);
+      });
+      return p;
+    });
+    const maxLag = (h: string, from: number, to: number): number => Math.max(0, ...(lag[h] ?? []).filter(([t]) => t >= from && t <= to).map(([, l]) => l));
     progress(`soak in lab ${lab}: ${o.minutes} min, ${o.busy} busy loops on ${BUSY_HOST}, heartbeat loss phases ${o.loss.join("%, ")}% on udp/${port}`);
-    const dropped: Array<{ lossPct: number; received: number; dropped: number; measuredPct: number }> = [];
+    const dropped: Array<{ lossPct: number; received: number; dropped: number; measuredPct: number; maxLagMs: Record<string, number>; secondsLaggingOver1s: Record<string, number> }> = [];
     try {
       const phaseMs = durationMs / o.loss.length;
       for (const [i, pct] of o.loss.entries()) {
@@ -156,15 +183,25 @@ async function main(): Promise<void> {
         const counts = await Promise.all(NODES.map((h) => lossCounters(lab, h)));
         const received = counts.reduce((s, c) => s + c[0], 0);
         const drops = counts.reduce((s, c) => s + c[1], 0);
-        dropped.push({ lossPct: pct, received, dropped: drops, measuredPct: received > 0 ? Number(((drops / received) * 100).toFixed(1)) : 0 });
+        const phaseStart = start + phaseMs * i;
+        dropped.push({
+          lossPct: pct,
+          received,
+          dropped: drops,
+          measuredPct: received > 0 ? Number(((drops / received) * 100).toFixed(1)) : 0,
+          maxLagMs: Object.fromEntries(NODES.map((h) => [h, maxLag(h, phaseStart, phaseEnd)])),
+          secondsLaggingOver1s: Object.fromEntries(NODES.map((h) => [h, (lag[h] ?? []).filter(([t, l]) => t >= phaseStart && t <= phaseEnd && l > 1_000).length])),
+        });
         progress(`phase ${i + 1} done: ${drops} of ${received} heartbeats dropped; transitions so far ${seen.size}`);
       }
     } finally {
-      for (const b of busy) killChild(b);
+      for (const p of [...busy, ...lagProcs]) killChild(p);
     }
     for (const h of NODES) await setLoss(lab, h, port, 0);
     const final = Object.fromEntries(await Promise.all(NODES.map(async (n) => [n, (await mirrorStatus(lab, n))?.state ?? "unknown"] as const)));
-    const transitions = [...seen.values()].sort((a, b) => a.at.localeCompare(b.at));
+    const transitions = [...seen.values()]
+      .sort((a, b) => a.at.localeCompare(b.at))
+      .map((t) => ({ ...t, maxLagMsBefore: maxLag(t.node, Date.parse(t.at) - 3_000, Date.parse(t.at) + 1_000) }));
     return {
       minutes: o.minutes,
       lossPct: o.loss,

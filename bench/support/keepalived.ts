@@ -5,6 +5,8 @@
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { PRIVATE_PATHS } from "../../agent/lab/host";
+import { hostDir } from "../../agent/lab/state";
 import { hostAddress, hostSpawn, killChild, onLines } from "./lab";
 
 export const KEEPALIVED = "/usr/sbin/keepalived";
@@ -50,20 +52,26 @@ export interface KeepalivedNode {
   /** Wall-clock times at which keepalived printed "Entering MASTER STATE" / "Entering BACKUP STATE". */
   masterAt: number[];
   backupAt: number[];
+  /** keepalived's last console lines, for error messages. */
+  tail: string[];
   procs: ChildProcess[];
 }
 
-/** Starts keepalived and the HTTP server inside `host`. Config files go under workDir (shared /tmp). */
-export function startKeepalivedNode(lab: string, workDir: string, o: { host: string; peer: string; vip: string; priority: number; port: number }): KeepalivedNode {
-  const conf = path.join(workDir, `keepalived-${o.host}.conf`);
-  fs.writeFileSync(conf, keepalivedConfig({ host: o.host, self: hostAddress(lab, o.host), peer: hostAddress(lab, o.peer), vip: o.vip, priority: o.priority }));
-  const node: KeepalivedNode = { host: o.host, masterAt: [], backupAt: [], procs: [] };
+/** Starts keepalived and the HTTP server inside `host`; the config goes to the host's private /tmp. */
+export function startKeepalivedNode(lab: string, o: { host: string; peer: string; vip: string; priority: number; port: number }): KeepalivedNode {
+  const tmp = PRIVATE_PATHS.find(([, target]) => target === "/tmp")?.[0];
+  if (!tmp) throw new Error("lab hosts have no private /tmp");
+  const conf = "/tmp/mfbench-keepalived.conf";
+  fs.writeFileSync(path.join(hostDir(lab, o.host), tmp, path.basename(conf)), keepalivedConfig({ host: o.host, self: hostAddress(lab, o.host), peer: hostAddress(lab, o.peer), vip: o.vip, priority: o.priority }));
+  const node: KeepalivedNode = { host: o.host, masterAt: [], backupAt: [], tail: [], procs: [] };
   // -n: stay in the foreground, -l: log to the console (we timestamp lines as they arrive), pid
   // files in the host's private /run.
   const ka = hostSpawn(lab, o.host, [KEEPALIVED, "-n", "-l", "-f", conf, "-p", "/run/mfbench-keepalived.pid", "-r", "/run/mfbench-keepalived-vrrp.pid"]);
   onLines(ka, (line, at) => {
     if (line.includes("Entering MASTER STATE")) node.masterAt.push(at);
     if (line.includes("Entering BACKUP STATE")) node.backupAt.push(at);
+    node.tail.push(line);
+    if (node.tail.length > 15) node.tail.shift();
   });
   const server = hostSpawn(lab, o.host, ["node", "-e", SERVER, o.host, String(o.port)]);
   node.procs.push(ka, server);

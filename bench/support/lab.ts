@@ -6,7 +6,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { layout } from "../../components/onprem/deployer/layout";
 import { agentStatus, deployClusters } from "../../agent/lab/clusters";
-import { down, execArgv, upHosts } from "../../agent/lab/lab";
+import { hostPids } from "../../agent/lab/host";
+import { down, execArgv, kill, upHosts } from "../../agent/lab/lab";
 import { hostDir, requireState, type LabState } from "../../agent/lab/state";
 import { run } from "../../agent/lab/sys";
 import { buildAgentBundle } from "../../test/unit/runtime/fixtures/bundle";
@@ -187,4 +188,30 @@ export function agentLog(lab: string, host: string, node: string): AgentLogEvent
     }
   }
   return out;
+}
+
+/**
+ * A host crash that is atomic for the processes on it: every process of the host is stopped
+ * (SIGSTOP) before `lab kill` sends SIGKILL one by one. Without this, a process whose parent dies
+ * first may handle the signal its parent's death sends it (keepalived's VRRP child gets SIGTERM
+ * and announces priority 0, a graceful handover) before its own SIGKILL arrives: not a crash.
+ */
+export async function crashHost(lab: string, host: string): Promise<void> {
+  const netns = labState(lab).hosts[host]?.netns;
+  if (!netns) throw new Error(`lab ${lab} has no host ${host}`);
+  const stopped = new Set<number>();
+  // New processes may fork while we stop the others: repeat until a pass finds none (bounded).
+  for (let pass = 0; pass < 20; pass++) {
+    const fresh = hostPids(netns).filter((p) => !stopped.has(p));
+    if (fresh.length === 0) break;
+    for (const pid of fresh) {
+      try {
+        process.kill(pid, "SIGSTOP");
+      } catch {
+        // exited meanwhile
+      }
+      stopped.add(pid);
+    }
+  }
+  await kill(lab, host);
 }
