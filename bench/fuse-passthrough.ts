@@ -1,10 +1,14 @@
 // Benchmark: our FUSE passthrough, and the same mount replicated over a loopback TCP replication
 // link to a second directory, against the local disk they sit on, measured in the same run.
 //   npx tsx bench/fuse-passthrough.ts [--seq-mib 256] [--fsyncs 500] [--creates 1000] [--rounds 3]
+//                                     [--resync-data-mib 256] [--resync-modified-mib 16]
 // Prints JSON (last line): sequential write MB/s (1 MiB blocks, fsync at end), 4 KiB write+fsync
 // latency p50/p99 (us), small-file creates/s; for each target the median of the rounds, and
 // ratios (passthrough vs local disk, replicated vs passthrough). The FUSE server runs in its own
 // process, as in production; "replicated" shares one disk and one machine between both sides.
+// Then failback: with a data file replicated, the link is cut, the primary goes alone, random
+// 8 KiB pages are rewritten (as PostgreSQL does), and the resync's bytes sent are compared with
+// the bytes modified.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -21,6 +25,8 @@ const SEQ_MIB = opt("seq-mib", 256);
 const FSYNCS = opt("fsyncs", 500);
 const CREATES = opt("creates", 1000);
 const ROUNDS = opt("rounds", 3);
+const RESYNC_DATA_MIB = opt("resync-data-mib", 256);
+const RESYNC_MODIFIED_MIB = opt("resync-modified-mib", 16);
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
@@ -68,6 +74,41 @@ function measure(dir: string) {
   return { seqWriteMBps: seqWriteMBps(dir), fsync4k: fsyncLatencyUs(dir), createsPerSec: createsPerSec(dir) };
 }
 
+/** Rewrites random 8 KiB pages of `file` (seeded, repeatable); returns the distinct bytes modified. */
+function rewritePages(file: string, fileBytes: number, bytes: number): number {
+  const page = 8192;
+  const pages = new Set<number>();
+  let seed = 0x5eed;
+  const fd = fs.openSync(file, "r+");
+  const data = Buffer.alloc(page, 0xab);
+  for (let i = 0; i < bytes / page; i++) {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    const p = Math.floor((seed / 2 ** 31) * (fileBytes / page));
+    pages.add(p);
+    fs.writeSync(fd, data, 0, page, p * page);
+  }
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  return pages.size * page;
+}
+
+async function measureResync(server: Awaited<ReturnType<typeof startPassthroughServer>>, mnt: string) {
+  const file = path.join(mnt, "resync-data");
+  const block = Buffer.alloc(1024 * 1024, 0x11);
+  const fd = fs.openSync(file, "w");
+  for (let i = 0; i < RESYNC_DATA_MIB; i++) fs.writeSync(fd, block, 0, block.length, i * block.length);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  await server.command("cut");
+  await server.command("alone");
+  const modified = rewritePages(file, RESYNC_DATA_MIB * 2 ** 20, RESYNC_MODIFIED_MIB * 2 ** 20);
+  const t0 = nowUs();
+  await server.command("resync");
+  const seconds = (nowUs() - t0) / 1e6;
+  const sent = (await server.stats()).replica?.resync?.bytesSent ?? 0;
+  return { dataMiB: RESYNC_DATA_MIB, modifiedBytes: modified, bytesSent: sent, sentOverModified: Math.round((sent / modified) * 1000) / 1000, seconds: Math.round(seconds * 100) / 100 };
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
@@ -82,12 +123,14 @@ async function main(): Promise<void> {
   const rounds: { local: M; fuse: M; repl: M }[] = [];
   /** Resident memory of each server process after each round (the primary and, for "replicated", the in-process secondary too). */
   const rssMiB = { passthrough: 0, replicated: 0 };
+  let failback: Awaited<ReturnType<typeof measureResync>> | null = null;
   try {
     for (let r = 0; r < ROUNDS; r++) {
       rounds.push({ local: measure(local), fuse: measure(mnt), repl: measure(rmnt) });
       rssMiB.passthrough = Math.max(rssMiB.passthrough, (await plain.stats()).rssBytes / 2 ** 20);
       rssMiB.replicated = Math.max(rssMiB.replicated, (await replicated.stats()).rssBytes / 2 ** 20);
     }
+    failback = await measureResync(replicated, rmnt);
   } finally {
     await plain.stop();
     await replicated.stop();
@@ -112,6 +155,7 @@ async function main(): Promise<void> {
     fsync4kP99Us: withRatio(pick((m) => m.fsync4k.p99), false),
     createsPerSec: withRatio(pick((m) => m.createsPerSec), true),
     serverRssMiB: { passthrough: Math.round(rssMiB.passthrough), replicated: Math.round(rssMiB.replicated) },
+    failbackResync: failback,
     note: "ratios: 1 = as fast; for latencies the ratio is baseline/measured",
   };
   console.log(JSON.stringify(result));
