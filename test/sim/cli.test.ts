@@ -19,7 +19,7 @@ describe("mirrorfarm sim", () => {
     expect(Object.keys(last)).toEqual(["runs", "violations", "failedSeeds", "maxRecoveryMs"]);
     expect(last).toMatchObject({ runs: 4, violations: 0, failedSeeds: [] });
     expect(last.maxRecoveryMs).toBeTypeOf("number");
-  });
+  }, 60_000);
 
   it("--scenario FILE: a failing expectation exits 1 and prints the line and the trace before it", () => {
     const f = join(dir, "bad.scenario");
@@ -30,11 +30,11 @@ describe("mirrorfarm sim", () => {
     expect(r.stdout).toMatch(/node a became PRIM at epoch 1/);
     const j = sim("--scenario", f, "--json");
     expect(JSON.parse(j.stdout.trim().split("\n").at(-1) ?? "")).toMatchObject({ ok: false, failure: { line: 4 } });
-  });
+  }, 60_000);
 
   it("refuses bad arguments, naming each and the usage", () => {
     const r = sim("--seeds", "zero", "--frob");
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/MF_SIM_USAGE: --seeds needs an integer >= 1, got "zero"; unknown option "--frob"/);
-  });
+  }, 60_000);
 });
