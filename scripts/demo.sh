@@ -66,7 +66,8 @@ wait_state() {
   echo "host $host did not reach $want within 60 s" >&2; return 1
 }
 
-step "waiting for host1 PRIM / host2 SECOND: $(wait_state host2 SECOND) ms"
+wait_state host2 SECOND >/dev/null
+step "cluster settled: host1 PRIM, host2 SECOND (in sync)"
 step "the app answers: $(curl -s -m 2 "$URL")"
 mf lab status --name "$LAB"
 
@@ -118,5 +119,6 @@ FARM_BACK=$(wait_farm back "$FARM_BACK_AT")
 step "host4 restarted and took back its share after $FARM_BACK ms: $(farm_spread)"
 
 echo
+echo "(times run from the moment the lab command was started, so they include its ~0.5 s start-up)"
 echo "summary: mirror failover (kill -> VIP answers from the new host) ${FAILOVER} ms; swap ${SWAP} ms;"
 echo "         farm failover (kill -> every client served) ${FARM_FAILOVER} ms; farm rejoin ${FARM_BACK} ms"
