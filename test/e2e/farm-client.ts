@@ -13,7 +13,14 @@ export type LoadSpec = { mode: "load"; urls: string[]; sources: string[]; concur
 export type WatchSpec = { mode: "watch"; url: string; sources: string[]; avoid: string; timeoutMs: number; durationMs: number };
 
 export type ProbeResult = { served: Record<string, string[]> };
-export type LoadResult = { ok: number; errors: number; firstError: string | null; durationMs: number };
+export type LoadResult = {
+  ok: number;
+  errors: number;
+  firstError: string | null;
+  durationMs: number;
+  /** Per url: answered requests and their mean time from request to end of response. */
+  perUrl: Record<string, { ok: number; meanMs: number }>;
+};
 /** Epoch ms at which each source was first answered by a node other than `avoid` (null: never within the run). */
 export type WatchResult = { startedAt: number; servedAt: Record<string, number | null> };
 
@@ -56,14 +63,17 @@ async function pool(n, next) { await Promise.all(Array.from({ length: n }, async
   } else {
     const t0 = Date.now(), end = t0 + spec.durationMs;
     let ok = 0, errors = 0, firstError = null, i = 0;
+    const perUrl = Object.fromEntries(spec.urls.map((u) => [u, { ok: 0, totalMs: 0 }]));
     await pool(spec.concurrency, async () => {
       if (Date.now() >= end) return false;
       const n = i++;
-      const r = await get(spec.sources[n % spec.sources.length], spec.urls[n % spec.urls.length]);
-      if (r.startsWith("error") || r.startsWith("status")) { errors++; firstError = firstError || r; } else ok++;
+      const url = spec.urls[n % spec.urls.length], t = Date.now();
+      const r = await get(spec.sources[n % spec.sources.length], url);
+      if (r.startsWith("error") || r.startsWith("status")) { errors++; firstError = firstError || r; } else { ok++; perUrl[url].ok++; perUrl[url].totalMs += Date.now() - t; }
       return true;
     });
-    console.log(JSON.stringify({ ok, errors, firstError, durationMs: Date.now() - t0 }));
+    const per = Object.fromEntries(Object.entries(perUrl).map(([u, x]) => [u, { ok: x.ok, meanMs: x.ok ? x.totalMs / x.ok : null }]));
+    console.log(JSON.stringify({ ok, errors, firstError, durationMs: Date.now() - t0, perUrl: per }));
   }
 })();
 `;
