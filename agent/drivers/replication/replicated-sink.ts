@@ -17,8 +17,8 @@
 //
 // - readonly (SECOND, WAIT, STOP): every change is refused with EROFS.
 // - replicating (PRIM): a write's extent is in the zone tracker's activity log (durable, so a
-//   crash leaves "in doubt" zones), then it is applied, sent, and acknowledged when the secondary
-//   has it.
+//   crash leaves "in doubt" zones), then it is sent and applied here at the same time, and
+//   acknowledged when both are done. Other changes are applied here first, then sent.
 // - alone (ALONE): a change is recorded as modified zones, durably before the acknowledgement.
 // - resyncing (ALONE, secondary catching up): as alone; the resync takes what is recorded pass
 //   after pass, and for the last one pauses changes (pause()) until it switches to replicating.
@@ -44,6 +44,8 @@ export class ReplicatedDirSink implements MutationSink {
   private current: ReplicatedMode = "readonly";
   private link: MutationSink | null = null;
   private waiters: (() => void)[] = [];
+  /** Writes already sent at admit (while being applied here), with the link they went on. */
+  private readonly early = new WeakMap<MutationOp, { link: MutationSink; acked: Promise<void> }>();
   /** Changes admitted and not yet committed or abandoned. */
   private inFlight = 0;
   private paused = false;
@@ -88,7 +90,16 @@ export class ReplicatedDirSink implements MutationSink {
   }
 
   abandon(op: MutationOp): void {
-    this.tracker.replicated(op); // nothing changed: its extents are not in flight any more
+    const early = this.early.get(op);
+    this.early.delete(op);
+    if (early) {
+      // Sent, maybe applied there, but failed here: the two sides may differ on that range. Record
+      // it and drop the link: the resync after reconnection sends this node's content.
+      void this.tracker.commit(op);
+      (early.link as MutationSink & { close?: (reason: string) => void }).close?.(`${op.kind} failed on the primary after it was sent`);
+    } else {
+      this.tracker.replicated(op); // nothing changed: its extents are not in flight any more
+    }
     this.done();
   }
 
@@ -116,6 +127,13 @@ export class ReplicatedDirSink implements MutationSink {
       if (!link) return;
       try {
         await link.admit(op, signal);
+        // A write goes out now, in parallel with its local apply (the kernel never has two
+        // writes in flight for one file, so the order on the stream is the order applied).
+        if (op.kind === "write") {
+          const acked = link.commit(op, signal);
+          acked.catch(() => undefined); // handled in commit()
+          this.early.set(op, { link, acked });
+        }
         return;
       } catch (err) {
         this.done();
@@ -141,11 +159,13 @@ export class ReplicatedDirSink implements MutationSink {
   }
 
   private async commitOp(op: MutationOp, signal: AbortSignal): Promise<void> {
+    const early = this.early.get(op);
+    this.early.delete(op);
     if (this.current === "alone" || this.current === "resyncing") return this.tracker.commit(op);
-    const link = this.link;
-    if (this.current !== "replicating" || !link) return this.holdApplied(op);
+    const link = early?.link ?? this.link;
+    if (!link || (!early && this.current !== "replicating")) return this.holdApplied(op);
     try {
-      await link.commit(op, signal);
+      await (early ? early.acked : link.commit(op, signal));
       this.tracker.replicated(op);
     } catch (err) {
       if (!(err instanceof ReplicationLinkLost)) throw err;

@@ -124,7 +124,7 @@ describe("replicated directory sink", () => {
   it("fails held writes when the node steps down instead", async () => {
     const link = fakeLink();
     sink.setMode("replicating", "became PRIM", link);
-    const op = write(0);
+    const op: MutationOp = { kind: "mkdir", path: "d", mode: 0o755, uid: 0, gid: 0 }; // sent after its local apply
     await sink.admit(op, signal);
     link.failNext = "stream closed"; // lost while the op was being applied here
     const applied = sink.commit(op, signal);
@@ -133,7 +133,19 @@ describe("replicated directory sink", () => {
     sink.setMode("readonly", "lost quorum");
     await expect(applied).rejects.toMatchObject({ errno: E.EIO });
     await expect(later).rejects.toMatchObject({ errno: E.EROFS });
-    expect(tracker.modified().files.get("f")?.list()).toEqual([[0, 4096]]);
+    expect([...tracker.modified().namespace]).toEqual(["d"]);
+  });
+
+  it("sends a write while it is applied here, and drops the link if it then fails here", async () => {
+    const link = Object.assign(fakeLink(), { closed: "" });
+    (link as unknown as { close: (r: string) => void }).close = (r: string) => (link.closed = r);
+    sink.setMode("replicating", "became PRIM", link);
+    const op = write(0);
+    await sink.admit(op, signal);
+    expect(link.sent).toEqual([op]); // already on its way
+    sink.abandon(op); // the local write failed
+    expect(link.closed).toMatch(/failed on the primary after it was sent/);
+    await until(() => tracker.modified().files.has("f"));
   });
 
   it("refuses illegal transitions, naming both modes", () => {
