@@ -2,6 +2,9 @@
 // exactly as `lab up --farm 3 --app nginx` does, measured from the lab's client host.
 // - distribution: which node serves each of 200 client source addresses (srcip affinity, equal
 //   powers); imbalance = max/mean clients per node;
+//   The figure depends on the 200 addresses (the lab's subnet differs per lab name), so the same
+//   hash (the driver's jhash, as nft computes it) over a fresh 86/85/85 map also gives it for the
+//   client addresses of every lab subnet;
 // - requests/s (a new connection per request, closed loop, fixed concurrency) through the farm VIP
 //   (3 nodes, filter), vs the same 3 nginx addressed directly in turn (no VIP, no filter match: the
 //   filter's overhead), vs one nginx addressed directly (what a single node gives). Variants run in
@@ -17,6 +20,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { assignBuckets, BUCKETS } from "../agent/core/farm";
+import { bucketOfSource } from "../agent/drivers/farm-filter/jhash";
 import { deployClusters } from "../agent/lab/clusters";
 import { down, upHosts } from "../agent/lab/lab";
 import { hostDir } from "../agent/lab/state";
@@ -63,9 +68,34 @@ async function withFarmLab<T>(fn: (lab: string) => Promise<T>): Promise<T> {
   }
 }
 
-function heartbeatTimeoutMs(lab: string, host: string): number {
-  const cfg = JSON.parse(fs.readFileSync(path.join(hostDir(lab, host), "etc-mirrorfarm", `${host}.json`), "utf8")) as { timing: { heartbeatTimeoutMs: number } };
-  return cfg.timing.heartbeatTimeoutMs;
+function nodeConfig(lab: string, host: string): { timing: { heartbeatTimeoutMs: number }; farm: { seed: number } } {
+  return JSON.parse(fs.readFileSync(path.join(hostDir(lab, host), "etc-mirrorfarm", `${host}.json`), "utf8")) as { timing: { heartbeatTimeoutMs: number }; farm: { seed: number } };
+}
+
+const FRESH_MAP = assignBuckets(new Array<string | null>(BUCKETS).fill(null), NODES.map((name) => ({ name, power: 1 })));
+
+/** Clients per node when `sources` hash onto the fresh equal-power map. */
+function modelPerNode(sources: string[], seed: number): Record<string, number> {
+  const per: Record<string, number> = Object.fromEntries(NODES.map((n) => [n, 0]));
+  for (const s of sources) {
+    const o = FRESH_MAP[bucketOfSource(s, seed)] ?? "";
+    per[o] = (per[o] ?? 0) + 1;
+  }
+  return per;
+}
+
+const modelImbalance = (sources: string[], seed: number): number => max(Object.values(modelPerNode(sources, seed))) / (sources.length / NODES.length);
+
+/** The imbalance model over the client addresses of every lab subnet (10.213.1-99.51-250). */
+function imbalanceAcrossSubnets(seed: number): { subnets: number; median: number; p95: number; max: number; withinTarget: number } {
+  const xs = Array.from({ length: 99 }, (_, i) => modelImbalance(Array.from({ length: 200 }, (_, k) => `10.213.${i + 1}.${51 + k}`), seed)).sort((a, b) => a - b);
+  return {
+    subnets: xs.length,
+    median: round(p50(xs), 3),
+    p95: round(xs[Math.ceil(0.95 * xs.length) - 1] ?? NaN, 3),
+    max: round(max(xs), 3),
+    withinTarget: round(xs.filter((x) => x <= TARGETS.imbalanceMax).length / xs.length, 3),
+  };
 }
 
 async function rps(lab: string, urls: string[], sources: string[]): Promise<number> {
@@ -120,7 +150,7 @@ async function main(): Promise<void> {
     progress(`interleaved: VIP ${interleaved.farmMeanMs.toFixed(2)} ms, direct ${interleaved.directMeanMs.toFixed(2)} ms per request (${mixed.ok} requests)`);
 
     // Takeover after a crash.
-    const detectionMs = heartbeatTimeoutMs(lab, VICTIM);
+    const detectionMs = nodeConfig(lab, VICTIM).timing.heartbeatTimeoutMs;
     const victims = Object.entries(served)
       .filter(([, [who]]) => who === VICTIM)
       .map(([src]) => src);
@@ -137,7 +167,12 @@ async function main(): Promise<void> {
       note: "one lab on a shared 2-core machine (other work running); the client is a single Node process and may bound the request rate",
       nodes: 3,
       clients: sources.length,
-      distribution: { perNode, imbalance: round(imbalance, 3) },
+      distribution: {
+        perNode,
+        imbalance: round(imbalance, 3),
+        modelPerNodeThisLab: modelPerNode(sources, nodeConfig(lab, "host1").farm.seed),
+        modelAcrossLabSubnets: imbalanceAcrossSubnets(nodeConfig(lab, "host1").farm.seed),
+      },
       requestsPerSecond: {
         concurrency: CONCURRENCY,
         durationMs: DURATION_MS,
