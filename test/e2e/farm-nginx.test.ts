@@ -138,9 +138,10 @@ describe.skipIf(!needsRoot("farm nginx e2e"))("farm of 3 nginx nodes in the lab"
       fs.writeFileSync(file, JSON.stringify(cfg, null, 2));
       await cli(["lab", "exec", "host3", "--name", LAB, "--", "sh", "-c", "kill $(cat /run/mirrorfarm/host3.agent.pid)"]);
     }
-    await waitFor("host3 UP with its nginx checker passing", 90_000, async () => {
+    await waitFor("host3 UP with an application checker passing", 90_000, async () => {
       const st = await status("host3");
-      return st?.state === "UP" && /nginx/.test(st.transitions.at(-1)?.reason ?? "") ? true : undefined;
+      const reason = st?.transitions.at(-1)?.reason ?? "";
+      return st?.state === "UP" && /checkers pass/.test(reason) && !/no checkers configured/.test(reason) ? true : undefined;
     }, 200);
     const before = await servedWhen("all three nodes serving", (a) => NODES.every((n) => (counts(a)[n] ?? 0) > 0));
     await cli(["lab", "exec", "host3", "--name", LAB, "--", "sh", "/var/lib/mirrorfarm/apps/nginx/stop.sh"]);
