@@ -94,6 +94,8 @@ function runReplay(a: Args): number {
   console.log(`seed ${r.seed}: cluster ${r.cluster}\nschedule:\n${r.schedule.map((s) => `  ${s}`).join("\n")}\ntrace:`);
   console.log(r.trace.join("\n"));
   for (const v of r.violations) console.log(`VIOLATION ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}`);
+  const c = r.client;
+  console.log(`client: ${c.acked} acknowledged, ${c.unacked} written but not acknowledged, ${c.refused} refused (no writer), ${c.lostByPrimforce} given up by primforce`);
   console.log(r.recoveryMs === null ? "never healthy after the heal" : `healthy ${r.recoveryMs} ms after the heal`);
   return r.violations.length === 0 ? 0 : 1;
 }

@@ -30,6 +30,8 @@ export type SeedResult = {
   /** Time from the heal until healthy, or null if never within the bound (a violation then). */
   recoveryMs: number | null;
   schedule: string[];
+  /** The client's writes: acknowledged, written but not acknowledged, refused (no writer), given up by primforce. */
+  client: { acked: number; unacked: number; refused: number; lostByPrimforce: number };
   trace: string[];
 };
 
@@ -135,6 +137,7 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
     violations: sim.violations.map((v) => ({ ...v })),
     recoveryMs,
     schedule,
+    client: { acked: sim.acked.size, unacked: sim.writesUnacked, refused: sim.writesFailed, lostByPrimforce: sim.lostByPrimforce },
     trace: sim.trace,
   };
 }
