@@ -29,6 +29,7 @@ import { FarmNode } from "./farm-node";
 import { JsonLog, type LogEntry } from "./log";
 import { nodeMetrics } from "./metrics";
 import { MirrorNode } from "./mirror-node";
+import { ReplicatedDataPlane } from "./replicated-dirs";
 import type { StatusDoc } from "./status";
 
 export type Daemon = { stop(reason: string): Promise<void>; adminPort(): number | undefined; log: JsonLog };
@@ -62,12 +63,14 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
   if (cfg.kind === "mirror") {
     const vip = vipDriver(cfg, (e) => log.write(driverEntry("vip", e)));
     const scripts = new ProcessScriptRunner(cfg.scripts, (script, l) => log.write({ event: "script-output", script, stream: l.stream, text: l.text }));
+    // Replicated directories are mounted (read-only for applications) before the core runs.
+    const data = cfg.mirror && cfg.mirror.replicatedDirs.length > 0 ? await ReplicatedDataPlane.open(cfg, log.write) : null;
     const node = new MirrorNode(cfg, mirrorCoreConfigFromAgentConfig(cfg), mirror, {
       datagrams: transport,
       store,
       vip,
-      writes: new NoWriteGate(),
-      resync: (report) => new NoResync(report),
+      writes: data ?? new NoWriteGate(),
+      resync: (report) => data?.reportTo(report) ?? new NoResync(report),
       scripts,
       ticks,
       log: log.write,
@@ -82,7 +85,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
     };
     const rules = new FailoverRules(cfg, act, log.write);
     const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r, node.checkersCount()));
-    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers(), failoverRules: rules.phase() });
+    const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers(), failoverRules: rules.phase(), ...(data ? { replication: data.status() } : {}) });
     handlers = {
       ready: () => node.ready(),
       status,
@@ -108,6 +111,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       checkers.stop();
       await node.stop();
       await runLogged("stop_both");
+      await data?.close();
       await vip?.close();
     };
   } else if (cfg.kind === "witness") {

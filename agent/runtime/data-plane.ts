@@ -1,7 +1,8 @@
 /**
  * What the runtime needs from the replicated-data side of a mirror: a gate on application writes
- * and the resynchronisation of the peer. The FUSE/replication drivers implement these; a mirror
- * with no replicated directories uses the null versions below (nothing to block, nothing to copy).
+ * and the resynchronisation of the peer. replicated-dirs.ts implements both over the FUSE and
+ * replication drivers; a mirror with no replicated directories uses the null versions below
+ * (nothing to block, nothing to copy).
  */
 export type ResyncRequest = { action: "start" | "stop"; role: "source" | "target"; peer: string; epoch: number };
 export type ResyncReport =
@@ -12,6 +13,12 @@ export type ResyncReport =
 export interface WriteGate {
   /** Resolves once the replicated mounts accept (true) or block/fail (false) application writes. */
   setWritable(allow: boolean): Promise<void>;
+  /**
+   * The node took `role` (after the effects emitted before the transition ran). A primary that
+   * moves from PRIM to ALONE gets no `writes` effect (its writes stay allowed), yet its mounts must
+   * stop waiting for the lost peer and record what changes from then on.
+   */
+  roleChanged?(role: string): void;
 }
 
 export interface Resync {

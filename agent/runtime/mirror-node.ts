@@ -229,6 +229,7 @@ export class MirrorNode {
               this.transitions.push({ at: new Date().toISOString(), from: t.from, to: t.to, epoch: t.epoch, reason: t.reason });
               if (this.transitions.length > KEEP_TRANSITIONS) this.transitions.shift();
               this.d.log({ event: "transition", level: e.level, message: e.message, from: t.from, to: t.to, epoch: t.epoch, reason: t.reason, forced: t.forced });
+              this.d.writes.roleChanged?.(t.to);
             } else this.d.log({ event: "core", level: e.level, message: e.message });
           });
           break;

@@ -1,4 +1,6 @@
 /** The document /status serves and `mirrorfarm status` reads: one shape, shared by both. */
+import type { ReplicationStatus } from "./replicated-dirs";
+
 export type Transition = { at: string; from: string; to: string; epoch: number; reason: string };
 
 export type StatusDoc = {
@@ -24,6 +26,8 @@ export type StatusDoc = {
   /** The most recent transitions, newest last. */
   transitions: Transition[];
   uptimeMs: number;
+  /** Mirror members with replicated directories: each directory's mode and streams, resync bytes. */
+  replication?: ReplicationStatus;
   /** Farm members only: owned buckets (of 256), UP members of the view, the map's leader and version. */
   farm?: { owned: number; up: string[]; leader: string | null; mapVersion: number; peers: { name: string; state: string }[] };
 };

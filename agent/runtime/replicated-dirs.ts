@@ -1,0 +1,314 @@
+/**
+ * The data plane of a mirror with replicated directories: each one is served through our FUSE
+ * mount over its backing directory, with a replicated sink whose mode follows the core's effects.
+ * The mount is made once at start and never remounted on a role change: only the sink's mode
+ * changes (readonly on WAIT/SECOND/STOP, alone on ALONE, replicating on PRIM).
+ *
+ *   effect / event                   what the directories do
+ *   writes allow (became writer)     readonly -> alone (changes recorded as modified zones)
+ *   writes block (stepping down)     any -> readonly (EROFS; an op held on a lost link fails EIO),
+ *                                    replication streams closed
+ *   role ALONE (PRIM lost its peer)  replicating | blocked -> alone (held ops proceed, recorded)
+ *   resync start source              stream per directory to the peer, resync of what is recorded,
+ *                                    then replicating on that stream; resync-done once all are
+ *   resync stop source               streams closed; a replicating directory goes back to alone
+ *   resync start target              accept the writer's streams, apply them to the backing dirs
+ *   resync stop target               streams ended, appliers closed
+ *
+ * A replication link lost while PRIM holds writes (blocked) until the core decides: ALONE at a new
+ * epoch (they proceed) or a step-down (they fail). This side never picks a role itself.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { TLSSocket } from "node:tls";
+import type { AgentConfig } from "../config/schema";
+import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
+import { BackingApplier } from "../drivers/replication/applier";
+import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
+import { ReplicatedDirSink, type ReplicatedMode } from "../drivers/replication/replicated-sink";
+import { type ResyncProgress, resync } from "../drivers/replication/resync";
+import { ReplicationSender, type SenderStats } from "../drivers/replication/sender";
+import { ZoneTracker } from "../drivers/replication/zone-tracker";
+import type { Resync, ResyncReport, ResyncRequest, WriteGate } from "./data-plane";
+import type { Logger } from "./log";
+import { ReplicationListener, dialReplication } from "./replicated-link";
+
+// One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the
+// rest. Must be set before the first use of the thread pool, hence at module load.
+process.env.UV_THREADPOOL_SIZE ??= "16";
+
+/** How long a sent op may wait for the secondary's ack before the link counts as lost. */
+const ACK_TIMEOUT_MS = 10_000;
+/** Zones are saved and the activity log emptied this often (and at a clean stop). */
+const CHECKPOINT_EVERY_MS = 10_000;
+/** A failed resync is reported after this pause: the core retries at once, the peer may need a moment. */
+const RETRY_PAUSE_MS = 1_000;
+
+export type ReplicatedDirStatus = {
+  path: string;
+  mode: ReplicatedMode;
+  sender: SenderStats | null;
+  receiver: ReceiverStats | null;
+  /** The last (or running) resync of this directory, as the source. */
+  resync: ResyncProgress | null;
+};
+
+export type ReplicationStatus = {
+  dirs: ReplicatedDirStatus[];
+  /** Content bytes sent by every resync since the agent started. */
+  resyncBytesSent: number;
+  /** The running resync as the source, for a progress bar; null when none runs. */
+  resync: { peer: string; bytesPlanned: number; bytesSent: number; startedAt: string } | null;
+  rejectedStreams: number;
+};
+
+/** Creates the replicated directory if missing; a crashed run's dead mount there (ENOTCONN) is cleaned by the mount. */
+function createMountpoint(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOTCONN") throw err;
+  }
+}
+
+class ReplicatedDir {
+  sender: ReplicationSender | null = null;
+  applier: BackingApplier | null = null;
+  receiver: ReplicationReceiver | null = null;
+  private receiverSocket: TLSSocket | null = null;
+  progress: ResyncProgress | null = null;
+
+  constructor(
+    readonly index: number,
+    readonly path: string,
+    readonly backing: string,
+    readonly sink: ReplicatedDirSink,
+    readonly tracker: ZoneTracker,
+    readonly mount: PassthroughMount,
+  ) {}
+
+  /** Ends the stream to the secondary (pending ops fail with a lost link). */
+  closeSender(reason: string): void {
+    this.sender?.close(reason);
+    this.sender = null;
+  }
+
+  /** Ends the stream from the writer, after the op being applied, and releases the backing fds. */
+  async closeReceiver(): Promise<void> {
+    const r = this.receiver;
+    this.receiver = null;
+    this.receiverSocket?.destroy();
+    this.receiverSocket = null;
+    await r?.done;
+    const a = this.applier;
+    this.applier = null;
+    await a?.close();
+  }
+
+  /** Applies the writer's stream on `sock` to the backing directory. */
+  async receive(sock: TLSSocket, log: (e: Record<string, unknown>) => void): Promise<void> {
+    this.applier = await BackingApplier.open(this.backing);
+    this.receiverSocket = sock;
+    this.receiver = new ReplicationReceiver(sock, this.applier, log);
+    sock.resume();
+  }
+
+  status(): ReplicatedDirStatus {
+    return { path: this.path, mode: this.sink.mode, sender: this.sender ? { ...this.sender.stats } : null, receiver: this.receiver ? { ...this.receiver.stats } : null, resync: this.progress };
+  }
+}
+
+export class ReplicatedDataPlane implements WriteGate, Resync {
+  private report: (r: ResyncReport) => void = () => undefined;
+  /** The running resync as the source (a new object per start, so a stopped one cannot report). */
+  private source: { peer: string; epoch: number; startedAt: string } | null = null;
+  private target: { peer: string; epoch: number } | null = null;
+  private resyncBytesSent = 0;
+  private readonly checkpoints: NodeJS.Timeout;
+
+  private constructor(
+    private readonly cfg: AgentConfig,
+    private readonly dirs: ReplicatedDir[],
+    private readonly listener: ReplicationListener,
+    private readonly log: Logger,
+  ) {
+    this.checkpoints = setInterval(() => void this.checkpoint(), CHECKPOINT_EVERY_MS);
+    this.checkpoints.unref();
+  }
+
+  /**
+   * Mounts every replicated directory (a crashed run's dead mount is cleaned, data already in the
+   * directory is moved to the backing one) read-only for applications, and listens for the
+   * writer's streams. Unmounts what it mounted if a later step fails.
+   */
+  static async open(cfg: AgentConfig, log: Logger): Promise<ReplicatedDataPlane> {
+    const dirs: ReplicatedDir[] = [];
+    const driverLog = (e: Record<string, unknown>) => log({ ...e, event: `replication-${String(e.event ?? "event")}` });
+    let plane: ReplicatedDataPlane | null = null;
+    const listener = new ReplicationListener(cfg, (peer, index, sock) => void plane?.accept(peer, index, sock));
+    try {
+      for (const [index, d] of (cfg.mirror?.replicatedDirs ?? []).entries()) {
+        createMountpoint(d.path);
+        const tracker = ZoneTracker.open(path.join(cfg.stateDir, "replication", String(index)));
+        const sink = new ReplicatedDirSink(tracker, driverLog, (reason) => log({ event: "replication-link-lost", level: "warn", path: d.path, reason }));
+        const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog });
+        dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount));
+      }
+      await listener.start();
+    } catch (err) {
+      for (const d of dirs) await d.mount.unmount(true).catch(() => undefined);
+      throw err;
+    }
+    plane = new ReplicatedDataPlane(cfg, dirs, listener, log);
+    return plane;
+  }
+
+  /** The node's resync reports go to `report` (the core, through the node). */
+  reportTo(report: (r: ResyncReport) => void): this {
+    this.report = report;
+    return this;
+  }
+
+  async setWritable(allow: boolean): Promise<void> {
+    for (const d of this.dirs) {
+      if (allow) {
+        if (d.sink.mode === "readonly") d.sink.setMode("alone", "writes allowed: this node is the writer");
+      } else {
+        if (d.sink.mode !== "readonly") d.sink.setMode("readonly", "writes blocked: this node is stepping down");
+        d.closeSender("writes blocked");
+      }
+    }
+    if (!allow) this.source = null;
+  }
+
+  /** PRIM -> ALONE: the core moved to a new epoch without the peer; held changes go on, recorded. */
+  roleChanged(role: string): void {
+    if (role !== "ALONE") return;
+    for (const d of this.dirs) {
+      if (d.sink.mode === "replicating" || d.sink.mode === "blocked") {
+        d.sink.setMode("alone", "writing alone: the peer left sync");
+        d.closeSender("the peer left sync");
+      }
+    }
+  }
+
+  async apply(req: ResyncRequest): Promise<void> {
+    this.log({ event: "replication-resync-request", ...req });
+    if (req.role === "source") {
+      if (req.action === "start") {
+        const run = { peer: req.peer, epoch: req.epoch, startedAt: new Date().toISOString() };
+        this.source = run;
+        void this.runSource(run); // the effect queue must not wait for a copy that may take hours
+      } else {
+        this.source = null;
+        for (const d of this.dirs) {
+          if (d.sink.mode === "replicating" || d.sink.mode === "blocked") d.sink.setMode("alone", "resync stopped: the peer does not follow");
+          d.closeSender("resync stopped");
+        }
+      }
+    } else if (req.action === "start") {
+      this.target = { peer: req.peer, epoch: req.epoch };
+      // What this node recorded as a writer is moot now: the writer's content overwrites it.
+      for (const d of this.dirs) await d.tracker.clear();
+    } else {
+      this.target = null;
+      for (const d of this.dirs) await d.closeReceiver();
+    }
+  }
+
+  private async runSource(run: { peer: string; epoch: number; startedAt: string }): Promise<void> {
+    const current = () => this.source === run;
+    const progress = () => {
+      const planned = this.dirs.reduce((n, d) => n + (d.progress?.bytesPlanned ?? 0), 0);
+      const sent = this.dirs.reduce((n, d) => n + (d.progress?.bytesSent ?? 0), 0);
+      return planned === 0 ? 0 : Math.min(99, Math.floor((100 * sent) / planned));
+    };
+    try {
+      for (const d of this.dirs) {
+        if (!current()) return;
+        if (d.sink.mode === "replicating") continue; // synced by an earlier, partly failed run
+        if (d.sink.mode !== "alone") throw new Error(`${d.path} is ${d.sink.mode}, not alone`);
+        const sock = await dialReplication(this.cfg, d.index);
+        if (!current()) {
+          sock.destroy();
+          return;
+        }
+        d.closeSender("replaced by a new stream");
+        const sender = new ReplicationSender(sock, { ackTimeoutMs: ACK_TIMEOUT_MS, now: () => performance.now(), log: (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }) });
+        d.sender = sender;
+        d.progress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
+        const before = this.resyncBytesSent;
+        const p = await resync({
+          sink: d.sink,
+          tracker: d.tracker,
+          backing: d.backing,
+          link: sender,
+          onProgress: (pr) => {
+            d.progress = pr;
+            this.resyncBytesSent = before + pr.bytesSent;
+            if (current()) this.report({ type: "resync-progress", peer: run.peer, epoch: run.epoch, percent: progress() });
+          },
+        });
+        d.progress = p;
+        this.resyncBytesSent = before + p.bytesSent;
+        this.log({ event: "replication-resync-done", path: d.path, passes: p.pass, bytesSent: p.bytesSent, files: p.filesSent, entries: p.entriesSent });
+      }
+      if (current()) this.report({ type: "resync-done", peer: run.peer, epoch: run.epoch });
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      this.log({ event: "replication-resync-failed", level: "warn", reason });
+      await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS));
+      if (current()) this.report({ type: "resync-failed", peer: run.peer, epoch: run.epoch, reason });
+    }
+  }
+
+  /** A stream from the writer: applied only while this node follows that peer. */
+  private async accept(peer: string, index: number, sock: TLSSocket): Promise<void> {
+    const d = this.dirs[index];
+    if (!d || !this.target || this.target.peer !== peer) {
+      this.log({ event: "replication-stream-refused", level: "warn", peer, dir: index, reason: !d ? "no such replicated directory" : "not following this peer" });
+      sock.destroy();
+      return;
+    }
+    await d.closeReceiver(); // a reconnecting writer: the old stream is finished first, in order
+    if (!this.target || sock.destroyed) {
+      sock.destroy();
+      return;
+    }
+    await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
+    this.log({ event: "replication-stream-accepted", peer, path: d.path });
+  }
+
+  private async checkpoint(): Promise<void> {
+    for (const d of this.dirs) await d.tracker.checkpoint().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "error", path: d.path, error: String(err) }));
+  }
+
+  status(): ReplicationStatus {
+    const s = this.source;
+    const planned = this.dirs.reduce((n, d) => n + (d.progress?.bytesPlanned ?? 0), 0);
+    const sent = this.dirs.reduce((n, d) => n + (d.progress?.bytesSent ?? 0), 0);
+    return {
+      dirs: this.dirs.map((d) => d.status()),
+      resyncBytesSent: this.resyncBytesSent,
+      resync: s && this.dirs.some((d) => d.sink.mode !== "replicating") ? { peer: s.peer, bytesPlanned: planned, bytesSent: sent, startedAt: s.startedAt } : null,
+      rejectedStreams: this.listener.rejected,
+    };
+  }
+
+  /** At the agent's stop (after the core's own stop blocked writes): streams ended, zones saved, unmounted. */
+  async close(): Promise<void> {
+    clearInterval(this.checkpoints);
+    this.source = null;
+    this.target = null;
+    await this.listener.close();
+    for (const d of this.dirs) {
+      d.closeSender("agent stopping");
+      await d.closeReceiver();
+      await d.tracker.checkpoint().catch(() => undefined);
+      d.tracker.close();
+      // Busy (an application still has files open): detach lazily, the kernel fails what follows.
+      await d.mount.unmount().catch(() => d.mount.unmount(true));
+      this.log({ event: "replication-unmounted", path: d.path });
+    }
+  }
+}
