@@ -15,6 +15,10 @@
  *   resync start target              accept the writer's streams, apply them to the backing dirs
  *   resync stop target               streams ended, appliers closed
  *
+ * First start: the secondary answers each new stream with whether its copy was ever the cluster's
+ * data (a marker written when a node becomes the writer). If not, it empties its backing directory
+ * and the writer sends the whole tree; otherwise only what the writer recorded.
+ *
  * A replication link lost while PRIM holds writes (blocked) until the core decides: ALONE at a new
  * epoch (they proceed) or a step-down (they fail). This side never picks a role itself.
  */
@@ -31,7 +35,7 @@ import { ReplicationSender, type SenderStats } from "../drivers/replication/send
 import { ZoneTracker } from "../drivers/replication/zone-tracker";
 import type { Resync, ResyncReport, ResyncRequest, WriteGate } from "./data-plane";
 import type { Logger } from "./log";
-import { ReplicationListener, dialReplication } from "./replicated-link";
+import { NEED_FULL, NEED_ZONES, ReplicationListener, dialReplication } from "./replicated-link";
 
 // One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the
 // rest. Must be set before the first use of the thread pool, hence at module load.
@@ -71,6 +75,32 @@ function createMountpoint(dir: string): void {
   }
 }
 
+/** Removes everything inside `dir` (not `dir` itself); names are taken as bytes, whatever they are. */
+async function emptyDirectory(dir: string): Promise<void> {
+  const root = Buffer.from(`${dir}/`);
+  for (const name of await fs.promises.readdir(dir, { encoding: "buffer" })) await fs.promises.rm(Buffer.concat([root, name]), { recursive: true, force: true });
+}
+
+/**
+ * Marks this node's copy as the cluster's data (it is the writer, so the reference): from then on
+ * a resync towards it sends only what changed. Durable before the first write is accepted.
+ */
+function markInLineage(marker: string): void {
+  if (fs.existsSync(marker)) return;
+  const fd = fs.openSync(marker, "w");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const dfd = fs.openSync(path.dirname(marker), "r");
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
 class ReplicatedDir {
   sender: ReplicationSender | null = null;
   applier: BackingApplier | null = null;
@@ -85,6 +115,8 @@ class ReplicatedDir {
     readonly sink: ReplicatedDirSink,
     readonly tracker: ZoneTracker,
     readonly mount: PassthroughMount,
+    /** Present once this node has been the writer: its copy belongs to the cluster's data. */
+    readonly marker: string,
   ) {}
 
   /** Ends the stream to the secondary (pending ops fail with a lost link). */
@@ -149,10 +181,11 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     try {
       for (const [index, d] of (cfg.mirror?.replicatedDirs ?? []).entries()) {
         createMountpoint(d.path);
-        const tracker = ZoneTracker.open(path.join(cfg.stateDir, "replication", String(index)));
+        const stateDir = path.join(cfg.stateDir, "replication", String(index));
+        const tracker = ZoneTracker.open(stateDir);
         const sink = new ReplicatedDirSink(tracker, driverLog, (reason) => log({ event: "replication-link-lost", level: "warn", path: d.path, reason }));
         const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog });
-        dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount));
+        dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount, path.join(stateDir, "in-lineage")));
       }
       await listener.start();
     } catch (err) {
@@ -172,6 +205,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   async setWritable(allow: boolean): Promise<void> {
     for (const d of this.dirs) {
       if (allow) {
+        markInLineage(d.marker);
         if (d.sink.mode === "readonly") d.sink.setMode("alone", "writes allowed: this node is the writer");
       } else {
         if (d.sink.mode !== "readonly") d.sink.setMode("readonly", "writes blocked: this node is stepping down");
@@ -228,14 +262,21 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         if (!current()) return;
         if (d.sink.mode === "replicating") continue; // synced by an earlier, partly failed run
         if (d.sink.mode !== "alone") throw new Error(`${d.path} is ${d.sink.mode}, not alone`);
-        const sock = await dialReplication(this.cfg, d.index);
+        const { socket: sock, full } = await dialReplication(this.cfg, d.index);
         if (!current()) {
           sock.destroy();
           return;
         }
         d.closeSender("replaced by a new stream");
         const sender = new ReplicationSender(sock, { ackTimeoutMs: ACK_TIMEOUT_MS, now: () => performance.now(), log: (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }) });
+        sock.resume();
         d.sender = sender;
+        if (full) {
+          // The peer's copy was never in sync with us: the whole tree is owed (the root entry, deep).
+          // Kept in memory only: after a crash the peer still has no marker and asks again.
+          d.tracker.modified().namespace.add("");
+          this.log({ event: "replication-full-copy", path: d.path, peer: run.peer });
+        }
         d.progress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
         const before = this.resyncBytesSent;
         const p = await resync({
@@ -275,8 +316,13 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       sock.destroy();
       return;
     }
+    const full = !fs.existsSync(d.marker);
+    // Data never in sync with this cluster's writer (first start, data installed beforehand): it is
+    // replaced by a full copy, so nothing of it may remain beside what the writer sends.
+    if (full) await emptyDirectory(d.backing);
+    sock.write(Buffer.of(full ? NEED_FULL : NEED_ZONES));
     await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
-    this.log({ event: "replication-stream-accepted", peer, path: d.path });
+    this.log({ event: "replication-stream-accepted", peer, path: d.path, full });
   }
 
   private async checkpoint(): Promise<void> {

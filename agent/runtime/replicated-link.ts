@@ -5,8 +5,10 @@
  *
  * The writer dials (it is the one that knows when to resynchronise); the secondary listens on its
  * own addresses and accepts a connection only from a certificate of the cluster CA that names the
- * peer member. The first bytes say which directory the stream is for (magic + index); everything
- * after them is the replication stream (op-codec frames and their acks).
+ * peer member. The first bytes say which directory the stream is for (magic + index); the
+ * secondary answers one byte, whether it needs a full copy ("F": its data was never in sync with
+ * this cluster's writer) or only what changed ("Z"); everything after that is the replication
+ * stream (op-codec frames and their acks).
  */
 import { connect as tlsConnect, createServer, type Server, type TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
@@ -18,6 +20,12 @@ const HEADER_BYTES = 8;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 
 export type StreamHandler = (peer: string, dirIndex: number, socket: TLSSocket) => void;
+
+/** The secondary's answer to a new stream. */
+export const NEED_FULL = 0x46; // "F"
+export const NEED_ZONES = 0x5a; // "Z"
+
+export type DialedStream = { socket: TLSSocket; full: boolean };
 
 function header(dirIndex: number): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
@@ -109,7 +117,7 @@ export class ReplicationListener {
  * The writer's side: a stream to the peer for directory `dirIndex`, trying each of the peer's
  * addresses in turn; rejects when none answers with a certificate naming the peer.
  */
-export async function dialReplication(cfg: AgentConfig, dirIndex: number): Promise<TLSSocket> {
+export async function dialReplication(cfg: AgentConfig, dirIndex: number): Promise<DialedStream> {
   const peer = peerName(cfg);
   const addresses = Object.values(cfg.members.find((m) => m.name === peer)?.addresses ?? {});
   const errors: string[] = [];
@@ -123,7 +131,7 @@ export async function dialReplication(cfg: AgentConfig, dirIndex: number): Promi
   throw new Error(`replication stream to ${peer} failed (${errors.join("; ")})`);
 }
 
-function dialOne(cfg: AgentConfig, peer: string, host: string, dirIndex: number): Promise<TLSSocket> {
+function dialOne(cfg: AgentConfig, peer: string, host: string, dirIndex: number): Promise<DialedStream> {
   const { ca, cert, key } = cfg.secrets;
   return new Promise((resolve, reject) => {
     const sock = tlsConnect({
@@ -135,17 +143,29 @@ function dialOne(cfg: AgentConfig, peer: string, host: string, dirIndex: number)
       minVersion: "TLSv1.3",
       checkServerIdentity: (_host, c) => (certificateNames(c).includes(peer) ? undefined : new Error(`certificate does not name ${peer}`)),
     });
-    const timer = setTimeout(() => sock.destroy(new Error(`no TLS handshake within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
+    const timer = setTimeout(() => sock.destroy(new Error(`no TLS handshake and answer within ${HANDSHAKE_TIMEOUT_MS} ms`)), HANDSHAKE_TIMEOUT_MS);
     sock.once("error", (err) => {
       clearTimeout(timer);
       reject(err);
     });
+    sock.once("close", () => reject(new Error("closed by the peer (not following this node?)")));
     sock.once("secureConnect", () => {
-      clearTimeout(timer);
-      sock.removeAllListeners("error");
-      sock.on("error", () => undefined);
       sock.write(header(dirIndex));
-      resolve(tuned(sock));
+      sock.once("data", (chunk: Buffer) => {
+        clearTimeout(timer);
+        sock.pause();
+        sock.removeAllListeners("error");
+        sock.removeAllListeners("close");
+        sock.on("error", () => undefined);
+        const answer = chunk[0];
+        if (answer !== NEED_FULL && answer !== NEED_ZONES) {
+          sock.destroy();
+          reject(new Error(`unexpected answer ${String(answer)} to the stream header`));
+          return;
+        }
+        if (chunk.length > 1) sock.unshift(chunk.subarray(1));
+        resolve({ socket: tuned(sock), full: answer === NEED_FULL });
+      });
     });
   });
 }

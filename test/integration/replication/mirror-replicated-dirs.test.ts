@@ -1,12 +1,13 @@
 // Two mirror agents (the shipped bundle, real processes) and a witness on loopback, each with one
 // replicated directory (our FUSE mount over a backing directory) and the replication stream over
-// mutual TLS with the cluster's certificates: what is written through the primary's mount is in
+// mutual TLS with the cluster's certificates: data in place at the first start is copied in full;
+// what is written through the primary's mount is in
 // the secondary's backing directory; after kill -9 of the primary, every file whose write+fsync
 // returned is on the new primary; the old primary comes back as SECOND and is resynchronised with
 // about what changed meanwhile, not the whole data set (the agent's own byte counters).
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { mkdtempSync, promises as fsp, readFileSync, rmSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -92,6 +93,11 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
         if (doc.mirror) doc.mirror.replicatedDirs = [{ path: mnt(node), backing: backing(node) }];
       },
     });
+    // Data already in place before the first start: a's is adopted and copied in full to b,
+    // whose own (never in sync) data is replaced.
+    for (const node of ["a", "b"]) mkdirSync(mnt(node), { recursive: true });
+    writeFileSync(mnt("a", "installed-on-a"), randomBytes(MiB));
+    writeFileSync(mnt("b", "stale-on-b"), "not the cluster's data");
     for (const n of ["w", "a", "b"]) startAgent(n);
   }, 60_000);
 
@@ -102,8 +108,15 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     if (!listMounts().some((m) => m.mountPoint.startsWith(dir))) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("replicates what is written through the primary's mount, byte for byte; the secondary's mount is read-only", async () => {
+  it("first start: the primary's existing data is copied in full to the secondary, whose own is replaced", async () => {
     await waitFor("a PRIM and b SECOND", () => roles(["a", "PRIM"], ["b", "SECOND"]), 30_000, 50);
+    expect(await fsp.readdir(mnt("a"))).toEqual(["installed-on-a"]);
+    expect(await fsp.readdir(backing("b"))).toEqual(["installed-on-a"]);
+    expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
+    expect((await state("a"))?.replication?.resyncBytesSent).toBe(MiB);
+  });
+
+  it("replicates what is written through the primary's mount, byte for byte; the secondary's mount is read-only", async () => {
     for (let i = 0; i < 8; i++) expect((await run(["dd", "if=/dev/urandom", `of=${mnt("a", `big${i}`)}`, "bs=1M", "count=2", "conv=fsync"])).code).toBe(0);
     await fsp.mkdir(mnt("a", "sub", "deeper"), { recursive: true });
     await fsp.writeFile(mnt("a", "sub", "deeper", "small"), "small file\n");
