@@ -88,6 +88,18 @@ export function parseCtlArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   return { cmd, json, lines, target };
 }
 
+/** A farm node's share, then one line per member: its buckets in the map and whether it is heard. */
+function renderFarm(f: NonNullable<StatusDoc["farm"]>): string[] {
+  const waiting = f.waiting.length > 0 ? ` (+${f.waiting.length} waiting for their previous owner to drop them)` : "";
+  const out = [`  farm load ${f.load}${waiting}; map v${f.mapVersion} by ${f.leader ?? "nobody"}; UP: ${f.up.join(", ") || "none"}`];
+  const width = Math.max(...f.members.map((m) => m.name.length));
+  for (const m of f.members) {
+    const heard = m.alive ? (m.state ?? "?") : m.state === null ? "never heard" : `SILENT (last ${m.state})`;
+    out.push(`    ${m.name.padEnd(width)}  ${String(m.buckets).padStart(3)}/256  ${heard}${m.power !== 1 ? `, power ${m.power}` : ""}`);
+  }
+  return out;
+}
+
 /** Human-readable status. */
 export function renderStatus(s: StatusDoc): string {
   const traffic = s.ready ? "receives traffic" : "receives no traffic";
@@ -99,7 +111,7 @@ export function renderStatus(s: StatusDoc): string {
     const nets = Object.entries(s.peer.networks).map(([n, up]) => `${n} ${up ? "up" : "down"}`).join(", ");
     out.push(`  peer ${s.peer.name}: ${s.peer.reachable ? (s.peer.state ?? "?") : "unreachable"}${s.peer.inSync === null ? "" : s.peer.inSync ? ", in sync" : ", not in sync"}${nets ? ` (${nets})` : ""}`);
   }
-  if (s.farm) out.push(`  farm: ${s.farm.owned}/256 buckets here; UP: ${s.farm.up.join(", ") || "none"}; map v${s.farm.mapVersion} by ${s.farm.leader ?? "nobody"}`);
+  if (s.farm) out.push(...renderFarm(s.farm));
   if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
   if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable === null ? "not contacted (only the primary renews its lease there)" : s.witness.reachable ? "reachable" : "UNREACHABLE"}`);
   if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);

@@ -7,7 +7,9 @@ import type { AgentConfig } from "../config/schema";
 import type { FarmCoreConfig } from "../core/farm/config";
 import type { FarmCoreEffect, FarmCoreEvent, FarmCoreState, FarmCoreStep } from "../core/farm/core";
 import { decodeFarmMessage, encodeFarmMessage, type FarmHeartbeat } from "../core/farm/messages";
-import { leaderOf, upMembers } from "../core/farm/node";
+import { bucketsOf } from "../core/farm/buckets";
+import { upMembers } from "../core/farm/node";
+import { farmStatus } from "../core/farm/status";
 import type { ScriptRunner } from "../drivers/app/scripts";
 import type { FarmFilter, FarmFilterRules } from "../drivers/farm-filter/filter";
 import type { CommandAnswer } from "../drivers/http/admin-server";
@@ -48,6 +50,7 @@ export class FarmNode {
   private owned: number[] = [];
   private installed = false;
   private checkersOk: { ok: boolean; reason: string } = { ok: false, reason: "no checker result yet" };
+  private checkerResults: StatusDoc["checkers"] = [];
   private refreshTimer: NodeJS.Timeout | undefined;
   private readonly started = Date.now();
 
@@ -111,7 +114,8 @@ export class FarmNode {
   }
 
   /** The aggregate of every checker's latest result: all must pass. */
-  checkers(latest: { name: string; ok: boolean; detail: string }[]): void {
+  checkers(latest: StatusDoc["checkers"]): void {
+    this.checkerResults = latest.map((c) => ({ ...c }));
     const names = this.cfg.checkers.map((c) => c.name);
     const missing = names.filter((n) => !latest.some((l) => l.name === n));
     const failing = latest.filter((l) => !l.ok);
@@ -162,11 +166,29 @@ export class FarmNode {
       witness: null,
       resync: null,
       vip: null,
-      checkers: [],
+      checkers: this.checkerResults.map((c) => ({ ...c })),
       failoverRules: null,
       transitions: [...this.transitions],
       uptimeMs: Date.now() - this.started,
-      farm: { owned: n.owned.length, up: upMembers(n).map((m) => m.name), leader: leaderOf(n), mapVersion: n.map.version, peers: n.peers.map((p) => ({ name: p.name, state: p.state })) },
+      farm: this.farmDoc(s),
+    };
+  }
+
+  /** The share and the bucket map (from the core's farmStatus), plus what waits for hand-over. */
+  private farmDoc(s: FarmCoreState): NonNullable<StatusDoc["farm"]> {
+    const f = farmStatus(s);
+    const n = s.node;
+    const held = new Set(n.owned);
+    return {
+      owned: f.owned.length,
+      load: f.load,
+      buckets: f.owned,
+      waiting: n.state === "UP" ? bucketsOf(n.target.owners, n.self).filter((b) => !held.has(b)) : [],
+      up: upMembers(n).map((m) => m.name),
+      leader: f.leader,
+      mapVersion: f.mapVersion,
+      members: f.members.map((m) => ({ name: m.name, power: m.power, alive: m.alive, state: m.state, buckets: m.buckets })),
+      map: f.map,
     };
   }
 

@@ -28,6 +28,24 @@ export type StatusDoc = {
   uptimeMs: number;
   /** Mirror members with replicated directories: each directory's mode and streams, resync bytes. */
   replication?: ReplicationStatus;
-  /** Farm members only: owned buckets (of 256), UP members of the view, the map's leader and version. */
-  farm?: { owned: number; up: string[]; leader: string | null; mapVersion: number; peers: { name: string; state: string }[] };
+  /** Farm members only: this node's share and the bucket map it holds. */
+  farm?: {
+    /** How many of the 256 buckets this node serves. */
+    owned: number;
+    /** The same as a share, like "86/256". */
+    load: string;
+    /** The buckets this node serves. */
+    buckets: number[];
+    /** Buckets the map gives this node that it does not serve yet: their previous owner has not dropped them. */
+    waiting: number[];
+    /** UP members of this node's view. */
+    up: string[];
+    /** The leader and version of the map this node holds. */
+    leader: string | null;
+    mapVersion: number;
+    /** Each member: alive (heard within the timeout), the state it last announced (null: never heard), its buckets in the map. */
+    members: { name: string; power: number; alive: boolean; state: string | null; buckets: number }[];
+    /** Owner of each of the 256 buckets in the map this node applies (null: unowned or waiting). */
+    map: (string | null)[];
+  };
 };

@@ -81,6 +81,42 @@ describe("mirrorfarm control commands", () => {
     expect(seen).toEqual(["prim", "swap"]);
   });
 
+  it("shows a farm node's share and one line per member of the bucket map", () => {
+    const owners = (name: string, n: number): string[] => new Array<string>(n).fill(name);
+    const farm: StatusDoc = {
+      ...status,
+      cluster: "web",
+      node: "h1",
+      kind: "farm",
+      state: "UP",
+      reason: "serving 86/256 buckets",
+      peer: null,
+      witness: null,
+      vip: null,
+      farm: {
+        owned: 86,
+        load: "86/256",
+        buckets: Array.from({ length: 86 }, (_, i) => i),
+        waiting: [86, 87],
+        up: ["h1", "h3"],
+        leader: "h1",
+        mapVersion: 4,
+        members: [
+          { name: "h1", power: 1, alive: true, state: "UP", buckets: 88 },
+          { name: "h2", power: 1, alive: false, state: "UP", buckets: 0 },
+          { name: "h3", power: 2, alive: true, state: "UP", buckets: 168 },
+        ],
+        map: [...owners("h1", 86), null, null, ...owners("h3", 168)],
+      },
+    };
+    const lines = renderStatus(farm).split("\n");
+    expect(lines).toContain("  farm load 86/256 (+2 waiting for their previous owner to drop them); map v4 by h1; UP: h1, h3");
+    expect(lines).toContain("    h1   88/256  UP");
+    expect(lines).toContain("    h2    0/256  SILENT (last UP)");
+    expect(lines).toContain("    h3  168/256  UP, power 2");
+    expect(lines).toContain("  checker app: ok (tcp 127.0.0.1:8080: connected)");
+  });
+
   it("says clearly when the agent cannot be reached", async () => {
     await expect(runCtl(parseCtlArgs(["status", "--node", "127.0.0.6:1", "--token", TOKEN]) as never, () => {})).rejects.toThrow(/MF_CTL_UNREACHABLE.*127\.0\.0\.6:1/);
   });
