@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { Errno, FuseError, errnoOf } from "../fuse/errno";
 import type { MutationOp } from "../fuse/mutation";
+import { createHash } from "node:crypto";
 import type { ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { pathProblem } from "./op-codec";
@@ -22,6 +23,7 @@ const P = fs.promises;
 const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
 const pwriteFd = promisify(fs.write);
+const preadFd = promisify(fs.read);
 const ftruncate = promisify(fs.ftruncate);
 const fstat = promisify(fs.fstat);
 const fchown = promisify(fs.fchown);
@@ -58,6 +60,32 @@ export class BackingApplier {
       const { errno, unexpected } = errnoOf(err);
       if (unexpected) throw err;
       return errno;
+    }
+  }
+
+  /**
+   * sha256 of each block of the requested range of a file (blocks past its end hash as empty),
+   * or the errno that prevented it; read-only, confined like every other op.
+   */
+  async checksums(op: ResyncOp & { kind: "checksums" }): Promise<{ errno: number; digests: Buffer }> {
+    try {
+      const fd = await openFd(await this.resolve(op.path), C.O_RDONLY | C.O_NOFOLLOW);
+      try {
+        const blocks = Math.ceil(op.length / op.blockSize);
+        const digests = Buffer.alloc(blocks * 32);
+        const buf = Buffer.allocUnsafe(op.blockSize);
+        for (let i = 0; i < blocks; i++) {
+          const { bytesRead } = await preadFd(fd, buf, 0, op.blockSize, op.offset + i * op.blockSize);
+          createHash("sha256").update(buf.subarray(0, bytesRead)).digest().copy(digests, i * 32);
+        }
+        return { errno: 0, digests };
+      } finally {
+        await closeFd(fd);
+      }
+    } catch (err) {
+      const { errno, unexpected } = errnoOf(err);
+      if (unexpected) throw err;
+      return { errno, digests: Buffer.alloc(0) };
     }
   }
 
@@ -174,6 +202,8 @@ export class BackingApplier {
       }
       case "entry":
         return this.entry(op);
+      case "checksums":
+        throw new FuseError(Errno.EINVAL, "a checksum request is answered by checksums(), not applied");
       case "absent": {
         // A missing parent means it is absent already; rm never follows links.
         const file = await this.resolve(op.path).catch((err: NodeJS.ErrnoException) => {

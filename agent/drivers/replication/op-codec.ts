@@ -2,11 +2,14 @@
 // order, the secondary answers each with an ack (seq + errno). Framed, length-bounded, versioned.
 //
 // Besides the mutations of the FUSE path, a resynchronisation sends "entry" (make the secondary's
-// entry at a path the given dir/file/symlink, replacing what differs) and "absent" (remove it).
+// entry at a path the given dir/file/symlink, replacing what differs), "absent" (remove it) and
+// "checksums" (answered by a sums record: sha256 of each block of a range, to send only the
+// blocks that differ).
 //
 //   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
 //   op     = type 1: u8 kind | fields of that kind
 //   ack    = type 2: i32 errno (0 = applied)
+//   sums   = type 3: i32 errno | u32 count | count x 32-byte sha256
 //   path   = u16 length | bytes (relative, "/"-separated, no "", ".", ".." component, no NUL)
 //   opt    = u8 0 (null) | u8 1 + path
 //
@@ -24,21 +27,29 @@ export const MAX_FRAME = MAX_WRITE + 2 * MAX_PATH + 256;
 
 const TYPE_OP = 1;
 const TYPE_ACK = 2;
+const TYPE_SUMS = 3;
+/** Checksum requests: blocks of 512 B to 1 MiB, at most this many per request. */
+export const MAX_SUM_BLOCKS = 16384;
 
 /** Records of a resynchronisation: one entry of the secondary made to match the primary's. */
 export type ResyncOp =
   /** `size` for files (truncated or extended to it), `target` for symlinks; the others ignore them. */
   | { kind: "entry"; path: string; type: "dir" | "file" | "symlink"; mode: number; uid: number; gid: number; size: number; target: string }
-  | { kind: "absent"; path: string };
+  | { kind: "absent"; path: string }
+  | { kind: "checksums"; path: string; offset: number; length: number; blockSize: number };
 
 /** Everything the primary sends on the stream. */
 export type StreamOp = MutationOp | ResyncOp;
 
-const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent"] as const;
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums"] as const;
 const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
 const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
 
-export type StreamRecord = { type: "op"; seq: number; op: StreamOp } | { type: "ack"; seq: number; errno: number };
+export type StreamRecord =
+  | { type: "op"; seq: number; op: StreamOp }
+  | { type: "ack"; seq: number; errno: number }
+  /** `digests`: 32 bytes per block, in order. */
+  | { type: "sums"; seq: number; errno: number; digests: Buffer };
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -176,12 +187,19 @@ export function encodeOp(seq: number, op: StreamOp): Buffer {
     case "absent":
       w.str(op.path);
       break;
+    case "checksums":
+      w.str(op.path).u64(op.offset).u64(op.length).u32(op.blockSize);
+      break;
   }
   return w.finish();
 }
 
 export function encodeAck(seq: number, errno: number): Buffer {
   return header(TYPE_ACK, seq, 20).i32(errno).finish();
+}
+
+export function encodeSums(seq: number, errno: number, digests: Buffer): Buffer {
+  return header(TYPE_SUMS, seq, 24 + digests.length).i32(errno).u32(digests.length / 32).bytes(digests).finish();
 }
 
 /** Every path an op names (null = a file without a name). */
@@ -279,6 +297,14 @@ export function decodeFrame(frame: Buffer): DecodeResult<StreamRecord> {
       r.end();
       return { ok: true, value: { type: "ack", seq, errno } };
     }
+    if (type === TYPE_SUMS) {
+      const errno = r.i32();
+      const count = r.u32();
+      if (count > MAX_SUM_BLOCKS) return { ok: false, error: `${count} checksums exceed the ${MAX_SUM_BLOCKS} limit` };
+      const digests = r.bytes(count * 32);
+      r.end();
+      return { ok: true, value: { type: "sums", seq, errno, digests } };
+    }
     if (type !== TYPE_OP) return { ok: false, error: `unknown record type ${type}` };
     const op = decodeOpBody(r);
     r.end();
@@ -350,6 +376,13 @@ function decodeOpBody(r: Reader): StreamOp {
       const path = r.path();
       if (path === "") throw new ReadError("the root cannot be absent");
       return { kind, path };
+    }
+    case "checksums": {
+      const [path, offset, length, blockSize] = [r.path(), r.u64(), r.u64(), r.u32()];
+      if (blockSize < 512 || blockSize > MAX_WRITE || Math.ceil(length / blockSize) > MAX_SUM_BLOCKS) {
+        throw new ReadError(`checksum request of ${length} bytes in ${blockSize}-byte blocks is out of bounds`);
+      }
+      return { kind, path, offset, length, blockSize };
     }
     default:
       throw new ReadError(`unknown op kind ${code}`);

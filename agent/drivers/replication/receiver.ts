@@ -1,13 +1,14 @@
 // The secondary's end of the replication link: reads op frames from the stream, applies them in
 // order to the backing directory through the confined applier, and acknowledges each one only
-// after it is applied (and, for fsync, durable on this disk).
+// after it is applied (and, for fsync, durable on this disk). A checksum request is answered with
+// the sums of the blocks asked for.
 //
 // Untrusted input: a frame that does not decode, an ack where an op belongs, or a sequence
 // number out of order ends the link (the primary reconnects and resynchronises); nothing is
 // applied from a bad frame. Reading pauses while too many ops wait, so memory stays bounded.
 import type { Duplex } from "node:stream";
 import type { BackingApplier } from "./applier";
-import { FrameReader, type StreamOp, encodeAck } from "./op-codec";
+import { FrameReader, type StreamOp, encodeAck, encodeSums } from "./op-codec";
 
 /** Ops decoded but not applied yet before we stop reading (each is at most ~1 MiB). */
 const MAX_QUEUED = 64;
@@ -60,6 +61,11 @@ export class ReplicationReceiver {
     this.running = true;
     try {
       for (let next = this.queue.shift(); next && !this.ended; next = this.queue.shift()) {
+        if (next.op.kind === "checksums") {
+          const { errno, digests } = await this.applier.checksums(next.op);
+          if (!this.ended) this.stream.write(encodeSums(next.seq, errno, digests));
+          continue;
+        }
         const errno = await this.applier.apply(next.op);
         if (errno === 0) this.stats.applied++;
         else {

@@ -12,13 +12,16 @@
 //   "absent"), and for a file or a directory, its whole content (the secondary may not have it
 //   under that name);
 // - for each name whose metadata only changed: the entry (mode, owner, size);
-// - for each file with modified zones: those zones (in writes of at most 1 MiB).
+// - for each file with modified zones: those zones (in writes of at most 1 MiB);
+// - for each extent in doubt (written around a crash): the secondary's block checksums are asked
+//   for and only the 4 KiB blocks that differ are sent.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import type { MutationOp, MutationSink } from "../fuse/mutation";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { MAX_WRITE } from "../fuse/protocol/constants";
+import { blockChecksums } from "./manifest";
 import type { StreamOp } from "./op-codec";
 import { RangeSet } from "./range-set";
 import type { ReplicatedDirSink } from "./replicated-sink";
@@ -32,6 +35,7 @@ const readFd = promisify(fs.read);
 /** The link the resync sends on (the replication sender, which then carries live changes). */
 export interface ResyncLink {
   commit(op: StreamOp): Promise<void>;
+  checksums(op: StreamOp & { kind: "checksums" }): Promise<{ errno: number; digests: Buffer }>;
 }
 
 export interface ResyncProgress {
@@ -97,7 +101,7 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
     progress.bytesPlanned += tracker.dirtyBytes();
     const dirty = tracker.takeDirty();
     try {
-      await sendPass(options.backing, dirty, sender, progress, throttle);
+      await sendPass(options.backing, dirty, sender, link, progress, throttle);
       await sender.drain();
     } catch (err) {
       tracker.passFailed();
@@ -145,7 +149,14 @@ class WindowedSender {
   }
 }
 
-async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {
+async function sendPass(
+  backing: string,
+  dirty: ModifiedZones,
+  sender: WindowedSender,
+  link: ResyncLink,
+  progress: ResyncProgress,
+  throttle: Throttle,
+): Promise<void> {
   const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
   const whole = new Map<string, RangeSet>();
@@ -181,7 +192,15 @@ async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedS
 
   // Parents sort before their children, so a new directory exists before what goes in it.
   for (const rel of [...dirty.namespace].sort()) await sendEntry(rel, true);
-  for (const rel of [...dirty.attrs].sort()) if (!dirty.namespace.has(rel)) await sendEntry(rel, false);
+  for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!dirty.namespace.has(rel)) await sendEntry(rel, false);
+  await sender.drain(); // sizes are set on the secondary before its checksums are asked for
+  for (const [rel, set] of dirty.inDoubt) {
+    if (whole.has(rel) || gone.some((g) => under(rel, g))) continue;
+    const differing = await differingBlocks(backing, rel, set, link);
+    const zones = dirty.files.get(rel) ?? new RangeSet(ZONE_SIZE);
+    for (const [s, e] of differing.list()) zones.add(s, e);
+    dirty.files.set(rel, zones);
+  }
   for (const [rel, set] of dirty.files) {
     if (whole.has(rel)) continue;
     whole.set(rel, set);
@@ -190,6 +209,21 @@ async function sendPass(backing: string, dirty: ModifiedZones, sender: WindowedS
     if (gone.some((g) => under(rel, g))) continue;
     await sendZones(abs(rel), rel, set, sender, progress, throttle);
   }
+}
+
+/** The blocks of `ranges` where the secondary's copy differs from this one (all of them if it cannot say). */
+async function differingBlocks(backing: string, rel: string, ranges: RangeSet, link: ResyncLink): Promise<RangeSet> {
+  const out = new RangeSet(ZONE_SIZE);
+  for (const [start, end] of ranges.list()) {
+    const local = await blockChecksums(backing, rel, [[start, end]], ZONE_SIZE).catch(() => null);
+    if (!local) continue; // gone here: its entry says so
+    const remote = await link.checksums({ kind: "checksums", path: rel, offset: start, length: end - start, blockSize: ZONE_SIZE });
+    local.forEach(({ offset, digest }, i) => {
+      const theirs = remote.errno === 0 ? remote.digests.subarray(i * 32, i * 32 + 32).toString("hex") : "";
+      if (theirs !== digest) out.add(offset, offset + ZONE_SIZE);
+    });
+  }
+  return out;
 }
 
 async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {

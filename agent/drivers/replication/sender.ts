@@ -33,6 +33,8 @@ interface Pending {
   sentAt: number;
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Set for a checksum request: it is answered by a sums record, not an ack. */
+  onSums?: (answer: { errno: number; digests: Buffer }) => void;
 }
 
 export interface SenderOptions {
@@ -73,11 +75,22 @@ export class ReplicationSender implements MutationSink {
 
   /** Sends a mutation (or a resynchronisation record) and resolves on its acknowledgement. */
   commit(op: StreamOp): Promise<void> {
+    return this.send(op);
+  }
+
+  /** Asks the secondary for the checksums of a range (used by resync); errno 0 or why not. */
+  async checksums(op: StreamOp & { kind: "checksums" }): Promise<{ errno: number; digests: Buffer }> {
+    let answer: { errno: number; digests: Buffer } = { errno: 0, digests: Buffer.alloc(0) };
+    await this.send(op, (a) => (answer = a));
+    return answer;
+  }
+
+  private send(op: StreamOp, onSums?: Pending["onSums"]): Promise<void> {
     if (this.lost) return Promise.reject(this.lost);
     const seq = ++this.seq;
     const frame = encodeOp(seq, op); // copies the data: the FUSE buffer may be reused at once
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ seq, sentAt: this.options.now(), resolve, reject });
+      this.pending.push({ seq, sentAt: this.options.now(), resolve, reject, onSums });
       this.stats.sent++;
       this.stats.bytesSent += frame.length;
       this.stats.inFlight = this.pending.length;
@@ -100,13 +113,17 @@ export class ReplicationSender implements MutationSink {
     if (!r.ok) return this.fail(`bad frame from the secondary: ${r.error}`);
     for (const rec of r.value) {
       const head = this.pending[0];
-      if (rec.type !== "ack" || !head || rec.seq !== head.seq) {
-        return this.fail(`unexpected ${rec.type} ${rec.seq} (expected ack ${head?.seq ?? "none"})`);
+      const expected = head?.onSums ? "sums" : "ack";
+      if (rec.type !== expected || !head || rec.seq !== head.seq) {
+        return this.fail(`unexpected ${rec.type} ${rec.seq} (expected ${expected} ${head?.seq ?? "none"})`);
       }
       this.pending.shift();
       this.stats.acked++;
       this.stats.inFlight = this.pending.length;
-      if (rec.errno === 0) head.resolve();
+      if (rec.type === "sums") {
+        head.onSums?.({ errno: rec.errno, digests: rec.digests });
+        head.resolve();
+      } else if (rec.errno === 0) head.resolve();
       else {
         // The secondary could not do what the primary did: the two sides differ from here on.
         this.options.log({ event: "replication_apply_failed", seq: rec.seq, errno: rec.errno });

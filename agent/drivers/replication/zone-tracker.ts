@@ -296,18 +296,12 @@ export class ZoneTracker {
 
   /**
    * Hands what is recorded to a resync pass and starts recording afresh (changes made while the
-   * pass runs go to the next one). In-doubt extents are handed over as zones to send whole.
+   * pass runs go to the next one).
    */
   takeDirty(): ModifiedZones {
     if (this.pending) throw new Error("zone tracker: a resync pass is already running");
     const taken = emptyZones();
     mergeZones(taken, this.zones);
-    for (const [p, set] of taken.inDoubt) {
-      const files = taken.files.get(p) ?? new RangeSet(ZONE_SIZE);
-      for (const [s, e] of set.list()) files.add(s, e);
-      taken.files.set(p, files);
-    }
-    taken.inDoubt.clear();
     this.pending = taken;
     this.zones.files.clear();
     this.zones.inDoubt.clear();

@@ -58,6 +58,20 @@ describe("replication link", () => {
     expect([s.stats.sent, s.stats.acked, receiver.stats.applied]).toEqual([302, 302, 302]);
   });
 
+  it("answers checksum requests with the secondary's block digests, in line with other ops", async () => {
+    const [a, b] = await socketPair();
+    new ReplicationReceiver(b, await BackingApplier.open(dir), log);
+    const s = sender(a);
+    await s.commit({ kind: "create", path: "f", mode: 0o644, uid, gid });
+    const write = s.commit({ kind: "write", path: "f", offset: 0, data: Buffer.alloc(8192, 1) });
+    const sums = await s.checksums({ kind: "checksums", path: "f", offset: 0, length: 3 * 4096, blockSize: 4096 });
+    await write;
+    expect(sums.errno).toBe(0);
+    const d = (i: number) => sums.digests.subarray(i * 32, i * 32 + 32).toString("hex");
+    expect([d(0) === d(1), d(1) === d(2), sums.digests.length]).toEqual([true, false, 96]);
+    expect((await s.checksums({ kind: "checksums", path: "missing", offset: 0, length: 4096, blockSize: 4096 })).errno).toBe(2);
+  });
+
   it("rejects waiting and later commits when the secondary does not answer in time", async () => {
     const [a] = await socketPair(); // nobody reads the other end
     const s = sender(a, 100);

@@ -2,7 +2,7 @@
 // bad paths, unknown versions and oversized frames are error values, never exceptions.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamOp, type StreamRecord, decodeFrame, encodeAck, encodeOp, pathProblem } from "../../../agent/drivers/replication/op-codec";
+import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamOp, type StreamRecord, decodeFrame, encodeAck, encodeOp, encodeSums, pathProblem } from "../../../agent/drivers/replication/op-codec";
 
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const u32 = fc.nat({ max: 0xffffffff });
@@ -19,6 +19,7 @@ const op: fc.Arbitrary<StreamOp> = fc.oneof(
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant("") }),
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target }),
   fc.record({ kind: fc.constant("absent" as const), path: relPath }),
+  fc.record({ kind: fc.constant("checksums" as const), path: relPath, offset: safe, blockSize: fc.integer({ min: 512, max: 65536 }), length: fc.nat({ max: 16384 * 512 }) }),
   fc.record({ kind: fc.constant("write" as const), path: optPath, offset: safe, data: fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)) }),
   fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: relPath, mode: u32, uid: u32, gid: u32 }),
   fc.record({ kind: fc.constant("symlink" as const), path: relPath, target, uid: u32, gid: u32 }),
@@ -44,6 +45,15 @@ describe("replication stream codec", () => {
     fc.assert(
       fc.property(safe, fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), (seq, errno) => {
         expect(decodeFrame(encodeAck(seq, errno))).toEqual({ ok: true, value: { type: "ack", seq, errno } });
+      }),
+    );
+  });
+
+  it("round-trips checksum answers", () => {
+    fc.assert(
+      fc.property(safe, fc.integer({ min: -200, max: 0 }), fc.nat({ max: 100 }), (seq, errno, n) => {
+        const digests = Buffer.alloc(n * 32, 7);
+        expect(decodeFrame(encodeSums(seq, errno, digests))).toEqual({ ok: true, value: { type: "sums", seq, errno, digests } });
       }),
     );
   });

@@ -6,6 +6,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
 import type { StreamOp } from "../../../agent/drivers/replication/op-codec";
+import { BackingApplier } from "../../../agent/drivers/replication/applier";
 import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated-sink";
 import { resync } from "../../../agent/drivers/replication/resync";
 import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
@@ -14,15 +15,18 @@ import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
 const signal = new AbortController().signal;
 let dir: string;
 let backing: string;
+let secondary: string;
 let tracker: ZoneTracker;
 let sink: ReplicatedDirSink;
 
+/** Records what is sent; checksums come from the secondary's applier on `secondary`. */
 function recordingLink(failAt = Infinity) {
   const sent: StreamOp[] = [];
   return {
     sent,
     admit: () => Promise.resolve(),
     abandon: () => undefined,
+    checksums: async (op: StreamOp & { kind: "checksums" }) => (await BackingApplier.open(secondary)).checksums(op),
     commit: (op: StreamOp) => (sent.length + 1 >= failAt ? Promise.reject(new ReplicationLinkLost("stream closed")) : (sent.push(op), Promise.resolve())),
   };
 }
@@ -30,7 +34,9 @@ function recordingLink(failAt = Infinity) {
 beforeEach(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), "mf-resync-"));
   backing = path.join(dir, "backing");
+  secondary = path.join(dir, "secondary");
   mkdirSync(path.join(backing, "d"), { recursive: true });
+  mkdirSync(secondary);
   tracker = ZoneTracker.open(path.join(dir, "zones"));
   sink = new ReplicatedDirSink(tracker, () => undefined, () => undefined);
   sink.setMode("alone", "test");
@@ -68,6 +74,24 @@ describe("failback resync", () => {
     expect([w.offset, w.data.length, w.data[50_000 - 49_152]]).toEqual([49_152, 4096, 2]);
     expect(sink.mode).toBe("replicating");
     expect(tracker.dirtyBytes()).toBe(0);
+  });
+
+  it("after a crash, sends only the blocks of in-doubt extents that differ on the secondary", async () => {
+    const data = Buffer.alloc(5 * 4096, 1);
+    writeFileSync(path.join(secondary, "f"), data);
+    data.fill(9, 4096 * 2, 4096 * 2 + 100); // the write the crash left in doubt
+    writeFileSync(path.join(backing, "f"), data);
+    await tracker.admit({ kind: "write", path: "f", offset: 8192, data: Buffer.alloc(100) }); // logged, never committed
+    tracker.close();
+    tracker = ZoneTracker.open(path.join(dir, "zones")); // the restart after the crash
+    sink = new ReplicatedDirSink(tracker, () => undefined, () => undefined);
+    sink.setMode("alone", "restarted alone");
+    expect([...tracker.modified().inDoubt.keys()]).toEqual(["f"]);
+    const link = recordingLink();
+    const progress = await resync({ sink, tracker, backing, link });
+    const writes = link.sent.filter((o): o is MutationOp & { kind: "write" } => o.kind === "write");
+    expect(writes.map((w) => [w.offset, w.data.length])).toEqual([[8192, 4096]]);
+    expect(progress.bytesSent).toBe(4096);
   });
 
   it("keeps to the bandwidth cap", async () => {
