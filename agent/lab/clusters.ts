@@ -51,11 +51,18 @@ async function secrets(lab: string, cluster: string, nodes: Array<{ name: string
   return out;
 }
 
-function appScripts(doc: AgentConfigInput, app: LabApp): void {
+/**
+ * The application's role scripts and its checker: a TCP connect to its port on the node itself.
+ * Every 500 ms, 3 failures in a row restart it (a mirror primary sees a dead application within
+ * 1.5 s); a farm node gives its buckets away at the first failure. Each start script returns only
+ * once the port answers, and checkers count only where the application runs.
+ */
+function appControl(doc: AgentConfigInput, app: LabApp): void {
   doc.scripts = {
     start_prim: { path: `${APPS_DIR}/${app}/start.sh`, timeoutMs: 40_000 },
     stop_prim: { path: `${APPS_DIR}/${app}/stop.sh`, timeoutMs: 40_000 },
   };
+  doc.checkers = [{ name: app, type: "tcp", host: "127.0.0.1", port: appModules[app].port, intervalMs: 500, timeoutMs: 400, failures: 3, action: "restart" }];
 }
 
 /**
@@ -99,7 +106,7 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         patch: (d) => {
           admin(node)(d);
           if (d.vip) d.vip = { ...d.vip, prefixLength: 24 };
-          if (opts.app && node !== "witness") appScripts(d, opts.app);
+          if (opts.app && node !== "witness") appControl(d, opts.app);
         },
       });
       nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
@@ -119,7 +126,7 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         patch: (d) => {
           admin(m.name)(d);
           if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [appModules[opts.app ?? "demo"].port] }];
-          if (opts.app) appScripts(d, opts.app);
+          if (opts.app) appControl(d, opts.app);
         },
       });
       nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
