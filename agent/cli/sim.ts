@@ -15,6 +15,7 @@ const USAGE = `usage:
   mirrorfarm sim --seeds N [--start S] [--json]   run N random fault schedules from seed S (default 0)
   mirrorfarm sim --scenario FILE [--json]         run a scenario script
   mirrorfarm sim --replay SEED                    replay one seed: its schedule and full trace
+options: --max-delay MS   upper bound of random message delays in fault schedules (default 600)
 test only (prove the checker catches bugs): --unsafe promote-without-witness|ignore-lease`;
 
 const UNSAFE: Record<string, UnsafeRules> = {
@@ -22,7 +23,7 @@ const UNSAFE: Record<string, UnsafeRules> = {
   "ignore-lease": { ignoreLease: true },
 };
 
-type Args = { seeds?: number; start: number; scenario?: string; replay?: number; json: boolean; unsafe?: UnsafeRules; unsafeName?: string };
+type Args = { seeds?: number; start: number; scenario?: string; replay?: number; json: boolean; unsafe?: UnsafeRules; unsafeName?: string; maxDelayMs?: number };
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { start: 0, json: false };
@@ -43,6 +44,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--replay":
         a.replay = int(f, argv[++i], 0);
+        break;
+      case "--max-delay":
+        a.maxDelayMs = int(f, argv[++i], 20);
         break;
       case "--scenario": {
         const v = argv[++i];
@@ -73,14 +77,18 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
+function seedOptions(a: Args): { unsafe?: UnsafeRules; maxDelayMs?: number } {
+  return { ...(a.unsafe ? { unsafe: a.unsafe } : {}), ...(a.maxDelayMs !== undefined ? { maxDelayMs: a.maxDelayMs } : {}) };
+}
+
 function runBatch(a: Args): number {
   const count = a.seeds ?? 0;
   const t0 = Date.now();
-  const r = runSeeds(count, a.start, a.unsafe ? { unsafe: a.unsafe } : {});
+  const r = runSeeds(count, a.start, seedOptions(a));
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   for (const f of r.results.filter((x) => x.violations.length > 0).slice(0, 10)) {
     const v = f.violations[0];
-    if (v) console.log(`seed ${f.seed} (${f.cluster}): ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}\n  replay: mirrorfarm sim --replay ${f.seed}${a.unsafeName ? ` --unsafe ${a.unsafeName}` : ""}`);
+    if (v) console.log(`seed ${f.seed} (${f.cluster}): ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}\n  replay: mirrorfarm sim --replay ${f.seed}${a.maxDelayMs !== undefined ? ` --max-delay ${a.maxDelayMs}` : ""}${a.unsafeName ? ` --unsafe ${a.unsafeName}` : ""}`);
   }
   if (!a.json || r.violations > 0) {
     console.log(`${r.runs} runs in ${secs} s: ${r.violations} violation(s)${r.failedSeeds.length ? ` in seeds ${r.failedSeeds.join(", ")}` : ""}; slowest recovery after the heal ${r.maxRecoveryMs} ms`);
@@ -90,12 +98,12 @@ function runBatch(a: Args): number {
 }
 
 function runReplay(a: Args): number {
-  const r = runSeed(a.replay ?? 0, { trace: true, ...(a.unsafe ? { unsafe: a.unsafe } : {}) });
+  const r = runSeed(a.replay ?? 0, { trace: true, ...seedOptions(a) });
   console.log(`seed ${r.seed}: cluster ${r.cluster}\nschedule:\n${r.schedule.map((s) => `  ${s}`).join("\n")}\ntrace:`);
   console.log(r.trace.join("\n"));
   for (const v of r.violations) console.log(`VIOLATION ${v.invariant} at ${(v.timeMs / 1000).toFixed(3)} s: ${v.message}`);
   const c = r.client;
-  console.log(`client: ${c.acked} acknowledged, ${c.unacked} written but not acknowledged, ${c.refused} refused (no writer), ${c.lostByPrimforce} given up by primforce`);
+  if (r.cluster.startsWith("mirror")) console.log(`client: ${c.acked} acknowledged, ${c.unacked} written but not acknowledged, ${c.refused} refused (no writer), ${c.lostByPrimforce} given up by primforce`);
   console.log(r.recoveryMs === null ? "never healthy after the heal" : `healthy ${r.recoveryMs} ms after the heal`);
   return r.violations.length === 0 ? 0 : 1;
 }

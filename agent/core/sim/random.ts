@@ -44,7 +44,14 @@ function clusterFor(seed: number, r: Rng): ClusterSpec {
 }
 
 /** Runs one seed. The same seed always gives the same schedule and the same outcome. */
-export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: boolean } = {}): SeedResult {
+export type SeedOptions = {
+  unsafe?: UnsafeRules;
+  trace?: boolean;
+  /** Upper bound of the random "delay" faults, in ms (default 600; safety must not depend on it). */
+  maxDelayMs?: number;
+};
+
+export function runSeed(seed: number, opts: SeedOptions = {}): SeedResult {
   const plan = rng(seed ^ 0x5bd1e995);
   const spec = clusterFor(seed, plan);
   const sim = new Sim(spec, { seed, trace: opts.trace ?? false, stopAtFirstViolation: true, ...(opts.unsafe ? { unsafe: opts.unsafe } : {}) });
@@ -86,7 +93,7 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
       const p = plan.int(10, 60) / 100;
       plannedAt(t, `drop ${p}`, () => (sim.net.dropRate = p));
     } else if (kind === 6) {
-      const max = plan.int(20, 600);
+      const max = plan.int(20, opts.maxDelayMs ?? 600);
       plannedAt(t, `delay 1 ${max}`, () => ((sim.net.delayMinMs = 1), (sim.net.delayMaxMs = max)));
     } else if (kind === 7) {
       const period = plan.int(100, 800);
@@ -142,7 +149,7 @@ export function runSeed(seed: number, opts: { unsafe?: UnsafeRules; trace?: bool
   };
 }
 
-export function runSeeds(count: number, start: number, opts: { unsafe?: UnsafeRules } = {}): BatchResult {
+export function runSeeds(count: number, start: number, opts: Omit<SeedOptions, "trace"> = {}): BatchResult {
   const results: SeedResult[] = [];
   let violations = 0;
   let maxRecoveryMs = 0;
