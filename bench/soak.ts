@@ -14,8 +14,10 @@
 // late its own 10 ms timer fires (event-loop lag of a Node process beside the agent, same
 // scheduling): the maximum per second, reported per phase and for the 3 s before each transition.
 // transitions: every transition of either agent; flaps: transitions that took a node out of PRIM or
-// SECOND, plus restarts. Both should be 0. JSON on the last line; progress on stderr.
+// SECOND, plus restarts. Both should be 0. After any transition the three agents' logs are copied
+// out of the lab (path in "logs"). JSON on the last line; progress on stderr.
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { layout } from "../components/onprem/deployer/layout";
 import { hostDir } from "../agent/lab/state";
@@ -199,6 +201,13 @@ async function main(): Promise<void> {
     }
     for (const h of NODES) await setLoss(lab, h, port, 0);
     const final = Object.fromEntries(await Promise.all(NODES.map(async (n) => [n, (await mirrorStatus(lab, n))?.state ?? "unknown"] as const)));
+    // Evidence for whoever investigates a flap: the agents' logs outlive the lab.
+    let logs: string | undefined;
+    if (seen.size > 0 || restarts > 0) {
+      logs = fs.mkdtempSync(path.join(os.tmpdir(), `mfbench-soak-${lab}-logs-`));
+      for (const n of [...NODES, "witness"]) fs.copyFileSync(path.join(hostDir(lab, n), "var-log-mirrorfarm", path.basename(layout(n).log)), path.join(logs, `${n}.log`));
+      progress(`agent logs kept in ${logs}`);
+    }
     const transitions = [...seen.values()]
       .sort((a, b) => a.at.localeCompare(b.at))
       .map((t) => ({ ...t, maxLagMsBefore: maxLag(t.node, Date.parse(t.at) - 3_000, Date.parse(t.at) + 1_000) }));
@@ -215,6 +224,7 @@ async function main(): Promise<void> {
       statusUnanswered: unanswered,
       finalStates: final,
       transitionList: transitions,
+      ...(logs ? { logs } : {}),
     };
   });
   if (!o.json)
