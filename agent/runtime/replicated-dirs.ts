@@ -177,7 +177,14 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     const dirs: ReplicatedDir[] = [];
     const driverLog = (e: Record<string, unknown>) => log({ ...e, event: `replication-${String(e.event ?? "event")}` });
     let plane: ReplicatedDataPlane | null = null;
-    const listener = new ReplicationListener(cfg, (peer, index, sock) => void plane?.accept(peer, index, sock));
+    const listener = new ReplicationListener(cfg, (peer, index, sock) => {
+      if (!plane) return sock.destroy();
+      const p = plane;
+      p.accept(peer, index, sock).catch((err: unknown) => {
+        log({ event: "replication-stream-failed", level: "error", peer, dir: index, error: err instanceof Error ? err.message : String(err) });
+        sock.destroy();
+      });
+    });
     try {
       for (const [index, d] of (cfg.mirror?.replicatedDirs ?? []).entries()) {
         createMountpoint(d.path);

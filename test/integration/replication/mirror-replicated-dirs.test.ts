@@ -124,6 +124,11 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
     expect(await fsp.readFile(backing("b", "sub", "deeper", "small"), "utf8")).toBe("small file\n");
     await expect(fsp.writeFile(mnt("b", "nope"), "x")).rejects.toMatchObject({ code: "EROFS" });
+    // A figure, not an assertion: sequential write through the replicated mount (1 MiB blocks, fsync at end).
+    const started = performance.now();
+    expect((await run(["dd", "if=/dev/zero", `of=${mnt("a", "seq")}`, "bs=1M", "count=64", "conv=fsync"])).code).toBe(0);
+    console.log(JSON.stringify({ replicatedSeqWriteMBps: Math.round((64 / ((performance.now() - started) / 1000)) * 10) / 10 }));
+    await fsp.unlink(mnt("a", "seq"));
     const a = (await state("a"))!;
     expect(a.replication?.dirs[0]).toMatchObject({ path: mnt("a"), mode: "replicating" });
     expect(a.replication?.dirs[0]?.sender?.acked).toBe(a.replication?.dirs[0]?.sender?.sent);
