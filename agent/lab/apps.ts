@@ -1,7 +1,8 @@
 // Applications the lab installs on its hosts as the clusters' role-script targets: the demo app,
 // nginx and PostgreSQL. Each lives under /var/lib/mirrorfarm/apps/<app> (private per host) with a
-// start.sh and stop.sh the agent runs as start_prim / stop_prim. Data replication of PostgreSQL
-// comes with the replicated directories; until then each host has its own data directory.
+// start.sh and stop.sh the agent runs as start_prim / stop_prim. On a mirror, PostgreSQL's data
+// directory is a replicated directory: the secondary's own initdb'd copy is replaced at the first
+// start by the primary's.
 export type LabApp = "demo" | "postgresql" | "nginx";
 export const LAB_APPS: readonly LabApp[] = ["demo", "postgresql", "nginx"];
 
@@ -20,6 +21,8 @@ export interface LabAppModule {
   files: (host: string) => Record<string, AppFile>;
   /** One-time preparation inside the host after the files are written (argv run in the host), if any. */
   setup?: string[];
+  /** Directories a mirror replicates for this application (each backing on the same filesystem). */
+  replicatedDirs?: { path: string; backing: string }[];
 }
 
 /** Start script body shared by the apps: wait (at most 5 s) until the port answers locally. */
@@ -148,6 +151,9 @@ exec runuser -u postgres -- ${PGBIN}/pg_ctl stop -D ${PGDATA} -m fast -w -t 30
     },
   }),
   setup: ["sh", `${APPS_DIR}/postgresql/setup.sh`],
+  // The data directory itself; its backing is beside it, in the same (per-host) /var/lib/postgresql
+  // mount, so the cluster initdb made is moved there at the agent's first start, not copied.
+  replicatedDirs: [{ path: PGDATA, backing: "/var/lib/postgresql/.mirrorfarm-backing" }],
 };
 
 export const appModules: Record<LabApp, LabAppModule> = { demo, nginx, postgresql };

@@ -107,6 +107,8 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
           admin(node)(d);
           if (d.vip) d.vip = { ...d.vip, prefixLength: 24 };
           if (opts.app && node !== "witness") appControl(d, opts.app);
+          const dirs = opts.app ? appModules[opts.app].replicatedDirs : undefined;
+          if (dirs && d.mirror) d.mirror.replicatedDirs = dirs;
         },
       });
       nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
