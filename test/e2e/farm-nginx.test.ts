@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down } from "../../agent/lab/lab";
 import { waitFor } from "../../agent/lab/sys";
+import { lastJson } from "../support/lab";
 import { needsRoot } from "../support/privileges";
 import { probe } from "./farm-client";
 
@@ -27,8 +28,6 @@ async function cli(args: string[]): Promise<string> {
   const r = await pexec(process.execPath, [path.join(ROOT, "bin/mirrorfarm.js"), ...args], { cwd: ROOT, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
   return r.stdout;
 }
-
-const lastJson = <T>(stdout: string): T => JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as T;
 
 /** The one node that answered every request of each source; throws naming any source that got errors or several nodes. */
 function assignment(served: Record<string, string[]>): Record<string, string> {

@@ -1,43 +1,15 @@
 // `lab up --mirror --app demo`: agents deployed over SSH with the on-prem deployer, started under the
 // supervisor, healthy; `lab status` reads their states; `lab restart` brings a crashed host's agent back.
 import { execFile } from "node:child_process";
-import * as http from "node:http";
-import * as path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, execArgv } from "../../../agent/lab/lab";
+import { get, labCli, lastJson } from "../../support/lab";
 import { needsRoot } from "../../support/privileges";
 
 const pexec = promisify(execFile);
 const LAB = "tclust";
-const ROOT = path.resolve(__dirname, "../../..");
-const CLI = [path.join(ROOT, "node_modules/.bin/tsx"), path.join(ROOT, "agent/cli/main.ts")];
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await pexec(CLI[0] ?? "", [...CLI.slice(1), "lab", ...args, "--name", LAB], { cwd: ROOT, timeout: 120_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-  }
-}
-
-function lastJson<T>(stdout: string): T {
-  return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as T;
-}
-
-function get(url: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const req = http.get(url, { timeout: 500 }, (res) => {
-      let body = "";
-      res.on("data", (d: Buffer) => (body += d.toString()));
-      res.on("end", () => resolve(body.trim()));
-    });
-    req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(undefined));
-  });
-}
+const cli = (args: string[]): ReturnType<typeof labCli> => labCli(LAB, args);
 
 async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
   const end = Date.now() + deadlineMs;
@@ -97,15 +69,7 @@ describe.skipIf(!needsRoot("lab farm"))("lab up --farm 3 --app demo", { timeout:
   const FARM = "tfarm";
   type FarmInfo = { farm: { vip: string; nodes: string[]; app: { url: string } }; client: { addresses: string[] } };
   let info: FarmInfo;
-  const farmCli = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
-    try {
-      const r = await pexec(CLI[0] ?? "", [...CLI.slice(1), "lab", ...args, "--name", FARM], { cwd: ROOT, timeout: 120_000 });
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: e.code ?? 1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
-    }
-  };
+  const farmCli = (args: string[]): ReturnType<typeof labCli> => labCli(FARM, args);
   /** Which host serves each client source address (one curl per source, from the client host). */
   const servedBy = async (sources: string[]): Promise<string[]> => {
     const script = sources.map((s) => `curl -s -m 2 --interface ${s} ${info.farm.app.url} || echo none`).join("; ");
