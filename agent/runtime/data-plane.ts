@@ -19,6 +19,8 @@ export interface WriteGate {
    * stop waiting for the lost peer and record what changes from then on.
    */
   roleChanged?(role: string): void;
+  /** The node's persisted "up to date" flag, once durable (a secondary in sync holds the cluster's data). */
+  dataUpToDate?(upToDate: boolean): void;
 }
 
 export interface Resync {

@@ -195,7 +195,10 @@ export class MirrorNode {
       switch (e.type) {
         case "persist":
           // Synchronous and fsync'd: nothing after it runs before it is durable.
-          fx.now("persist", () => this.d.store.save(e.state));
+          fx.now("persist", () => {
+            this.d.store.save(e.state);
+            this.d.writes.dataUpToDate?.(e.state.upToDate);
+          });
           break;
         case "send":
           fx.now(`send ${e.message.kind} to ${e.to}`, () => this.send(e.to, e.message));

@@ -32,10 +32,12 @@ import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/
 import { ReplicatedDirSink, type ReplicatedMode } from "../drivers/replication/replicated-sink";
 import { type ResyncProgress, resync } from "../drivers/replication/resync";
 import { ReplicationSender, type SenderStats } from "../drivers/replication/sender";
-import { ZoneTracker } from "../drivers/replication/zone-tracker";
+import { pathProblem } from "../drivers/replication/op-codec";
+import { RangeSet } from "../drivers/replication/range-set";
+import { ZONE_SIZE, ZoneTracker } from "../drivers/replication/zone-tracker";
 import type { Resync, ResyncReport, ResyncRequest, WriteGate } from "./data-plane";
 import type { Logger } from "./log";
-import { NEED_FULL, NEED_ZONES, ReplicationListener, dialReplication } from "./replicated-link";
+import { type OwedByTarget, ReplicationListener, dialReplication, encodeAnswer } from "./replicated-link";
 
 // One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the
 // rest. Must be set before the first use of the thread pool, hence at module load.
@@ -73,6 +75,40 @@ function createMountpoint(dir: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOTCONN") throw err;
   }
+}
+
+/**
+ * What this node recorded as changed and not sent (as a former writer: zones written while alone,
+ * extents in doubt after a crash): the writer must send its own version of all of it.
+ */
+function owedBy(tracker: ZoneTracker): OwedByTarget {
+  const z = tracker.modified();
+  const plain = (map: Map<string, RangeSet>) => Object.fromEntries([...map].map(([p, set]) => [p, set.list().map(([a, b]) => [a, b] as [number, number])]));
+  return { files: plain(z.files), inDoubt: plain(z.inDoubt), names: [...new Set([...z.namespace, ...z.attrs, ...z.files.keys()])] };
+}
+
+/** Adds what the peer is owed to what the next resync sends; returns how many paths were refused. */
+function owe(tracker: ZoneTracker, owed: OwedByTarget): number {
+  const z = tracker.modified();
+  let rejected = 0;
+  // Zones it wrote are sent; extents in doubt are compared by block checksums first.
+  for (const [owedMap, ours] of [[owed.files, z.files], [owed.inDoubt, z.inDoubt]] as const) {
+    for (const [p, ranges] of Object.entries(owedMap)) {
+      if (pathProblem(p) !== null || p === "") {
+        rejected++;
+        continue;
+      }
+      const set = ours.get(p) ?? new RangeSet(ZONE_SIZE);
+      for (const [a, b] of ranges) set.add(a, b);
+      ours.set(p, set);
+    }
+  }
+  // Each name gets the writer's entry as it is (or "absent"): what the peer created alone goes.
+  for (const p of owed.names) {
+    if (pathProblem(p) === null) z.attrs.add(p);
+    else rejected++;
+  }
+  return rejected;
 }
 
 /** Removes everything inside `dir` (not `dir` itself); names are taken as bytes, whatever they are. */
@@ -155,6 +191,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   /** The running resync as the source (a new object per start, so a stopped one cannot report). */
   private source: { peer: string; epoch: number; startedAt: string } | null = null;
   private target: { peer: string; epoch: number } | null = null;
+  private role = "WAIT";
   private resyncBytesSent = 0;
   private readonly checkpoints: NodeJS.Timeout;
 
@@ -222,8 +259,23 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     if (!allow) this.source = null;
   }
 
+  /**
+   * A secondary in sync holds the cluster's data: marked so (a later resync towards it sends only
+   * what changed), and what it recorded as a former writer is no longer owed to it.
+   */
+  dataUpToDate(upToDate: boolean): void {
+    if (!upToDate || this.role !== "SECOND") return;
+    for (const d of this.dirs) {
+      markInLineage(d.marker);
+      if (d.tracker.dirtyBytes() > 0 || d.tracker.modified().namespace.size + d.tracker.modified().attrs.size > 0) {
+        void d.tracker.clear().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "error", path: d.path, error: String(err) }));
+      }
+    }
+  }
+
   /** PRIM -> ALONE: the core moved to a new epoch without the peer; held changes go on, recorded. */
   roleChanged(role: string): void {
+    this.role = role;
     if (role !== "ALONE") return;
     for (const d of this.dirs) {
       if (d.sink.mode === "replicating" || d.sink.mode === "blocked") {
@@ -249,8 +301,6 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       }
     } else if (req.action === "start") {
       this.target = { peer: req.peer, epoch: req.epoch };
-      // What this node recorded as a writer is moot now: the writer's content overwrites it.
-      for (const d of this.dirs) await d.tracker.clear();
     } else {
       this.target = null;
       for (const d of this.dirs) await d.closeReceiver();
@@ -269,7 +319,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         if (!current()) return;
         if (d.sink.mode === "replicating") continue; // synced by an earlier, partly failed run
         if (d.sink.mode !== "alone") throw new Error(`${d.path} is ${d.sink.mode}, not alone`);
-        const { socket: sock, full } = await dialReplication(this.cfg, d.index);
+        const answer = await dialReplication(this.cfg, d.index);
+        const { socket: sock, full } = answer;
         if (!current()) {
           sock.destroy();
           return;
@@ -283,6 +334,9 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
           // Kept in memory only: after a crash the peer still has no marker and asks again.
           d.tracker.modified().namespace.add("");
           this.log({ event: "replication-full-copy", path: d.path, peer: run.peer });
+        } else {
+          const rejected = owe(d.tracker, answer.owed);
+          this.log({ event: "replication-owed-by-peer", path: d.path, peer: run.peer, files: Object.keys(answer.owed.files).length, inDoubt: Object.keys(answer.owed.inDoubt).length, names: answer.owed.names.length, rejected });
         }
         d.progress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
         const before = this.resyncBytesSent;
@@ -327,7 +381,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     // Data never in sync with this cluster's writer (first start, data installed beforehand): it is
     // replaced by a full copy, so nothing of it may remain beside what the writer sends.
     if (full) await emptyDirectory(d.backing);
-    sock.write(Buffer.of(full ? NEED_FULL : NEED_ZONES));
+    sock.write(encodeAnswer(full ? { full: true } : { full: false, owed: owedBy(d.tracker) }));
     await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
     this.log({ event: "replication-stream-accepted", peer, path: d.path, full });
   }

@@ -6,9 +6,11 @@
  * The writer dials (it is the one that knows when to resynchronise); the secondary listens on its
  * own addresses and accepts a connection only from a certificate of the cluster CA that names the
  * peer member. The first bytes say which directory the stream is for (magic + index); the
- * secondary answers one byte, whether it needs a full copy ("F": its data was never in sync with
- * this cluster's writer) or only what changed ("Z"); everything after that is the replication
- * stream (op-codec frames and their acks).
+ * secondary answers whether it needs a full copy ("F": its data was never in sync with this
+ * cluster's writer) or only what changed ("Z", then a u32 length and a JSON list of what the
+ * secondary itself recorded as changed: ranges it wrote as a writer that the peer may lack, which
+ * must be overwritten too); everything after that is the replication stream (op-codec frames and
+ * their acks).
  */
 import { connect as tlsConnect, createServer, type Server, type TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
@@ -25,7 +27,39 @@ export type StreamHandler = (peer: string, dirIndex: number, socket: TLSSocket) 
 export const NEED_FULL = 0x46; // "F"
 export const NEED_ZONES = 0x5a; // "Z"
 
-export type DialedStream = { socket: TLSSocket; full: boolean };
+/** What the secondary recorded as changed on its side (it must get the writer's version of it). */
+export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; names: string[] };
+export type DialedStream = { socket: TLSSocket; full: true } | { socket: TLSSocket; full: false; owed: OwedByTarget };
+
+/** Bounds on the secondary's answer: untrusted input. */
+const MAX_OWED_BYTES = 16 * 1024 * 1024;
+
+export function encodeAnswer(answer: { full: true } | { full: false; owed: OwedByTarget }): Buffer {
+  if (answer.full) return Buffer.of(NEED_FULL);
+  const json = Buffer.from(JSON.stringify(answer.owed), "latin1");
+  const head = Buffer.alloc(5);
+  head[0] = NEED_ZONES;
+  head.writeUInt32BE(json.length, 1);
+  return Buffer.concat([head, json]);
+}
+
+/** Checks the owed list's shape; paths are checked again by the resync that reads them. */
+function parseOwed(json: Buffer): OwedByTarget | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(json.toString("latin1"));
+  } catch {
+    return "owed list is not JSON";
+  }
+  const o = v as OwedByTarget;
+  if (typeof o !== "object" || o === null || typeof o.files !== "object" || o.files === null || typeof o.inDoubt !== "object" || o.inDoubt === null || !Array.isArray(o.names)) {
+    return "owed list has no files/inDoubt/names";
+  }
+  if (!o.names.every((n) => typeof n === "string")) return "owed names are not strings";
+  const okRange = (r: unknown) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isSafeInteger(x) && (x as number) >= 0) && (r[0] as number) < (r[1] as number);
+  for (const ranges of [...Object.values(o.files), ...Object.values(o.inDoubt)]) if (!Array.isArray(ranges) || !ranges.every(okRange)) return "owed ranges are not [start, end) pairs";
+  return o;
+}
 
 function header(dirIndex: number): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
@@ -151,21 +185,36 @@ function dialOne(cfg: AgentConfig, peer: string, host: string, dirIndex: number)
     sock.once("close", () => reject(new Error("closed by the peer (not following this node?)")));
     sock.once("secureConnect", () => {
       sock.write(header(dirIndex));
-      sock.once("data", (chunk: Buffer) => {
+      let got = Buffer.alloc(0);
+      const settle = (result: DialedStream | Error, rest: Buffer) => {
         clearTimeout(timer);
+        sock.off("data", onData);
         sock.pause();
         sock.removeAllListeners("error");
         sock.removeAllListeners("close");
         sock.on("error", () => undefined);
-        const answer = chunk[0];
-        if (answer !== NEED_FULL && answer !== NEED_ZONES) {
+        if (result instanceof Error) {
           sock.destroy();
-          reject(new Error(`unexpected answer ${String(answer)} to the stream header`));
+          reject(result);
           return;
         }
-        if (chunk.length > 1) sock.unshift(chunk.subarray(1));
-        resolve({ socket: tuned(sock), full: answer === NEED_FULL });
-      });
+        if (rest.length > 0) sock.unshift(rest);
+        resolve(result);
+      };
+      const onData = (chunk: Buffer) => {
+        got = Buffer.concat([got, chunk]);
+        const kind = got[0];
+        if (kind === NEED_FULL) return settle({ socket: tuned(sock), full: true }, got.subarray(1));
+        if (kind !== NEED_ZONES) return settle(new Error(`unexpected answer ${String(kind)} to the stream header`), got);
+        if (got.length < 5) return;
+        const length = got.readUInt32BE(1);
+        if (length > MAX_OWED_BYTES) return settle(new Error(`owed list of ${length} bytes is above ${MAX_OWED_BYTES}`), got);
+        if (got.length < 5 + length) return;
+        const owed = parseOwed(got.subarray(5, 5 + length));
+        if (typeof owed === "string") return settle(new Error(owed), got);
+        settle({ socket: tuned(sock), full: false, owed }, got.subarray(5 + length));
+      };
+      sock.on("data", onData);
     });
   });
 }
