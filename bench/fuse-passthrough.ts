@@ -14,19 +14,40 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { startPassthroughServer } from "../agent/drivers/fuse/passthrough-process";
 
-function opt(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : dflt;
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, got ${process.argv[i + 1]}`);
+function opt(argv: readonly string[], name: string, dflt: number): number {
+  const i = argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(argv[i + 1]) : dflt;
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer, got ${argv[i + 1]}`);
   return v;
 }
 
-const SEQ_MIB = opt("seq-mib", 256);
-const FSYNCS = opt("fsyncs", 500);
-const CREATES = opt("creates", 1000);
-const ROUNDS = opt("rounds", 3);
-const RESYNC_DATA_MIB = opt("resync-data-mib", 256);
-const RESYNC_MODIFIED_MIB = opt("resync-modified-mib", 16);
+export interface FuseBenchParams {
+  seqMiB: number;
+  fsyncs: number;
+  creates: number;
+  rounds: number;
+  resyncDataMiB: number;
+  resyncModifiedMiB: number;
+}
+
+/** This benchmark's options from a command line (defaults for those absent). */
+export function fuseBenchParams(argv: readonly string[]): FuseBenchParams {
+  return {
+    seqMiB: opt(argv, "seq-mib", 256),
+    fsyncs: opt(argv, "fsyncs", 500),
+    creates: opt(argv, "creates", 1000),
+    rounds: opt(argv, "rounds", 3),
+    resyncDataMiB: opt(argv, "resync-data-mib", 256),
+    resyncModifiedMiB: opt(argv, "resync-modified-mib", 16),
+  };
+}
+
+let SEQ_MIB = 0;
+let FSYNCS = 0;
+let CREATES = 0;
+let ROUNDS = 0;
+let RESYNC_DATA_MIB = 0;
+let RESYNC_MODIFIED_MIB = 0;
 
 const nowUs = () => Number(process.hrtime.bigint() / 1000n);
 
@@ -112,7 +133,9 @@ async function measureResync(server: Awaited<ReturnType<typeof startPassthroughS
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-async function main(): Promise<void> {
+/** Runs the whole benchmark (its servers stopped and its files removed before it returns) and returns its result. */
+export async function runFusePassthroughBench(params: FuseBenchParams) {
+  ({ seqMiB: SEQ_MIB, fsyncs: FSYNCS, creates: CREATES, rounds: ROUNDS, resyncDataMiB: RESYNC_DATA_MIB, resyncModifiedMiB: RESYNC_MODIFIED_MIB } = params);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "mf-bench-fuse-"));
   const dirs = ["local", "mnt", "backing", "rmnt", "primary", "secondary"].map((d) => path.join(root, d));
   const [local, mnt, backing, rmnt, primary, secondary] = dirs as [string, string, string, string, string, string];
@@ -158,7 +181,7 @@ async function main(): Promise<void> {
     failbackResync: failback,
     note: "ratios: 1 = as fast; for latencies the ratio is baseline/measured",
   };
-  console.log(JSON.stringify(result));
+  return result;
 }
 
-void main();
+if (require.main === module) void runFusePassthroughBench(fuseBenchParams(process.argv)).then((result) => console.log(JSON.stringify(result)));

@@ -1,0 +1,166 @@
+// npm run bench -- replication [--json] [--pgbench-seconds 30] [fuse-passthrough options]
+// The replicated directory against what a user would otherwise run, measured in the same run:
+// - the FUSE data path (bench/fuse-passthrough: sequential write, 4 KiB write+fsync latency,
+//   small-file creates for local disk / our passthrough / our replicated pair; failback resync
+//   bytes sent vs bytes modified); its options (--seq-mib, --fsyncs, ...) pass through;
+// - pgbench TPS (scale 10, 4 clients) with PostgreSQL's data directory (a) on local disk, (b) on
+//   our replicated mount (a replicated pair on loopback, PostgreSQL run as postgres against the
+//   primary's mount), (c) on local disk with PostgreSQL's own synchronous streaming replication
+//   (pg_basebackup -R -X stream standby, synchronous_standby_names='*', synchronous_commit on);
+// - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc).
+// Both sides of every pair share this machine and its disk. Instances run one after the other on
+// loopback addresses of their own. Progress on stderr; JSON on the last line of stdout.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { startPassthroughServer } from "../agent/drivers/fuse/passthrough-process";
+import { fuseBenchParams, runFusePassthroughBench } from "./fuse-passthrough";
+import { type PgServer, baseBackup, initCluster, pgbenchInit, pgbenchTps, postgresDir, startServer, stopServer, waitSyncStandby } from "./replication/postgres";
+import { loopbackRttUs } from "./replication/rtt";
+import { Teardown } from "./replication/teardown";
+import { rssMb } from "./support/proc";
+import { progress, round } from "./support/stats";
+
+const PGBENCH = { scale: 10, clients: 4, threads: 2, seconds: pgbenchSeconds(process.argv) };
+/** Loopback addresses and ports of the instances (one each, so none can collide with another PostgreSQL here). */
+const ADDR = {
+  local: { host: "127.0.0.71", port: 55471 },
+  mirror: { host: "127.0.0.72", port: 55472 },
+  syncPrimary: { host: "127.0.0.73", port: 55473 },
+  syncStandby: { host: "127.0.0.74", port: 55474 },
+};
+const TARGETS = { passthroughVsLocalSeq: 0.5, replicatedVsPassthroughSeq: 0.5, fsyncSlackUs: 300, mirrorVsPgSync: 0.7, resyncSentOverModified: 1.1, agentRssMiB: 200 };
+
+function pgbenchSeconds(argv: readonly string[]): number {
+  const i = argv.indexOf("--pgbench-seconds");
+  if (i < 0) return 30;
+  const v = Number(argv[i + 1]);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--pgbench-seconds must be a positive integer (seconds of each pgbench run), got ${argv[i + 1]}; e.g. --pgbench-seconds 10`);
+  return v;
+}
+
+/** Starts a cluster and registers its stop; the returned stop runs at most once. */
+async function started(teardown: Teardown, label: string, dataDir: string, addr: { host: string; port: number }, run: string, settings: Record<string, string> = {}) {
+  const server = await startServer(dataDir, addr.host, addr.port, path.join(run, "sockets"), path.join(run, "logs", `${label}.log`), settings);
+  let stopping: Promise<void> | undefined;
+  const stop = () => (stopping ??= stopServer(server));
+  teardown.add(`PostgreSQL ${label} (pid ${server.pid})`, stop);
+  progress(`${label}: PostgreSQL ${server.pid} on ${addr.host}:${addr.port}`);
+  return { server, stop };
+}
+
+async function tps(label: string, server: PgServer): Promise<number> {
+  progress(`${label}: pgbench -i -s ${PGBENCH.scale}`);
+  await pgbenchInit(server, PGBENCH.scale);
+  progress(`${label}: pgbench -c ${PGBENCH.clients} -j ${PGBENCH.threads} -T ${PGBENCH.seconds}`);
+  const t = await pgbenchTps(server, PGBENCH.clients, PGBENCH.threads, PGBENCH.seconds);
+  progress(`${label}: ${t} TPS`);
+  return t;
+}
+
+async function pgbenchFigures(teardown: Teardown) {
+  const run = fs.mkdtempSync(path.join(os.tmpdir(), "mf-bench-repl-"));
+  teardown.add(`remove ${run}`, () => fs.rmSync(run, { recursive: true, force: true }));
+  fs.chmodSync(run, 0o755); // postgres walks through it to its own directories
+  postgresDir(path.join(run, "sockets"));
+  postgresDir(path.join(run, "logs"));
+
+  // (a) local disk
+  const localDir = path.join(run, "local");
+  await initCluster(localDir);
+  const local = await started(teardown, "local", localDir, ADDR.local, run);
+  const localTps = await tps("local", local.server);
+  await local.stop();
+
+  // (b) our replicated mount: a replicated pair on loopback, PostgreSQL against the primary's mount
+  const mnt = path.join(run, "mnt");
+  const dirs = { backing: path.join(run, "primary"), replica: path.join(run, "secondary"), zones: path.join(run, "zones") };
+  for (const d of [mnt, dirs.backing, dirs.replica]) fs.mkdirSync(d, { mode: 0o755 });
+  const fuse = await startPassthroughServer(mnt, dirs.backing, { replica: { dir: dirs.replica, zones: dirs.zones } });
+  let fuseStopping: Promise<void> | undefined;
+  const stopFuse = () => (fuseStopping ??= fuse.stop());
+  teardown.add(`FUSE server ${fuse.pid} on ${mnt}`, stopFuse);
+  progress(`mirror: replicated pair, FUSE server ${fuse.pid} on ${mnt}`);
+  const rss: number[] = [];
+  const sampler = setInterval(() => rss.push(rssMb(fuse.pid)), 250);
+  let mirrorTps: number;
+  let link: { mode: string; sent: number; acked: number; bytesSent: number; maxInFlight: number } | null = null;
+  try {
+    await initCluster(path.join(mnt, "pgdata"));
+    const mirror = await started(teardown, "mirror", path.join(mnt, "pgdata"), ADDR.mirror, run);
+    mirrorTps = await tps("mirror", mirror.server);
+    const stats = await fuse.stats();
+    if (stats.replica) link = { mode: stats.replica.mode, ...stats.replica.sender };
+    await mirror.stop();
+  } finally {
+    clearInterval(sampler);
+  }
+  if (link?.mode !== "replicating") throw new Error(`the replicated pair left "replicating" during pgbench (mode ${link?.mode}): its TPS would not be replicated TPS; server log:\n${fuse.log().slice(-3000)}`);
+  // The secondary's copy is PostgreSQL's (what was written reached the other side).
+  if (!fs.existsSync(path.join(dirs.replica, "pgdata", "PG_VERSION"))) throw new Error(`the secondary ${dirs.replica} has no pgdata/PG_VERSION after pgbench`);
+  await stopFuse();
+
+  // (c) PostgreSQL's own synchronous streaming replication, both instances on local disk
+  const primaryDir = path.join(run, "sync-primary");
+  await initCluster(primaryDir);
+  const primary = await started(teardown, "sync-primary", primaryDir, ADDR.syncPrimary, run, { synchronous_standby_names: "'*'", synchronous_commit: "on" });
+  const standbyDir = path.join(run, "sync-standby");
+  progress("sync-standby: pg_basebackup -R -X stream");
+  await baseBackup(primary.server, standbyDir);
+  const standby = await started(teardown, "sync-standby", standbyDir, ADDR.syncStandby, run);
+  await waitSyncStandby(primary.server, 60_000);
+  const syncTps = await tps("sync-primary", primary.server);
+  await primary.stop();
+  await standby.stop();
+
+  const ratio = (a: number, b: number) => round(a / b, 2);
+  return {
+    tps: { local: localTps, mirror: mirrorTps, pgSyncReplication: syncTps, mirrorVsPgSync: ratio(mirrorTps, syncTps), mirrorVsLocal: ratio(mirrorTps, localTps), pgSyncVsLocal: ratio(syncTps, localTps) },
+    mirrorLink: link,
+    agentRssMiBUnderPgbench: { max: round(Math.max(...rss)), samples: rss.length },
+  };
+}
+
+async function main(): Promise<void> {
+  const fuseParams = fuseBenchParams(process.argv);
+  progress(`FUSE data path: ${JSON.stringify(fuseParams)}`);
+  const fuse = await runFusePassthroughBench(fuseParams);
+  progress(`FUSE data path: ${JSON.stringify(fuse)}`);
+  const rttUs = round(await loopbackRttUs(1000));
+  progress(`loopback TCP round trip p50: ${rttUs} us`);
+  const teardown = new Teardown();
+  const pg = await teardown.around(() => pgbenchFigures(teardown));
+
+  const fsyncBound = fuse.fsync4kP50Us.local + rttUs + TARGETS.fsyncSlackUs;
+  const resync = fuse.failbackResync;
+  const rss = Math.max(pg.agentRssMiBUnderPgbench.max, fuse.serverRssMiB.replicated);
+  const target = (value: number, bound: number, higherIsBetter: boolean) => ({ value, target: `${higherIsBetter ? ">=" : "<="} ${bound}`, met: higherIsBetter ? value >= bound : value <= bound });
+  const result = {
+    bench: "replication",
+    params: { pgbench: PGBENCH, fuse: fuseParams },
+    seqWriteMBps: fuse.seqWriteMBps,
+    fsync4kP50Us: fuse.fsync4kP50Us,
+    fsync4kP99Us: fuse.fsync4kP99Us,
+    createsPerSec: fuse.createsPerSec,
+    failbackResync: resync,
+    loopbackRttUs: rttUs,
+    pgbenchTps: pg.tps,
+    mirrorLink: pg.mirrorLink,
+    agentRssMiB: { underPgbench: pg.agentRssMiBUnderPgbench.max, fuseBench: fuse.serverRssMiB },
+    targets: {
+      passthroughVsLocalSeq: target(fuse.seqWriteMBps.passthroughVsLocal, TARGETS.passthroughVsLocalSeq, true),
+      replicatedVsPassthroughSeq: target(fuse.seqWriteMBps.replicatedVsPassthrough, TARGETS.replicatedVsPassthroughSeq, true),
+      replicatedFsyncP50Us: target(fuse.fsync4kP50Us.replicated, fsyncBound, false),
+      mirrorVsPgSyncTps: target(pg.tps.mirrorVsPgSync, TARGETS.mirrorVsPgSync, true),
+      resyncSentOverModified: target(resync?.sentOverModified ?? NaN, TARGETS.resyncSentOverModified, false),
+      agentRssMiB: target(rss, TARGETS.agentRssMiB, false),
+    },
+    note: "one 2-core VM shared with other work; both sides of every pair on the same machine and disk; the replicated pair's secondary runs inside the FUSE server process (its RSS counts both sides)",
+  };
+  console.log(JSON.stringify(result));
+}
+
+main().catch((err: unknown) => {
+  progress(`replication bench failed: ${String(err instanceof Error ? err.stack : err)}`);
+  process.exit(1);
+});
