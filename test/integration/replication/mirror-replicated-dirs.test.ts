@@ -169,6 +169,20 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     expect(readFileSync(backing("a", "alone-new")).equals(readFileSync(backing("b", "alone-new")))).toBe(true);
   });
 
+  it("a secondary in sync that restarts gets what changed meanwhile, not a full copy", async () => {
+    await waitFor("a knows it is in sync", async () => (await state("a"))?.upToDate === true, 15_000, 50);
+    await stopAgent("a", "SIGTERM");
+    await waitFor("b ALONE", () => roles(["b", "ALONE"]), 15_000, 50);
+    expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "big4")}`, "bs=1M", "count=1", "conv=notrunc,fsync"])).code).toBe(0);
+    const sentBefore = (await state("b"))!.replication!.resyncBytesSent;
+    startAgent("a");
+    await waitFor("a SECOND and b PRIM", () => roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
+    const sent = (await state("b"))!.replication!.resyncBytesSent - sentBefore;
+    expect(sent).toBeGreaterThanOrEqual(MiB);
+    expect(sent).toBeLessThan(1.1 * MiB);
+    expect(await compareTrees(backing("b"), backing("a"))).toEqual([]);
+  });
+
   it("replicates again once in sync, and the agents unmount on SIGTERM", async () => {
     await fsp.writeFile(mnt("b", "after"), "replicated again");
     expect(await fsp.readFile(backing("a", "after"), "utf8")).toBe("replicated again");
