@@ -98,7 +98,7 @@ function sigV4Problem(req: http.IncomingMessage): string | undefined {
   const [, keyId, date, region, service, signedList, signature] = m as unknown as string[];
   if (keyId !== CREDS.AccessKeyId || region !== REGION || service !== "s3") return `credential scope ${keyId}/${region}/${service}`;
   const signed = signedList!.split(";");
-  for (const need of ["host", "x-amz-date"]) if (!signed.includes(need)) return `${need} is not signed`;
+  for (const need of ["host", "x-amz-date", "x-amz-security-token"]) if (!signed.includes(need)) return `${need} is not signed`;
   if (req.headers["x-amz-security-token"] !== CREDS.Token) return "missing or wrong x-amz-security-token";
   const amzDate = String(req.headers["x-amz-date"] ?? "");
   if (!amzDate.startsWith(date!)) return `x-amz-date ${amzDate} outside the scope's date ${date}`;
@@ -221,6 +221,13 @@ function httpStatus(host: string, port: number, path: string): Promise<number | 
   });
 }
 
+/** The agent's /status over its admin API (bearer token), from outside the host. */
+async function agentStatus(address: string): Promise<{ cluster: string; node: string; kind: string }> {
+  const res = await fetch(`http://${address}:${ADMIN}/status`, { headers: { authorization: `Bearer ${EXAMPLE_SECRETS.adminToken}` }, signal: AbortSignal.timeout(2000) });
+  expect(res.status).toBe(200);
+  return (await res.json()) as { cluster: string; node: string; kind: string };
+}
+
 /** A lab host made into a cloud node: private /opt, curl led to the cloud, systemd stand-in, the rendered script. */
 async function prepareNode(host: string, cloud: { imdsPort: number; s3Port: number }, root: string, caPem: string, bundle: string, config: string): Promise<void> {
   const curlrc = [`cacert = ${STANDIN}/cloud-ca.pem`, `connect-to = ${IMDS_HOST}:80:${root}:${cloud.imdsPort}`, `connect-to = ${S3_HOST}:443:${root}:${cloud.s3Port}`, ""].join("\n");
@@ -302,6 +309,7 @@ describe.skipIf(!root || !haveBundle)("cloud bootstrap script, run on a lab host
     expect(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")).toEqual(expect.arrayContaining([AGENT_PATHS.bundle, "--config", AGENT_PATHS.config]));
     // The agent answers on its admin address, reached from outside the host.
     expect([200, 503]).toContain(await poll("agent /ready on the admin address", () => httpStatus(h1, ADMIN, "/ready")));
+    expect(await agentStatus(h1)).toMatchObject({ cluster: "boot", node: "a", kind: "farm" });
   });
 
   it("a timer run with nothing new changes nothing: same files, same agent process, no restart", async () => {
@@ -323,13 +331,15 @@ describe.skipIf(!root || !haveBundle)("cloud bootstrap script, run on a lab host
     cloud.put("host1.json", changed);
     const r = await runBootstrap("host1");
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toContain(`installed: ${AGENT_PATHS.config}`);
+    // Only the config changed: the bundle is left as it is.
+    expect(r.stderr).toContain(`installed: ${AGENT_PATHS.config}; (re)starting the agent`);
     expect(JSON.parse(await mustInHost("host1", `cat ${AGENT_PATHS.config}`))).toMatchObject({ timing: { heartbeatTimeoutMs: 1600 } });
     const next = await agentPid("host1");
     expect(next).not.toBe(pid);
     expect(hostPids(state.hosts.host1!.netns)).not.toContain(pid);
     expect(hostPids(state.hosts.host1!.netns)).toContain(next);
     expect([200, 503]).toContain(await poll("restarted agent /ready on the admin address", () => httpStatus(h1, ADMIN, "/ready")));
+    expect(await agentStatus(h1)).toMatchObject({ cluster: "boot", node: "a", kind: "farm" });
   });
 
   it("the object store stand-in checks signatures: a request signed with another secret key is refused", async () => {
