@@ -190,7 +190,10 @@ function inHost(host: string, cmd: string, input?: string): Promise<Result> {
     const child = execFile(bin!, args, { timeout: 120_000, maxBuffer: 8 << 20 }, (err, stdout, stderr) =>
       resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
     );
-    child.stdin?.end(input ?? "");
+    // A command that exits without reading its input closes the pipe: its exit code tells, not EPIPE.
+    child.stdin?.on("error", () => undefined);
+    if (input === undefined) child.stdin?.end();
+    else child.stdin?.end(input);
   });
 }
 
