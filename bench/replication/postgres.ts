@@ -65,17 +65,24 @@ export async function startServer(dataDir: string, host: string, port: number, s
   return { dataDir, host, port, pid };
 }
 
-/** pg_ctl stop (fast); if that fails, SIGQUIT (immediate shutdown) to the postmaster's PID. */
+/** pg_ctl stop (fast); if that fails (e.g. its data directory is gone), SIGQUIT (immediate shutdown) to the postmaster's PID, waited for. */
 export async function stopServer(server: PgServer): Promise<void> {
   try {
     await asPostgres("pg_ctl", ["stop", "-D", server.dataDir, "-m", "fast", "-w", "-t", "60"], 70_000);
   } catch (err) {
-    try {
-      process.kill(server.pid, "SIGQUIT");
-    } catch {
-      // Already gone.
-    }
-    throw err;
+    const alive = () => {
+      try {
+        process.kill(server.pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (alive()) process.kill(server.pid, "SIGQUIT");
+    const end = Date.now() + 30_000;
+    while (alive() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+    const how = alive() ? `postmaster ${server.pid} still running after SIGQUIT` : `postmaster ${server.pid} ended by SIGQUIT`;
+    throw new Error(`${how}; pg_ctl stop failed: ${String(err instanceof Error ? err.message.split("\n")[0] : err)}`);
   }
 }
 

@@ -27,12 +27,14 @@ export class Teardown {
 
   /** Runs `fn`, then the teardown whatever happens, including an interrupt. */
   async around<T>(fn: () => Promise<T>): Promise<T> {
+    // Listening on (not once): a runner such as tsx relays the same signal a second time, and a
+    // signal without a listener would then end the process in the middle of the teardown.
     const onSignal = (signal: NodeJS.Signals): void => {
       progress(`${signal}: stopping what the benchmark started`);
       void this.run().finally(() => process.exit(130));
     };
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
     try {
       return await fn();
     } finally {
