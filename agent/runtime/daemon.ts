@@ -83,6 +83,10 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       } else await node.command(action);
       await node.idle();
     };
+    data?.onStuck((reason) => {
+      log.write({ event: "replication-stuck", level: "warn", reason, action: "stopstart" });
+      act("stopstart").catch((err: unknown) => log.write({ event: "replication-stuck-action-failed", level: "error", error: err instanceof Error ? err.message : String(err) }));
+    });
     const rules = new FailoverRules(cfg, act, log.write);
     const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r, node.checkersCount()));
     const status = (): StatusDoc => ({ ...node.status(), checkers: rules.checkers(), failoverRules: rules.phase(), ...(data ? { replication: data.status() } : {}) });

@@ -20,7 +20,11 @@
  * and the writer sends the whole tree; otherwise only what the writer recorded.
  *
  * A replication link lost while PRIM holds writes (blocked) until the core decides: ALONE at a new
- * epoch (they proceed) or a step-down (they fail). This side never picks a role itself.
+ * epoch (they proceed) or a step-down (they fail). This side never picks a role itself; but if the
+ * core stays PRIM (the peer's heartbeats go on: only the stream broke, or the peer failed an op),
+ * nothing would ever release them, so after twice the heartbeat timeout it reports the node stuck
+ * and the daemon stops and restarts the node: held writes fail (EIO, never acknowledged), and the
+ * election and resync that follow bring the pair back in sync.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -192,6 +196,10 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   private source: { peer: string; epoch: number; startedAt: string } | null = null;
   private target: { peer: string; epoch: number } | null = null;
   private role = "WAIT";
+  private stuckHandler: (reason: string) => void = () => undefined;
+  private blockedSince: number | null = null;
+  private stuckReported = false;
+  private readonly stuckWatch: NodeJS.Timeout;
   private resyncBytesSent = 0;
   private readonly checkpoints: NodeJS.Timeout;
 
@@ -203,6 +211,29 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   ) {
     this.checkpoints = setInterval(() => void this.checkpoint(), CHECKPOINT_EVERY_MS);
     this.checkpoints.unref();
+    this.stuckWatch = setInterval(() => this.watchStuck(), 250);
+    this.stuckWatch.unref();
+  }
+
+  /** Called once per episode when a PRIM's writes stay held on a lost stream (see the header). */
+  onStuck(handler: (reason: string) => void): void {
+    this.stuckHandler = handler;
+  }
+
+  private watchStuck(): void {
+    const blocked = this.role === "PRIM" ? this.dirs.find((d) => d.sink.mode === "blocked") : undefined;
+    if (!blocked) {
+      this.blockedSince = null;
+      this.stuckReported = false;
+      return;
+    }
+    const now = performance.now();
+    this.blockedSince ??= now;
+    const limit = 2 * this.cfg.timing.heartbeatTimeoutMs;
+    if (!this.stuckReported && now - this.blockedSince > limit) {
+      this.stuckReported = true;
+      this.stuckHandler(`writes to ${blocked.path} held for ${limit} ms: the replication stream is lost while the peer still follows`);
+    }
   }
 
   /**
@@ -405,6 +436,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   /** At the agent's stop (after the core's own stop blocked writes): streams ended, zones saved, unmounted. */
   async close(): Promise<void> {
     clearInterval(this.checkpoints);
+    clearInterval(this.stuckWatch);
     this.source = null;
     this.target = null;
     await this.listener.close();

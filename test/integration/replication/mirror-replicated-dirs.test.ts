@@ -183,9 +183,23 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     expect(await compareTrees(backing("b"), backing("a"))).toEqual([]);
   });
 
+  it("a replication stream cut while heartbeats go on: the held write fails (never acknowledged), the pair recovers", async () => {
+    // b dials a's replication port; killing that TCP connection leaves the UDP heartbeats alone.
+    const cut = await run(["ss", "-K", "dst", "127.0.23.2", "dport", "=", "17811"]);
+    expect(cut.code, cut.stderr).toBe(0);
+    const held = await fsp.writeFile(mnt("b", "during-cut"), "held").then(
+      () => "ok",
+      (err: NodeJS.ErrnoException) => err.code,
+    );
+    expect(["EIO", "EROFS"]).toContain(held);
+    await waitFor("PRIM and SECOND again", async () => ((await roles(["a", "SECOND"], ["b", "PRIM"])) || (await roles(["a", "PRIM"], ["b", "SECOND"])) ? true : undefined), 30_000, 100);
+    expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
+  });
+
   it("replicates again once in sync, and the agents unmount on SIGTERM", async () => {
-    await fsp.writeFile(mnt("b", "after"), "replicated again");
-    expect(await fsp.readFile(backing("a", "after"), "utf8")).toBe("replicated again");
+    const [prim, second] = (await state("b"))?.state === "PRIM" ? ["b", "a"] : ["a", "b"];
+    await fsp.writeFile(mnt(prim, "after"), "replicated again");
+    expect(await fsp.readFile(backing(second, "after"), "utf8")).toBe("replicated again");
     await stopAgent("a", "SIGTERM");
     await stopAgent("b", "SIGTERM");
     expect(listMounts().filter((m) => m.mountPoint.startsWith(dir))).toEqual([]);
