@@ -83,16 +83,16 @@ function heartbeatPort(lab: string, node: string): number {
   return port;
 }
 
-/** Replaces the host's loss table atomically: count every heartbeat received, drop pct % of them. */
+/** Replaces the host's loss table atomically: count every heartbeat received, drop pct % of them; -1 removes it. */
 async function setLoss(lab: string, host: string, port: number, pct: number): Promise<void> {
   const lines = [`table inet ${TABLE} {}`, `delete table inet ${TABLE}`];
-  if (pct > 0)
+  if (pct >= 0)
     lines.push(
       `table inet ${TABLE} {`,
       "  chain input {",
       "    type filter hook input priority -10; policy accept;",
       `    udp dport ${port} counter`,
-      `    udp dport ${port} numgen random mod 100 < ${pct} counter drop`,
+      ...(pct > 0 ? [`    udp dport ${port} numgen random mod 100 < ${pct} counter drop`] : []),
       "  }",
       "}",
     );
@@ -199,7 +199,7 @@ async function main(): Promise<void> {
     } finally {
       for (const p of [...busy, ...lagProcs]) killChild(p);
     }
-    for (const h of NODES) await setLoss(lab, h, port, 0);
+    for (const h of NODES) await setLoss(lab, h, port, -1);
     const final = Object.fromEntries(await Promise.all(NODES.map(async (n) => [n, (await mirrorStatus(lab, n))?.state ?? "unknown"] as const)));
     // Evidence for whoever investigates a flap: the agents' logs outlive the lab.
     let logs: string | undefined;
