@@ -123,3 +123,18 @@ export function minimalMoves(previous: ReadonlyArray<string | null>, targets: Re
   for (const [name, n] of held) excess += Math.max(0, n - (targets.get(name) ?? 0));
   return orphans + excess;
 }
+
+/**
+ * A short digest of an owner list (FNV-1a over the owners' names, 8 hex digits): part of a map's
+ * label, so that two different maps never share a label (see BucketMap in node.ts).
+ */
+export function ownersDigest(owners: ReadonlyArray<string | null>): string {
+  let h = 0x811c9dc5;
+  for (let b = 0; b < BUCKETS; b++) {
+    const o = owners[b] ?? "";
+    for (let i = 0; i < o.length; i++) h = Math.imul(h ^ o.charCodeAt(i), 0x01000193);
+    // A separator, so that ["ab", ""] and ["a", "b"] differ.
+    h = Math.imul(h ^ 0x2c, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
+}

@@ -16,7 +16,25 @@ import type { FarmCoreConfig } from "./config";
 import type { FarmHeartbeat } from "./messages";
 import { farmStep, initFarm, type BucketMap, type FarmEffect, type FarmEvent, type FarmNode, type FarmPeer } from "./node";
 import type { FarmState } from "./states";
-import { decodeBucketMap, decodeBucketSet, encodeBucketMap, encodeBucketSet } from "./wire";
+import { decodeBucketMap, decodeBucketSet, encodeBucketMap, encodeBucketSet, type WireBucketMap } from "./wire";
+
+/** The newest heartbeat content of a member, with the wire forms it was decoded from. */
+export type FarmAdvertHeard = {
+  sent: Stamp;
+  state: FarmState;
+  map: BucketMap | null;
+  mapWire: WireBucketMap;
+  owned: number[];
+  ownedWire: string;
+  /**
+   * Bumped whenever state, map or owned buckets differ from the previous heartbeat's (compared by
+   * content, never by the map's label): the node is stepped with a new view exactly then.
+   */
+  rev: number;
+};
+
+/** What this node's last heartbeat said, with its wire forms (encoded again only on a change). */
+type SentAdvert = { state: FarmState; target: BucketMap; owned: ReadonlyArray<number>; map: WireBucketMap; ownedWire: string };
 
 export type FarmCoreState = {
   config: FarmCoreConfig;
@@ -26,12 +44,12 @@ export type FarmCoreState = {
   boot: number;
   heard: Membership;
   /** The newest heartbeat content of each member. */
-  adverts: Readonly<Record<string, { sent: Stamp; state: FarmState; map: BucketMap | null; owned: number[]; ownedWire: string }>>;
+  adverts: Readonly<Record<string, FarmAdvertHeard>>;
   node: FarmNode;
   lastHbSent: number | null;
-  /** What the last heartbeat said (state, map, owned buckets), to send again at once when it changes. */
-  lastAdvert: string;
-  /** The last view given to the node, to step it only on a change. */
+  /** What the last heartbeat said, to send again at once when it changes. */
+  lastAdvert: SentAdvert | null;
+  /** The last view given to the node (peer names and advert revisions), to step it only on a change. */
   lastView: string;
 };
 
@@ -55,7 +73,7 @@ export function initFarmCore(config: FarmCoreConfig, boot: number): FarmCoreStep
     adverts: {},
     node: initFarm(config.node, config.members),
     lastHbSent: null,
-    lastAdvert: "",
+    lastAdvert: null,
     lastView: "",
   };
   return { state, effects: [{ type: "log", message: `farm node ${config.node} of ${config.cluster} started (boot ${boot})` }] };
@@ -64,10 +82,6 @@ export function initFarmCore(config: FarmCoreConfig, boot: number): FarmCoreStep
 /** Not older: two heartbeats of one tick (periodic, then on a change) both count, in arrival order. */
 function notOlder(a: Stamp, b: Stamp): boolean {
   return a.boot > b.boot || (a.boot === b.boot && a.tick >= b.tick);
-}
-
-function advertSig(node: FarmNode): string {
-  return `${node.state}/${node.target.leader}/${node.target.version}/${encodeBucketSet(node.owned)}`;
 }
 
 /** Peers alive on some network, with what their newest heartbeat says. */
@@ -81,25 +95,32 @@ function view(s: FarmCoreState): FarmPeer[] {
 /** Steps the node with the view when it changed, then heartbeats if due or if this node changed. */
 function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
   const peers = view(s);
-  const sig = peers.map((p) => `${p.name}:${p.state}:${p.map?.leader ?? "-"}:${p.map?.version ?? "-"}:${s.adverts[p.name]?.ownedWire ?? ""}`).join(",");
+  const sig = peers.map((p) => `${p.name}:${s.adverts[p.name]?.rev ?? 0}`).join(",");
   if (sig !== s.lastView) {
     const r = farmStep(s.node, { type: "view", peers });
     effects.push(...r.effects);
     s = { ...s, node: r.state, lastView: sig };
   }
-  const advert = advertSig(s.node);
+  // The node keeps its target and owned arrays while they are unchanged, so identity is change.
+  const n = s.node;
+  const last = s.lastAdvert;
+  const changed = !last || last.state !== n.state || last.target !== n.target || last.owned !== n.owned;
   const due = s.lastHbSent === null || s.now - s.lastHbSent >= s.config.heartbeatIntervalTicks;
-  if (!due && advert === s.lastAdvert) return s;
-  const message: FarmHeartbeat = {
-    kind: "farm-hb",
-    from: s.config.node,
-    sent: { boot: s.boot, tick: s.now },
-    state: s.node.state,
-    map: encodeBucketMap(s.node.target, s.config.members),
-    owned: encodeBucketSet(s.node.owned),
+  if (!due && !changed) return s;
+  const advert: SentAdvert = {
+    state: n.state,
+    target: n.target,
+    owned: n.owned,
+    map: last && last.target === n.target ? last.map : encodeBucketMap(n.target, s.config.members),
+    ownedWire: last && last.owned === n.owned ? last.ownedWire : encodeBucketSet(n.owned),
   };
+  const message: FarmHeartbeat = { kind: "farm-hb", from: s.config.node, sent: { boot: s.boot, tick: s.now }, state: n.state, map: advert.map, owned: advert.ownedWire };
   for (const m of s.config.members) if (m.name !== s.config.node) effects.push({ type: "send", to: m.name, message });
   return { ...s, lastHbSent: s.now, lastAdvert: advert };
+}
+
+function sameWireMap(a: WireBucketMap, b: WireBucketMap): boolean {
+  return a.owners === b.owners && a.leader === b.leader && a.version === b.version;
 }
 
 export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreStep {
@@ -114,9 +135,18 @@ export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreSt
       const heard = recordHeard(s.heard, m.from, event.network, s.now);
       const last = s.adverts[m.from];
       if (last && !notOlder(m.sent, last.sent)) return { state: { ...s, heard }, effects };
-      const map = decodeBucketMap(m.map, s.config.members);
-      if (!map.ok) effects.push({ type: "log", message: `farm heartbeat from ${m.from} carries a bad bucket map (${map.error}); ignoring its map`, reason: map.error });
-      const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map: map.ok ? map.map : null, owned: decodeBucketSet(m.owned), ownedWire: m.owned } };
+      // Most heartbeats repeat the previous one: decode only what changed (by its wire form).
+      const sameMap = last !== undefined && sameWireMap(last.mapWire, m.map);
+      let map = last?.map ?? null;
+      if (!sameMap) {
+        const d = decodeBucketMap(m.map, s.config.members);
+        if (!d.ok) effects.push({ type: "log", message: `farm heartbeat from ${m.from} carries a bad bucket map (${d.error}); ignoring its map`, reason: d.error });
+        map = d.ok ? d.map : null;
+      }
+      const sameOwned = last !== undefined && last.ownedWire === m.owned;
+      const owned = last && sameOwned ? last.owned : decodeBucketSet(m.owned);
+      const rev = last && sameMap && sameOwned && last.state === m.state ? last.rev : (last?.rev ?? 0) + 1;
+      const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map, mapWire: m.map, owned, ownedWire: m.owned, rev } };
       return { state: settle({ ...s, heard, adverts }, effects), effects };
     }
     default: {

@@ -1,12 +1,14 @@
 // Farm core: bucket assignment, the node state machine over views (node.ts), the same over ticks
 // and heartbeats (core.ts, what the runtime drives), and the farm heartbeat codec.
-export { BUCKETS, assignBuckets, bucketTargets, bucketsOf, minimalMoves, movedBuckets, type FarmMember } from "./buckets";
+export { BUCKETS, assignBuckets, bucketTargets, bucketsOf, minimalMoves, movedBuckets, ownersDigest, type FarmMember } from "./buckets";
 export { FARM_TRANSITIONS, IllegalFarmTransitionError, assertFarmTransition, type FarmState } from "./states";
 export {
+  bucketMap,
   farmAdvert,
   farmStep,
   initFarm,
   leaderOf,
+  mapLabel,
   upMembers,
   type BucketMap,
   type FarmAdvert,

@@ -9,17 +9,35 @@
 // Split view: each side has its own leader and covers all 256 buckets on its own. On heal the
 // side that gets the smallest-named leader keeps its base; the others compute from it as soon as
 // they have its heartbeat: they agree once views agree and one heartbeat of the leader arrived.
-import { assignBuckets, bucketsOf, BUCKETS, type FarmMember } from "./buckets";
+import { assignBuckets, bucketsOf, BUCKETS, ownersDigest, type FarmMember } from "./buckets";
 import { assertFarmTransition, type FarmState } from "./states";
 
+/**
+ * A bucket map and its label (leader, version, digest). Leader and version alone do not name one
+ * map: a follower computes the map in its leader's name from its own view, which may differ from
+ * the leader's while views flip, and a restarted leader counts versions from its new base. So the
+ * label carries the digest of the owners too: two different maps never share a label.
+ */
 export type BucketMap = {
   /** The leader (smallest UP name) of the view this map was computed for. */
   leader: string;
   /** The leader's base version, plus one when this view moved buckets; for logs and status. */
   version: number;
+  /** ownersDigest(owners) of the target map (an applied map keeps its target's label). */
+  digest: string;
   /** Owner of each of the 256 buckets (null: unowned). */
   owners: ReadonlyArray<string | null>;
 };
+
+/** The label of a map, for logs: "v3 by a (1f2e3d4c)". */
+export function mapLabel(map: BucketMap): string {
+  return `v${map.version} by ${map.leader || "nobody"} (${map.digest})`;
+}
+
+/** A map with its label's digest computed from its owners. */
+export function bucketMap(leader: string, version: number, owners: ReadonlyArray<string | null>): BucketMap {
+  return { leader, version, digest: ownersDigest(owners), owners };
+}
 
 /** A member heard within the heartbeat timeout, as its heartbeats describe it. */
 export type FarmPeer = {
@@ -81,7 +99,7 @@ export type FarmStep = { state: FarmNode; effects: FarmEffect[] };
 /** What an UP-or-not node puts in its heartbeats for the others' views: its target map, what it serves. */
 export type FarmAdvert = { state: FarmState; map: BucketMap; owned: ReadonlyArray<number> };
 
-const EMPTY_MAP: BucketMap = { leader: "", version: 0, owners: new Array<string | null>(BUCKETS).fill(null) };
+const EMPTY_MAP: BucketMap = bucketMap("", 0, new Array<string | null>(BUCKETS).fill(null));
 
 export function initFarm(self: string, members: ReadonlyArray<FarmMember>): FarmNode {
   if (!members.some((m) => m.name === self)) throw new Error(`initFarm: ${self} is not a member (${members.map((m) => m.name).join(", ")})`);
@@ -124,7 +142,7 @@ function nextMap(node: FarmNode): BucketMap {
   const owners = assignBuckets(base.owners, up);
   const version = sameOwners(owners, base.owners) ? base.version : base.version + 1;
   if (node.target.leader === leader && node.target.version === version && sameOwners(owners, node.target.owners)) return node.target;
-  return { leader, version, owners };
+  return bucketMap(leader, version, owners);
 }
 
 function sameBuckets(a: ReadonlyArray<number>, b: ReadonlyArray<number>): boolean {
@@ -172,7 +190,7 @@ function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
     const pending = waiting > 0 ? `; ${waiting} more once their previous owners drop them` : "";
     effects.push({
       type: "log",
-      message: `farm load of ${node.self} is ${owned.length}/${BUCKETS}${pending} (map v${target.version} by ${target.leader || "nobody"}; UP: ${view.join(", ") || "none"}): ${why}`,
+      message: `farm load of ${node.self} is ${owned.length}/${BUCKETS}${pending} (map ${mapLabel(target)}; UP: ${view.join(", ") || "none"}): ${why}`,
       reason: why,
     });
   }

@@ -2,7 +2,7 @@
 // owner's index among the farm's members sorted by name ("ff": unowned). 256 names in JSON would
 // take ~2.5 KB and crowd the 4 KiB message limit; this takes 512 bytes.
 import { BUCKETS, type FarmMember } from "./buckets";
-import type { BucketMap } from "./node";
+import { bucketMap, type BucketMap } from "./node";
 
 export type WireBucketMap = { leader: string; version: number; owners: string };
 
@@ -41,7 +41,7 @@ export function decodeBucketMap(wire: WireBucketMap, members: ReadonlyArray<Farm
     if (name === undefined) return { ok: false, error: `bucket ${b} names member index ${parseInt(code, 16)}, past the ${names.length} members` };
     owners.push(name);
   }
-  return { ok: true, map: { leader: wire.leader, version: wire.version, owners } };
+  return { ok: true, map: bucketMap(wire.leader, wire.version, owners) };
 }
 
 /** A set of buckets as it travels in farm heartbeats: a 256-bit bitmap, 64 hex characters. */

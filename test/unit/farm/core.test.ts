@@ -3,12 +3,16 @@ import { describe, expect, it } from "vitest";
 import { exampleConfig } from "../../../agent/config/example";
 import {
   BUCKETS,
+  assignBuckets,
+  bucketsOf,
   decodeFarmMessage,
+  encodeBucketSet,
   encodeFarmMessage,
   farmCoreConfigFromAgentConfig,
   farmCoreStep,
   farmStatus,
   initFarmCore,
+  ownersDigest,
   type FarmCoreEffect,
   type FarmCoreEvent,
   type FarmCoreState,
@@ -196,6 +200,55 @@ describe("farm core over ticks", () => {
     const r = farmCoreStep(s, { type: "message", network: "lan", message: { ...hb("n2", 6), map: { leader: "n2", version: 1, owners: "09".repeat(256) } } });
     expect(r.state.adverts.n2?.map).toBeNull();
     expect(r.effects).toContainEqual(expect.objectContaining({ type: "log", message: expect.stringMatching(/bad bucket map/) }));
+  });
+});
+
+describe("farm core: a peer's map is read by content, not by its label", () => {
+  const names = ["n1", "n2", "n3"];
+  const wire = (owners: ReadonlyArray<string | null>): string => owners.map((o) => (o === null ? "ff" : names.indexOf(o).toString(16).padStart(2, "0"))).join("");
+  const set = (buckets: number[]): string => encodeBucketSet(buckets);
+  const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+  // The agreed map for n1, n2, n3 (powers 1, 1, 2).
+  const agreed = assignBuckets(new Array<string | null>(BUCKETS).fill(null), configs[0]!.members);
+  // n3's stale map with the same label (v5 by n1), computed while it did not see n2: it gives n2's share to n3.
+  const stale = agreed.map((o) => (o === "n2" ? "n3" : o));
+  const hb = (from: string, tick: number, owners: ReadonlyArray<string | null>, owned: number[]): FarmCoreEvent => ({
+    type: "message",
+    network: "lan",
+    message: { kind: "farm-hb", from, sent: { boot: 1, tick }, state: "UP", map: { leader: "n1", version: 5, owners: wire(owners) }, owned: set(owned) },
+  });
+
+  it("a peer that changes its map under the same label (owned buckets unchanged) releases the buckets its old map claimed", () => {
+    let s = initFarmCore(configs[1]!, 1).state;
+    const step = (e: FarmCoreEvent) => (s = farmCoreStep(s, e).state);
+    step({ type: "start" });
+    step(hb("n1", 1, agreed, bucketsOf(agreed, "n1")));
+    step(hb("n3", 1, stale, bucketsOf(agreed, "n3")));
+    step({ type: "checkers", ok: true, reason: "ok" });
+    // n3 does not serve n2's share, but its target claims it: n2 waits (drop before gain).
+    expect(s.node.owned).toEqual([]);
+    expect(bucketsOf(s.node.target.owners, "n2")).toEqual(range(64, 128));
+    // n3 learns the agreed map: same label, same owned buckets, different owners.
+    step(hb("n3", 2, agreed, bucketsOf(agreed, "n3")));
+    expect(s.adverts.n3?.map?.digest).toBe(ownersDigest(agreed));
+    expect(s.node.owned).toEqual(range(64, 128));
+    // And keeps them while both peers stay alive (within the timeout, no further heartbeat).
+    for (let i = 1; i < configs[1]!.heartbeatTimeoutTicks; i++) step({ type: "tick" });
+    expect(s.node.owned).toEqual(range(64, 128));
+  });
+
+  it("decodes a sender's map only when its wire form changed", () => {
+    let s = initFarmCore(configs[1]!, 1).state;
+    s = farmCoreStep(s, hb("n1", 1, agreed, bucketsOf(agreed, "n1"))).state;
+    const first = s.adverts.n1!;
+    s = farmCoreStep(s, hb("n1", 2, agreed, bucketsOf(agreed, "n1"))).state;
+    expect(s.adverts.n1!.map).toBe(first.map);
+    expect(s.adverts.n1!.owned).toBe(first.owned);
+    expect(s.adverts.n1!.rev).toBe(first.rev);
+    s = farmCoreStep(s, hb("n1", 3, stale, bucketsOf(agreed, "n1"))).state;
+    expect(s.adverts.n1!.map).not.toBe(first.map);
+    expect(s.adverts.n1!.map?.owners).toEqual(stale);
+    expect(s.adverts.n1!.rev).toBe(first.rev + 1);
   });
 });
 

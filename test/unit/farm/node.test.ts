@@ -3,11 +3,13 @@ import { describe, expect, it } from "vitest";
 import {
   BUCKETS,
   assertFarmTransition,
+  bucketMap,
   decodeBucketMap,
   encodeBucketMap,
   farmAdvert,
   farmStep,
   initFarm,
+  mapLabel,
   movedBuckets,
   type FarmEffect,
   type FarmEvent,
@@ -233,6 +235,28 @@ describe("farm state machine", () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it("two different maps never share a label: a follower with another view computes in its leader's name", () => {
+    const four: FarmMember[] = ["a", "b", "c", "d"].map((name) => ({ name, power: 1 }));
+    const up = (name: string) => run(initFarm(name, four), { type: "start" }, { type: "checkers", ok: true, reason: "ok" }).node;
+    // a leads alone: its map v1 by a; then it sees b, c and d.
+    const alone = up("a");
+    const peer = (name: string) => ({ name, state: "UP" as const, map: null, owned: [] });
+    const leader = run(alone, { type: "view", peers: [peer("b"), peer("c"), peer("d")] }).node;
+    // d does not see c yet: from a's advertised v1 it computes a map for a, b, d.
+    const follower = run(up("d"), { type: "view", peers: [{ name: "a", ...farmAdvert(alone) }, peer("b")] }).node;
+    expect([leader.target.leader, leader.target.version]).toEqual([follower.target.leader, follower.target.version]);
+    expect(leader.target.owners).not.toEqual(follower.target.owners);
+    expect(leader.target.digest).not.toBe(follower.target.digest);
+    expect(mapLabel(leader.target)).not.toBe(mapLabel(follower.target));
+    // A restarted leader counts versions from a fresh base: v2 by a again, now for a and b only.
+    const back = run(up("a"), { type: "view", peers: [peer("b")] }).node;
+    expect([back.target.leader, back.target.version]).toEqual([leader.target.leader, leader.target.version]);
+    expect(back.target.owners).not.toEqual(leader.target.owners);
+    expect(mapLabel(back.target)).not.toBe(mapLabel(leader.target));
+    // The same owners give the same digest, whoever computed them.
+    expect(bucketMap("a", 7, leader.target.owners).digest).toBe(leader.target.digest);
   });
 
   it("ignores peers that are not members and its own name in a view", () => {
