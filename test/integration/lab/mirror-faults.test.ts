@@ -152,7 +152,7 @@ function movedOnce(changes: Change[], from: string, to: string): number {
   return (changes[firstTo]?.t ?? 0) - lastFrom;
 }
 
-type Sample = { at: number; vip: boolean; state: string; app: string };
+type Sample = { vip: boolean; state: string; app: string };
 
 /**
  * One sampling round: both hosts at once, each in one command inside the host (its addresses, its
@@ -172,7 +172,6 @@ async function sampleRound(vip: string): Promise<Record<Host, Sample>> {
       "echo; echo @@",
       "curl -s -m 1 http://127.0.0.1:8080/",
     ].join("; ");
-    const at = Date.now();
     const out = (await inHost(h, script)).stdout.split("@@");
     let st = "unknown";
     try {
@@ -180,7 +179,7 @@ async function sampleRound(vip: string): Promise<Record<Host, Sample>> {
     } catch {
       // no answer from the agent: recorded as unknown
     }
-    return { at, vip: (out[0] ?? "").includes(`inet ${vip}/`), state: st, app: (out[2] ?? "").trim() };
+    return { vip: (out[0] ?? "").includes(`inet ${vip}/`), state: st, app: (out[2] ?? "").trim() };
   };
   const [s1, s2] = await Promise.all([read("host1"), read("host2")]);
   return { host1: s1 as Sample, host2: s2 as Sample };
@@ -195,22 +194,25 @@ async function neverTwoPrimaries(phase: string, vip: string): Promise<Record<Hos
   let last: Record<Host, Sample> | undefined;
   let prev = "";
   let rounds = 0;
+  let unknown = 0;
   for (; Date.now() < end && rounds < 500; rounds++) {
-    const round = rounds;
     const t = Date.now();
     const s = await sampleRound(vip);
     const line = HOSTS.map((h) => `${h}:${s[h].state}${s[h].vip ? "+vip" : ""}${s[h].app ? "+app" : ""}`).join(" ");
     if (line !== prev) timeline.push(`${new Date(t).toISOString().slice(11, 23)} ${line}`);
     prev = line;
-    const ctx = `${phase}, round ${round}: ${line}\n${timeline.join("\n")}`;
+    unknown += HOSTS.filter((h) => s[h].state === "unknown").length;
+    const ctx = `${phase}, round ${rounds}: ${line}\n${timeline.join("\n")}`;
     expect(s.host1.vip && s.host2.vip, `both hosts hold the VIP (${ctx})`).toBe(false);
     expect(PRIMARY_ROLES.has(s.host1.state) && PRIMARY_ROLES.has(s.host2.state), `both hosts primary (${ctx})`).toBe(false);
     expect(s.host1.app !== "" && s.host2.app !== "", `the app runs on both hosts (${ctx})`).toBe(false);
     last = s;
     await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - t))));
   }
-  console.log(`[mirror-faults] ${phase}: ${rounds} sampling rounds in ${PHASE_SAMPLE_MS} ms\n${timeline.join("\n")}`);
+  console.log(`[mirror-faults] ${phase}: ${rounds} sampling rounds in ${PHASE_SAMPLE_MS} ms, ${unknown} agent reads unanswered\n${timeline.join("\n")}`);
   if (!last) throw new Error(`${phase}: no sample taken`);
+  // The role check above is only as good as the agents' answers: most reads must have one.
+  expect(unknown, `${phase}: agent /status reads unanswered, of ${2 * rounds}`).toBeLessThan(rounds);
   return last;
 }
 
