@@ -30,6 +30,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
+import { unmountFuse } from "../drivers/fuse/mount";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
@@ -51,6 +52,8 @@ process.env.UV_THREADPOOL_SIZE ??= "16";
 const ACK_TIMEOUT_MS = 10_000;
 /** Zones are saved and the activity log emptied this often (and at a clean stop). */
 const CHECKPOINT_EVERY_MS = 10_000;
+/** A clean unmount at stop waits at most this long before detaching lazily. */
+const UNMOUNT_WAIT_MS = 5_000;
 /** A failed resync is reported after this pause: the core retries at once, the peer may need a moment. */
 const RETRY_PAUSE_MS = 1_000;
 
@@ -446,8 +449,17 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       await d.tracker.checkpoint().catch(() => undefined);
       d.tracker.close();
       // Busy (an application still has files open): detach lazily, the kernel fails what follows.
-      await d.mount.unmount().catch(() => d.mount.unmount(true));
-      this.log({ event: "replication-unmounted", path: d.path });
+      const started = performance.now();
+      const outcome = await Promise.race([
+        d.mount
+          .unmount()
+          .catch(() => d.mount.unmount(true))
+          .then(() => "unmounted" as const),
+        new Promise<"detached">((r) => setTimeout(() => r("detached"), UNMOUNT_WAIT_MS).unref()),
+      ]).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
+      // Not finished in time (files still open, say): detached lazily; the process exit ends the session.
+      if (outcome === "detached") await unmountFuse(d.path, true).catch(() => undefined);
+      this.log({ event: "replication-unmounted", path: d.path, outcome, ms: Math.round(performance.now() - started) });
     }
   }
 }
