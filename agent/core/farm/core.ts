@@ -10,7 +10,7 @@
 // Effects are carried out in list order. A node sends its heartbeat every interval and at once
 // when its state, map or owned buckets change, so a change reaches the others within one network
 // delay (a node that dropped buckets says so at once: the new owners wait for that, see node.ts).
-import { aliveMembers, newMembership, recordHeard, type Membership } from "../membership";
+import { aliveMembers, isAlive, newMembership, recordHeard, type Membership } from "../membership";
 import type { Stamp } from "../messages";
 import type { FarmCoreConfig } from "./config";
 import type { FarmHeartbeat } from "./messages";
@@ -147,6 +147,8 @@ export function farmCoreStep(s: FarmCoreState, event: FarmCoreEvent): FarmCoreSt
       const owned = last && sameOwned ? last.owned : decodeBucketSet(m.owned);
       const rev = last && sameMap && sameOwned && last.state === m.state ? last.rev : (last?.rev ?? 0) + 1;
       const adverts = { ...s.adverts, [m.from]: { sent: m.sent, state: m.state, map, mapWire: m.map, owned, ownedWire: m.owned, rev } };
+      // A repeated heartbeat from a member already alive changes no view: nothing to settle (heartbeats go out on ticks).
+      if (last && rev === last.rev && isAlive(s.heard, m.from, s.now)) return { state: { ...s, heard, adverts }, effects };
       return { state: settle({ ...s, heard, adverts }, effects), effects };
     }
     default: {

@@ -23,6 +23,11 @@ export function encodeBucketMap(map: BucketMap, members: ReadonlyArray<FarmMembe
   return { leader: map.leader, version: map.version, owners };
 }
 
+/** The value of a lowercase hex digit's character code (the caller checked the characters). */
+function hexDigit(code: number): number {
+  return code <= 0x39 ? code - 0x30 : code - 0x57;
+}
+
 /** Never throws: anything malformed (length, digits, index past the member list) gives an error string. */
 export function decodeBucketMap(wire: WireBucketMap, members: ReadonlyArray<FarmMember>): { ok: true; map: BucketMap } | { ok: false; error: string } {
   const names = sortedNames(members);
@@ -30,16 +35,16 @@ export function decodeBucketMap(wire: WireBucketMap, members: ReadonlyArray<Farm
     return { ok: false, error: `bucket map owners must be ${2 * BUCKETS} lowercase hex characters` };
   if (typeof wire.leader !== "string" || (wire.leader !== "" && !names.includes(wire.leader))) return { ok: false, error: "bucket map leader is not a member" };
   if (!Number.isSafeInteger(wire.version) || wire.version < 0) return { ok: false, error: "bucket map version must be a non-negative integer" };
-  const owners: (string | null)[] = [];
+  const owners: (string | null)[] = new Array<string | null>(BUCKETS);
   for (let b = 0; b < BUCKETS; b++) {
-    const code = wire.owners.slice(2 * b, 2 * b + 2);
-    if (code === UNOWNED) {
-      owners.push(null);
+    const i = hexDigit(wire.owners.charCodeAt(2 * b)) * 16 + hexDigit(wire.owners.charCodeAt(2 * b + 1));
+    if (i === 0xff) {
+      owners[b] = null;
       continue;
     }
-    const name = names[parseInt(code, 16)];
-    if (name === undefined) return { ok: false, error: `bucket ${b} names member index ${parseInt(code, 16)}, past the ${names.length} members` };
-    owners.push(name);
+    const name = names[i];
+    if (name === undefined) return { ok: false, error: `bucket ${b} names member index ${i}, past the ${names.length} members` };
+    owners[b] = name;
   }
   return { ok: true, map: bucketMap(wire.leader, wire.version, owners) };
 }

@@ -19,7 +19,7 @@
 import { exampleClusterConfigs } from "../../config/example";
 import { MAX_DRIFT_PPM, mirrorCoreConfigFromAgentConfig, witnessCoreConfigFromAgentConfig, type MirrorCoreConfig, type UnsafeRules, type WitnessCoreConfig } from "../config";
 import { BUCKETS, farmCoreConfigFromAgentConfig, farmCoreStep, initFarmCore, type FarmCoreConfig, type FarmCoreEffect, type FarmCoreEvent, type FarmCoreState, type FarmMember } from "../farm";
-import { decodeFarmMessage, encodeFarmMessage } from "../farm/messages";
+import { decodeFarmMessage, encodeFarmMessage, type FarmDecodeResult, type FarmHeartbeat } from "../farm/messages";
 import { decodeMessage, encodeMessage } from "../messages";
 import { init as mirrorInit, step as mirrorStep } from "../mirror/node";
 import { isWriterRole } from "../mirror/roles";
@@ -160,6 +160,8 @@ export class Sim {
   private lastSettledOwners: (string | null)[] | null = null;
   /** Farm state changed since the last check (buckets, roles, views, membership of the network). */
   private farmDirty = true;
+  /** Farm heartbeats decoded, by the bytes sent (see deliver). */
+  private readonly farmDecoded = new WeakMap<Buffer, FarmDecodeResult>();
   private farmNetVersion = -1;
   private tickPeriod = new Map<string, number>();
 
@@ -553,12 +555,17 @@ export class Sim {
   }
 
   private applyFarm(n: FarmSimNode, effects: FarmCoreEffect[]): void {
+    // One heartbeat goes to every peer: encode it once.
+    let wire = null as { message: FarmHeartbeat; bytes: Buffer } | null;
     for (const e of effects) {
       if (e.type === "set-buckets") {
         n.owned = [...e.buckets];
         this.farmDirty = true;
       }
-      else if (e.type === "send") this.send(n.name, e.to, encodeFarmMessage(e.message));
+      else if (e.type === "send") {
+        if (wire?.message !== e.message) wire = { message: e.message, bytes: encodeFarmMessage(e.message) };
+        this.send(n.name, e.to, wire.bytes);
+      }
       else if (e.type === "log" && (e.to || /load of/.test(e.message))) this.note(n.name, e.message);
     }
   }
@@ -577,7 +584,9 @@ export class Sim {
     const n = this.nodes.get(e.to);
     if (!n || !n.up) return;
     if (n.kind === "farm") {
-      const d = decodeFarmMessage(e.bytes);
+      // The same bytes reach every peer on every network; decoding is pure, so decode them once.
+      let d = this.farmDecoded.get(e.bytes);
+      if (!d) this.farmDecoded.set(e.bytes, (d = decodeFarmMessage(e.bytes)));
       if (!d.ok) return this.violate("codec", `${e.to} could not decode a farm heartbeat from ${e.from}: ${d.error}`);
       this.stepFarm(n, { type: "message", network: e.net, message: d.message });
       return;
