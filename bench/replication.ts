@@ -1,4 +1,4 @@
-// npm run bench -- replication [--json] [--pgbench-seconds 30] [fuse-passthrough options]
+// npm run bench -- replication [--json] [--pgbench-seconds 30] [--pgbench-rounds 2] [fuse-passthrough options]
 // The replicated directory against what a user would otherwise run, measured in the same run:
 // - the FUSE data path (bench/fuse-passthrough: sequential write, 4 KiB write+fsync latency,
 //   small-file creates for local disk / our passthrough / our replicated pair; failback resync
@@ -7,9 +7,12 @@
 //   our replicated mount (a replicated pair on loopback, PostgreSQL run as postgres against the
 //   primary's mount), (c) on local disk with PostgreSQL's own synchronous streaming replication
 //   (pg_basebackup -R -X stream standby, synchronous_standby_names='*', synchronous_commit on);
-// - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc).
-// Both sides of every pair share this machine and its disk. Instances run one after the other on
-// loopback addresses of their own. Progress on stderr; JSON on the last line of stdout.
+//   each setup runs --pgbench-rounds times, in ABC CBA order, and its TPS is the mean;
+// - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc);
+// - the loopback TCP round trip (the "one round trip" of the replicated fsync target).
+// Both sides of every pair share this machine and its disk. The instances run on loopback
+// addresses of their own, all started before the first round; one pgbench runs at a time.
+// Progress on stderr; JSON on the last line of stdout.
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -21,7 +24,7 @@ import { Teardown } from "./replication/teardown";
 import { rssMb } from "./support/proc";
 import { progress, round } from "./support/stats";
 
-const PGBENCH = { scale: 10, clients: 4, threads: 2, seconds: pgbenchSeconds(process.argv) };
+const PGBENCH = { scale: 10, clients: 4, threads: 2, seconds: positiveOption(process.argv, "pgbench-seconds", 30, "seconds of each pgbench run"), rounds: positiveOption(process.argv, "pgbench-rounds", 2, "pgbench runs per setup, in ABC CBA order") };
 /** Loopback addresses and ports of the instances (one each, so none can collide with another PostgreSQL here). */
 const ADDR = {
   local: { host: "127.0.0.71", port: 55471 },
@@ -31,32 +34,35 @@ const ADDR = {
 };
 const TARGETS = { passthroughVsLocalSeq: 0.5, replicatedVsPassthroughSeq: 0.5, fsyncSlackUs: 300, mirrorVsPgSync: 0.7, resyncSentOverModified: 1.1, agentRssMiB: 200 };
 
-function pgbenchSeconds(argv: readonly string[]): number {
-  const i = argv.indexOf("--pgbench-seconds");
-  if (i < 0) return 30;
+function positiveOption(argv: readonly string[], name: string, dflt: number, meaning: string): number {
+  const i = argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
   const v = Number(argv[i + 1]);
-  if (!Number.isInteger(v) || v <= 0) throw new Error(`--pgbench-seconds must be a positive integer (seconds of each pgbench run), got ${argv[i + 1]}; e.g. --pgbench-seconds 10`);
+  if (!Number.isInteger(v) || v <= 0) throw new Error(`--${name} must be a positive integer (${meaning}), got ${argv[i + 1]}; e.g. --${name} ${dflt}`);
   return v;
 }
 
 /** Starts a cluster and registers its stop; the returned stop runs at most once. */
 async function started(teardown: Teardown, label: string, dataDir: string, addr: { host: string; port: number }, run: string, settings: Record<string, string> = {}) {
   const server = await startServer(dataDir, addr.host, addr.port, path.join(run, "sockets"), path.join(run, "logs", `${label}.log`), settings);
-  let stopping: Promise<void> | undefined;
-  const stop = () => (stopping ??= stopServer(server));
-  teardown.add(`PostgreSQL ${label} (pid ${server.pid})`, stop);
+  teardown.add(`PostgreSQL ${label} (pid ${server.pid})`, () => stopServer(server));
   progress(`${label}: PostgreSQL ${server.pid} on ${addr.host}:${addr.port}`);
-  return { server, stop };
+  return { server };
+}
+
+async function init(label: string, server: PgServer): Promise<void> {
+  progress(`${label}: pgbench -i -s ${PGBENCH.scale}`);
+  await pgbenchInit(server, PGBENCH.scale);
 }
 
 async function tps(label: string, server: PgServer): Promise<number> {
-  progress(`${label}: pgbench -i -s ${PGBENCH.scale}`);
-  await pgbenchInit(server, PGBENCH.scale);
   progress(`${label}: pgbench -c ${PGBENCH.clients} -j ${PGBENCH.threads} -T ${PGBENCH.seconds}`);
-  const t = await pgbenchTps(server, PGBENCH.clients, PGBENCH.threads, PGBENCH.seconds);
+  const t = round(await pgbenchTps(server, PGBENCH.clients, PGBENCH.threads, PGBENCH.seconds), 1);
   progress(`${label}: ${t} TPS`);
   return t;
 }
+
+type Setup = "local" | "mirror" | "pgSyncReplication";
 
 async function pgbenchFigures(teardown: Teardown) {
   const run = fs.mkdtempSync(path.join(os.tmpdir(), "mf-bench-repl-"));
@@ -69,36 +75,18 @@ async function pgbenchFigures(teardown: Teardown) {
   const localDir = path.join(run, "local");
   await initCluster(localDir);
   const local = await started(teardown, "local", localDir, ADDR.local, run);
-  const localTps = await tps("local", local.server);
-  await local.stop();
+  await init("local", local.server);
 
   // (b) our replicated mount: a replicated pair on loopback, PostgreSQL against the primary's mount
   const mnt = path.join(run, "mnt");
   const dirs = { backing: path.join(run, "primary"), replica: path.join(run, "secondary"), zones: path.join(run, "zones") };
   for (const d of [mnt, dirs.backing, dirs.replica]) fs.mkdirSync(d, { mode: 0o755 });
   const fuse = await startPassthroughServer(mnt, dirs.backing, { replica: { dir: dirs.replica, zones: dirs.zones } });
-  let fuseStopping: Promise<void> | undefined;
-  const stopFuse = () => (fuseStopping ??= fuse.stop());
-  teardown.add(`FUSE server ${fuse.pid} on ${mnt}`, stopFuse);
+  teardown.add(`FUSE server ${fuse.pid} on ${mnt}`, () => fuse.stop());
   progress(`mirror: replicated pair, FUSE server ${fuse.pid} on ${mnt}`);
-  const rss: number[] = [];
-  const sampler = setInterval(() => rss.push(rssMb(fuse.pid)), 250);
-  let mirrorTps: number;
-  let link: { mode: string; sent: number; acked: number; bytesSent: number; maxInFlight: number } | null = null;
-  try {
-    await initCluster(path.join(mnt, "pgdata"));
-    const mirror = await started(teardown, "mirror", path.join(mnt, "pgdata"), ADDR.mirror, run);
-    mirrorTps = await tps("mirror", mirror.server);
-    const stats = await fuse.stats();
-    if (stats.replica) link = { mode: stats.replica.mode, ...stats.replica.sender };
-    await mirror.stop();
-  } finally {
-    clearInterval(sampler);
-  }
-  if (link?.mode !== "replicating") throw new Error(`the replicated pair left "replicating" during pgbench (mode ${link?.mode}): its TPS would not be replicated TPS; server log:\n${fuse.log().slice(-3000)}`);
-  // The secondary's copy is PostgreSQL's (what was written reached the other side).
-  if (!fs.existsSync(path.join(dirs.replica, "pgdata", "PG_VERSION"))) throw new Error(`the secondary ${dirs.replica} has no pgdata/PG_VERSION after pgbench`);
-  await stopFuse();
+  await initCluster(path.join(mnt, "pgdata"));
+  const mirror = await started(teardown, "mirror", path.join(mnt, "pgdata"), ADDR.mirror, run);
+  await init("mirror", mirror.server);
 
   // (c) PostgreSQL's own synchronous streaming replication, both instances on local disk
   const primaryDir = path.join(run, "sync-primary");
@@ -107,21 +95,42 @@ async function pgbenchFigures(teardown: Teardown) {
   const standbyDir = path.join(run, "sync-standby");
   progress("sync-standby: pg_basebackup -R -X stream");
   await baseBackup(primary.server, standbyDir);
-  const standby = await started(teardown, "sync-standby", standbyDir, ADDR.syncStandby, run);
+  await started(teardown, "sync-standby", standbyDir, ADDR.syncStandby, run);
   await waitSyncStandby(primary.server, 60_000);
-  const syncTps = await tps("sync-primary", primary.server);
-  await primary.stop();
-  await standby.stop();
+  await init("sync-primary", primary.server);
 
+  // Rounds in ABC CBA order: the shared machine's load swings within seconds, so every setup
+  // sees early and late moments alike; the FUSE server's RSS is sampled throughout.
+  const servers: Record<Setup, PgServer> = { local: local.server, mirror: mirror.server, pgSyncReplication: primary.server };
+  const order: Setup[] = ["local", "mirror", "pgSyncReplication"];
+  const rounds: Record<Setup, number[]> = { local: [], mirror: [], pgSyncReplication: [] };
+  const rss: number[] = [];
+  const sampler = setInterval(() => rss.push(rssMb(fuse.pid)), 250);
+  try {
+    for (let r = 0; r < PGBENCH.rounds; r++) {
+      for (const setup of r % 2 === 0 ? order : [...order].reverse()) rounds[setup].push(await tps(`${setup} round ${r + 1}`, servers[setup]));
+    }
+  } finally {
+    clearInterval(sampler);
+  }
+  const stats = await fuse.stats();
+  const link = stats.replica ? { mode: stats.replica.mode, ...stats.replica.sender } : null;
+  if (link?.mode !== "replicating") throw new Error(`the replicated pair left "replicating" during pgbench (mode ${link?.mode}): its TPS would not be replicated TPS; server log:\n${fuse.log().slice(-3000)}`);
+  // What PostgreSQL wrote reached the other side.
+  if (!fs.existsSync(path.join(dirs.replica, "pgdata", "PG_VERSION"))) throw new Error(`the secondary ${dirs.replica} has no pgdata/PG_VERSION after pgbench`);
+
+  const mean = (xs: number[]) => round(xs.reduce((a, b) => a + b, 0) / xs.length, 1);
+  const tpsOf = { local: mean(rounds.local), mirror: mean(rounds.mirror), pgSyncReplication: mean(rounds.pgSyncReplication) };
   const ratio = (a: number, b: number) => round(a / b, 2);
   return {
-    tps: { local: localTps, mirror: mirrorTps, pgSyncReplication: syncTps, mirrorVsPgSync: ratio(mirrorTps, syncTps), mirrorVsLocal: ratio(mirrorTps, localTps), pgSyncVsLocal: ratio(syncTps, localTps) },
+    tps: { ...tpsOf, mirrorVsPgSync: ratio(tpsOf.mirror, tpsOf.pgSyncReplication), mirrorVsLocal: ratio(tpsOf.mirror, tpsOf.local), pgSyncVsLocal: ratio(tpsOf.pgSyncReplication, tpsOf.local), rounds },
     mirrorLink: link,
     agentRssMiBUnderPgbench: { max: round(Math.max(...rss)), samples: rss.length },
   };
 }
 
 async function main(): Promise<void> {
+  const loadBefore = os.loadavg().map((l) => round(l, 1));
   const fuseParams = fuseBenchParams(process.argv);
   progress(`FUSE data path: ${JSON.stringify(fuseParams)}`);
   const fuse = await runFusePassthroughBench(fuseParams);
@@ -144,6 +153,7 @@ async function main(): Promise<void> {
     createsPerSec: fuse.createsPerSec,
     failbackResync: resync,
     loopbackRttUs: rttUs,
+    loadAverage: { before: loadBefore, after: os.loadavg().map((l) => round(l, 1)), cores: os.cpus().length },
     pgbenchTps: pg.tps,
     mirrorLink: pg.mirrorLink,
     agentRssMiB: { underPgbench: pg.agentRssMiBUnderPgbench.max, fuseBench: fuse.serverRssMiB },
