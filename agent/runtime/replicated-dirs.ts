@@ -30,7 +30,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
-import { unmountFuse } from "../drivers/fuse/mount";
+import { listMounts, unmountFuse } from "../drivers/fuse/mount";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
@@ -458,8 +458,10 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         new Promise<"detached">((r) => setTimeout(() => r("detached"), UNMOUNT_WAIT_MS).unref()),
       ]).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
       // Not finished in time (files still open, say): detached lazily; the process exit ends the session.
-      if (outcome === "detached") await unmountFuse(d.path, true).catch(() => undefined);
-      this.log({ event: "replication-unmounted", path: d.path, outcome, ms: Math.round(performance.now() - started) });
+      // (stillMounted false: umount worked, the request loop has requests still in flight.)
+      const stillMounted = listMounts().some((m) => m.mountPoint === d.path);
+      if (outcome === "detached" && stillMounted) await unmountFuse(d.path, true).catch(() => undefined);
+      this.log({ event: "replication-unmounted", path: d.path, outcome, stillMounted, ms: Math.round(performance.now() - started) });
     }
   }
 }
