@@ -30,6 +30,7 @@ import { defaultBundlePath } from "../../components/common/bundle";
 import { AGENT_PATHS, MIRROR_PRIMARY_DEFER_S, planAgentConfigs, renderAgentConfig, renderBootstrapScript, renderSystemdUnit, type ObjectLocation } from "../../components/plan";
 import { resolveSpec } from "../../components/spec";
 import { needsRoot } from "../support/privileges";
+import { poll } from "../support/poll";
 
 const LAB = "bootrun";
 const ADMIN = 27412;
@@ -201,16 +202,6 @@ async function mustInHost(host: string, cmd: string, input?: string): Promise<st
   const r = await inHost(host, cmd, input);
   if (r.code !== 0) throw new Error(`in ${host}: \`${cmd}\` exited ${r.code}: ${r.stderr}`);
   return r.stdout;
-}
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function httpStatus(host: string, port: number, path: string): Promise<number | undefined> {

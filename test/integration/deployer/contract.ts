@@ -1,6 +1,7 @@
 // The deployer's contract, run against the SSH deployer on a lab host and against the in-memory fake.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { layout, type Deployer, type NodeArtifact, type SshTarget } from "../../../components/onprem/deployer";
+import { poll } from "../../support/poll";
 
 export interface ContractSetup {
   deployer: Deployer;
@@ -17,16 +18,6 @@ const BUNDLE = `process.on("SIGTERM", () => process.exit(0)); setInterval(() => 
 const CONFIG = JSON.stringify({ version: 1, node: NODE, note: "first" });
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 20_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 export function deployerContract(name: string, enabled: boolean, setup: () => Promise<ContractSetup>, teardown: () => Promise<void> = async () => undefined): void {
   describe.skipIf(!enabled)(`deployer contract: ${name}`, { timeout: 90_000 }, () => {

@@ -8,6 +8,7 @@ import { down, execArgv, info, upHosts } from "../../../agent/lab/lab";
 import { requireState } from "../../../agent/lab/state";
 import * as path from "node:path";
 import { needsRoot } from "../../support/privileges";
+import { poll } from "../../support/poll";
 
 const pexec = promisify(execFile);
 const LAB = "tapps";
@@ -19,16 +20,6 @@ async function fromClient(argv: string[]): Promise<string | undefined> {
     return (await pexec(bin ?? "nsenter", args, { timeout: 10_000 })).stdout.trim();
   } catch {
     return undefined;
-  }
-}
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 200));
   }
 }
 

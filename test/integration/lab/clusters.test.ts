@@ -6,20 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { down, execArgv } from "../../../agent/lab/lab";
 import { get, labCli, lastJson } from "../../support/lab";
 import { needsRoot } from "../../support/privileges";
+import { poll } from "../../support/poll";
 
 const pexec = promisify(execFile);
 const LAB = "tclust";
 const cli = (args: string[]): ReturnType<typeof labCli> => labCli(LAB, args);
-
-async function poll<T>(what: string, fn: () => Promise<T | undefined>, deadlineMs = 30_000): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 type Info = { mirror: { vip: string; nodes: string[]; app: { url: string } } };
 type Status = Info & { states: Record<string, string>; hostStatus: Record<string, string> };
