@@ -71,7 +71,7 @@ export type ReplicationStatus = {
   /** Content bytes sent by every resync since the agent started. */
   resyncBytesSent: number;
   /** The running resync as the source, for a progress bar; null when none runs. */
-  resync: { peer: string; bytesPlanned: number; bytesSent: number; startedAt: string } | null;
+  resync: { peer: string; bytesPlanned: number; bytesSent: number; startedAt: string; bytesPerSec: number; etaSec: number | null } | null;
   rejectedStreams: number;
 };
 
@@ -116,6 +116,13 @@ function owe(tracker: ZoneTracker, owed: OwedByTarget): number {
     else rejected++;
   }
   return rejected;
+}
+
+/** Rate since the start and time left at that rate (null until something was sent). */
+function resyncFigures(s: { peer: string; startedAt: string }, planned: number, sent: number): NonNullable<ReplicationStatus["resync"]> {
+  const elapsedSec = Math.max(0.001, (Date.now() - Date.parse(s.startedAt)) / 1000);
+  const bytesPerSec = Math.round(sent / elapsedSec);
+  return { peer: s.peer, bytesPlanned: planned, bytesSent: sent, startedAt: s.startedAt, bytesPerSec, etaSec: bytesPerSec > 0 ? Math.max(0, Math.round((planned - sent) / bytesPerSec)) : null };
 }
 
 /** Removes everything inside `dir` (not `dir` itself); names are taken as bytes, whatever they are. */
@@ -431,7 +438,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     return {
       dirs: this.dirs.map((d) => d.status()),
       resyncBytesSent: this.resyncBytesSent,
-      resync: s && this.dirs.some((d) => d.sink.mode !== "replicating") ? { peer: s.peer, bytesPlanned: planned, bytesSent: sent, startedAt: s.startedAt } : null,
+      resync: s && this.dirs.some((d) => d.sink.mode !== "replicating") ? resyncFigures(s, planned, sent) : null,
       rejectedStreams: this.listener.rejected,
     };
   }
