@@ -128,6 +128,20 @@ function sameOwners(a: ReadonlyArray<string | null>, b: ReadonlyArray<string | n
 }
 
 /**
+ * assignBuckets(base.owners, up), remembered per base map (maps are immutable, and a node steps
+ * with many views that differ only in what its peers serve, over the same base and UP members).
+ */
+const assigned = new WeakMap<BucketMap, { key: string; owners: string[] }>();
+function assignFrom(base: BucketMap, up: ReadonlyArray<FarmMember>): string[] {
+  const key = up.map((m) => `${m.name}:${m.power}`).join(",");
+  const hit = assigned.get(base);
+  if (hit && hit.key === key) return hit.owners;
+  const owners = assignBuckets(base.owners, up);
+  assigned.set(base, { key, owners });
+  return owners;
+}
+
+/**
  * The target map for this node's current view: assignBuckets from the leader's map (its
  * own when it leads) over the UP members it sees. Leader and followers compute it from the same
  * base and the same view, so they agree as soon as their views agree, without waiting for the
@@ -139,7 +153,7 @@ function nextMap(node: FarmNode): BucketMap {
   if (leader === undefined) return node.target;
   const advertised = leader === node.self ? node.target : node.peers.find((p) => p.name === leader)?.map;
   const base = advertised && advertised.owners.length === BUCKETS ? advertised : node.target;
-  const owners = assignBuckets(base.owners, up);
+  const owners = assignFrom(base, up);
   const version = sameOwners(owners, base.owners) ? base.version : base.version + 1;
   if (node.target.leader === leader && node.target.version === version && sameOwners(owners, node.target.owners)) return node.target;
   return bucketMap(leader, version, owners);
@@ -182,7 +196,8 @@ function settle(node: FarmNode, effects: FarmEffect[], why: string): FarmNode {
   const claimed = mine.length > 0 && mine.some((b) => !held.has(b)) ? claimedByPeers(node) : new Set<number>();
   const next = mine.filter((b) => held.has(b) || !claimed.has(b));
   const waiting = mine.length - next.length;
-  const map = waiting === 0 ? target : { ...target, owners: target.owners.map((o, b) => (o === node.self && !next.includes(b) ? null : o)) };
+  const serving = waiting === 0 ? null : new Set(next);
+  const map = serving === null ? target : { ...target, owners: target.owners.map((o, b) => (o === node.self && !serving.has(b) ? null : o)) };
   const owned = sameBuckets(next, node.owned) ? node.owned : next;
   if (owned !== node.owned) {
     effects.push({ type: "set-buckets", buckets: [...owned] });
