@@ -84,9 +84,9 @@ function notOlder(a: Stamp, b: Stamp): boolean {
   return a.boot > b.boot || (a.boot === b.boot && a.tick >= b.tick);
 }
 
-/** Peers alive on some network, with what their newest heartbeat says. */
-function view(s: FarmCoreState): FarmPeer[] {
-  return aliveMembers(s.heard, s.now).flatMap((name) => {
+/** Peers alive on some network that were heard, with what their newest heartbeat says. */
+function view(s: FarmCoreState, alive: ReadonlyArray<string>): FarmPeer[] {
+  return alive.flatMap((name) => {
     const a = s.adverts[name];
     return a ? [{ name, state: a.state, map: a.map, owned: a.owned }] : [];
   });
@@ -94,10 +94,14 @@ function view(s: FarmCoreState): FarmPeer[] {
 
 /** Steps the node with the view when it changed, then heartbeats if due or if this node changed. */
 function settle(s: FarmCoreState, effects: FarmCoreEffect[]): FarmCoreState {
-  const peers = view(s);
-  const sig = peers.map((p) => `${p.name}:${s.adverts[p.name]?.rev ?? 0}`).join(",");
+  const alive = aliveMembers(s.heard, s.now);
+  let sig = "";
+  for (const name of alive) {
+    const a = s.adverts[name];
+    if (a) sig += `${name}:${a.rev},`;
+  }
   if (sig !== s.lastView) {
-    const r = farmStep(s.node, { type: "view", peers });
+    const r = farmStep(s.node, { type: "view", peers: view(s, alive) });
     effects.push(...r.effects);
     s = { ...s, node: r.state, lastView: sig };
   }
