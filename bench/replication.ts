@@ -8,7 +8,8 @@
 //   primary's mount), (c) on local disk with PostgreSQL's own synchronous streaming replication
 //   (pg_basebackup -R -X stream standby, synchronous_standby_names='*', synchronous_commit on);
 //   each setup runs --pgbench-rounds times, in ABC CBA order, and its TPS is the mean;
-// - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc);
+// - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc), and its
+//   CPU (in cores) during the mirror's pgbench rounds;
 // - the loopback TCP round trip (the "one round trip" of the replicated fsync target).
 // Both sides of every pair share this machine and its disk. The instances run on loopback
 // addresses of their own, all started before the first round; one pgbench runs at a time.
@@ -21,7 +22,7 @@ import { fuseBenchParams, runFusePassthroughBench } from "./fuse-passthrough";
 import { type PgServer, baseBackup, initCluster, pgbenchInit, pgbenchTps, postgresDir, startServer, stopServer, waitSyncStandby } from "./replication/postgres";
 import { loopbackRttUs } from "./replication/rtt";
 import { Teardown } from "./replication/teardown";
-import { rssMb } from "./support/proc";
+import { cpuSeconds, rssMb } from "./support/proc";
 import { progress, round } from "./support/stats";
 
 const PGBENCH = { scale: 10, clients: 4, threads: 2, seconds: positiveOption(process.argv, "pgbench-seconds", 30, "seconds of each pgbench run"), rounds: positiveOption(process.argv, "pgbench-rounds", 2, "pgbench runs per setup, in ABC CBA order") };
@@ -105,10 +106,17 @@ async function pgbenchFigures(teardown: Teardown) {
   const order: Setup[] = ["local", "mirror", "pgSyncReplication"];
   const rounds: Record<Setup, number[]> = { local: [], mirror: [], pgSyncReplication: [] };
   const rss: number[] = [];
+  /** The FUSE server's CPU during each mirror round, in cores (1 = its JS thread and helpers fill one core). */
+  const agentCpu: number[] = [];
   const sampler = setInterval(() => rss.push(rssMb(fuse.pid)), 250);
   try {
     for (let r = 0; r < PGBENCH.rounds; r++) {
-      for (const setup of r % 2 === 0 ? order : [...order].reverse()) rounds[setup].push(await tps(`${setup} round ${r + 1}`, servers[setup]));
+      for (const setup of r % 2 === 0 ? order : [...order].reverse()) {
+        const cpu0 = cpuSeconds(fuse.pid);
+        const t0 = performance.now();
+        rounds[setup].push(await tps(`${setup} round ${r + 1}`, servers[setup]));
+        if (setup === "mirror") agentCpu.push((cpuSeconds(fuse.pid) - cpu0) / ((performance.now() - t0) / 1000));
+      }
     }
   } finally {
     clearInterval(sampler);
@@ -126,6 +134,7 @@ async function pgbenchFigures(teardown: Teardown) {
     tps: { ...tpsOf, mirrorVsPgSync: ratio(tpsOf.mirror, tpsOf.pgSyncReplication), mirrorVsLocal: ratio(tpsOf.mirror, tpsOf.local), pgSyncVsLocal: ratio(tpsOf.pgSyncReplication, tpsOf.local), rounds },
     mirrorLink: link,
     agentRssMiBUnderPgbench: { max: round(Math.max(...rss)), samples: rss.length },
+    agentCpuCoresUnderPgbench: agentCpu.map((c) => round(c, 2)),
   };
 }
 
@@ -157,6 +166,7 @@ async function main(): Promise<void> {
     pgbenchTps: pg.tps,
     mirrorLink: pg.mirrorLink,
     agentRssMiB: { underPgbench: pg.agentRssMiBUnderPgbench.max, fuseBench: fuse.serverRssMiB },
+    agentCpuCoresUnderPgbench: pg.agentCpuCoresUnderPgbench,
     targets: {
       passthroughVsLocalSeq: target(fuse.seqWriteMBps.passthroughVsLocal, TARGETS.passthroughVsLocalSeq, true),
       replicatedVsPassthroughSeq: target(fuse.seqWriteMBps.replicatedVsPassthrough, TARGETS.replicatedVsPassthroughSeq, true),
