@@ -22,7 +22,8 @@
  * A replication link lost while PRIM holds writes (blocked) until the core decides: ALONE at a new
  * epoch (they proceed) or a step-down (they fail). This side never picks a role itself; but if the
  * core stays PRIM (the peer's heartbeats go on: only the stream broke, or the peer failed an op),
- * nothing would ever release them, so after twice the heartbeat timeout it reports the node stuck
+ * nothing would ever release them, so after twice (heartbeat timeout + witness timeout), well past
+ * the time the core needs to go ALONE when the peer is really lost, it reports the node stuck
  * and the daemon stops and restarts the node: held writes fail (EIO, never acknowledged), and the
  * election and resync that follow bring the pair back in sync.
  */
@@ -239,7 +240,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     }
     const now = performance.now();
     this.blockedSince ??= now;
-    const limit = 2 * this.cfg.timing.heartbeatTimeoutMs;
+    // Well past the core's own way out (peer loss detected, then the witness's vote): never races it.
+    const limit = 2 * (this.cfg.timing.heartbeatTimeoutMs + this.cfg.timing.witnessTimeoutMs);
     if (!this.stuckReported && now - this.blockedSince > limit) {
       this.stuckReported = true;
       this.stuckHandler(`writes to ${blocked.path} held for ${limit} ms: the replication stream is lost while the peer still follows`);

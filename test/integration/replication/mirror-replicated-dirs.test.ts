@@ -172,6 +172,8 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
   it("a secondary in sync that restarts gets what changed meanwhile, not a full copy", async () => {
     await waitFor("a knows it is in sync", async () => (await state("a"))?.upToDate === true, 15_000, 50);
     await stopAgent("a", "SIGTERM");
+    // Held while b finds its peer gone, then let through once b writes alone (recorded for the resync).
+    await fsp.writeFile(mnt("b", "while-peer-stops"), "written while the peer stopped");
     await waitFor("b ALONE", () => roles(["b", "ALONE"]), 15_000, 50);
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "big4")}`, "bs=1M", "count=1", "conv=notrunc,fsync"])).code).toBe(0);
     const sentBefore = (await state("b"))!.replication!.resyncBytesSent;
