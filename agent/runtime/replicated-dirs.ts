@@ -126,6 +126,12 @@ function resyncFigures(s: { peer: string; startedAt: string }, planned: number, 
   return { peer: s.peer, bytesPlanned: planned, bytesSent: sent, startedAt: s.startedAt, bytesPerSec, etaSec: bytesPerSec > 0 ? Math.max(0, Math.round((planned - sent) / bytesPerSec)) : null };
 }
 
+/** Aborts the FUSE connection of a mount ("major:minor", the minor is its fusectl number), if fusectl is there. */
+function abortFuseConnection(device: string | undefined): void {
+  const abort = `/sys/fs/fuse/connections/${device?.split(":")[1] ?? ""}/abort`;
+  if (device && fs.existsSync(abort)) fs.writeFileSync(abort, "1");
+}
+
 /** Removes everything inside `dir` (not `dir` itself); names are taken as bytes, whatever they are. */
 async function emptyDirectory(dir: string): Promise<void> {
   const root = Buffer.from(`${dir}/`);
@@ -459,6 +465,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       d.tracker.close();
       // Busy (an application still has files open): detach lazily, the kernel fails what follows.
       const started = performance.now();
+      const device = listMounts().find((m) => m.mountPoint === d.path)?.device;
       const outcome = await Promise.race([
         d.mount
           .unmount()
@@ -467,9 +474,14 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         new Promise<"detached">((r) => setTimeout(() => r("detached"), UNMOUNT_WAIT_MS).unref()),
       ]).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
       // Not finished in time (files still open, say): detached lazily; the process exit ends the session.
-      // (stillMounted false: umount worked, the request loop has requests still in flight.)
+      // Not finished in time: the mount may live on in another mount namespace copied while it
+      // existed (unshare --mount), which keeps the connection and our read of /dev/fuse open
+      // forever. Detach it here and abort the connection (fusectl): the copies fail ENOTCONN.
       const stillMounted = listMounts().some((m) => m.mountPoint === d.path);
-      if (outcome === "detached" && stillMounted) await unmountFuse(d.path, true).catch(() => undefined);
+      if (outcome === "detached") {
+        if (stillMounted) await unmountFuse(d.path, true).catch(() => undefined);
+        abortFuseConnection(device);
+      }
       this.log({ event: "replication-unmounted", path: d.path, outcome, stillMounted, ms: Math.round(performance.now() - started) });
     }
   }
