@@ -7,7 +7,7 @@ import { AdminClient, type AgentAddress } from "../drivers/http/admin-client";
 import { readState } from "../lab/state";
 import type { StatusDoc } from "../runtime/status";
 
-const DEFAULT_ADMIN_PORT = 7412;
+export const DEFAULT_ADMIN_PORT = 7412;
 const ACTIONS = ["start", "stop", "prim", "second", "swap", "primforce", "restart"] as const;
 const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   start: "start the node's role (STOP -> WAIT, then PRIM/SECOND/ALONE as the cluster decides)",
@@ -18,6 +18,17 @@ const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   primforce: "make this node primary even though its data is not known up to date (may lose writes made on the other node since it went stale)",
   restart: "stop this node's role and application, then start again (it takes its role back when the cluster allows)",
 };
+
+/** `--node ADDR[:PORT]` as an address, or undefined with the problem added to `problems`. */
+export function parseNodeAddress(value: string, problems: string[]): { host: string; port: number } | undefined {
+  const m = /^([^:]+)(?::(\d+))?$/.exec(value);
+  const host = m?.[1] ?? "";
+  const port = m?.[2] !== undefined ? Number(m[2]) : DEFAULT_ADMIN_PORT;
+  if (!m || !(isIPv4(host) || /^[A-Za-z0-9.-]+$/.test(host))) problems.push(`--node '${value}' must be ADDR or ADDR:PORT, like 10.0.0.1 or 10.0.0.1:${DEFAULT_ADMIN_PORT}`);
+  else if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`--node '${value}': port must be 1-65535`);
+  else return { host, port };
+  return undefined;
+}
 
 export type CtlOptions = { cmd: string; json: boolean; lines: number; target: AgentAddress };
 
@@ -61,14 +72,10 @@ export function parseCtlArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   let target: AgentAddress | undefined;
   if (opts.node !== undefined && (opts.lab !== undefined || opts.host !== undefined)) problems.push("give either --node ADDR[:PORT] or --lab L --host H, not both");
   else if (opts.node !== undefined) {
-    const m = /^([^:]+)(?::(\d+))?$/.exec(opts.node);
-    const host = m?.[1] ?? "";
-    const port = m?.[2] !== undefined ? Number(m[2]) : DEFAULT_ADMIN_PORT;
-    if (!m || !(isIPv4(host) || /^[A-Za-z0-9.-]+$/.test(host))) problems.push(`--node '${opts.node}' must be ADDR or ADDR:PORT, like 10.0.0.1 or 10.0.0.1:${DEFAULT_ADMIN_PORT}`);
-    else if (!Number.isInteger(port) || port < 1 || port > 65535) problems.push(`--node '${opts.node}': port must be 1-65535`);
     const token = opts.token ?? env.MIRRORFARM_TOKEN;
     if (!token) problems.push("no admin token: pass --token T or set MIRRORFARM_TOKEN (the cluster's secrets.adminToken)");
-    if (problems.length === 0 && token) target = { host, port, token };
+    const addr = parseNodeAddress(opts.node, problems);
+    if (problems.length === 0 && token && addr) target = { ...addr, token };
   } else if (opts.lab !== undefined || opts.host !== undefined) {
     if (opts.lab === undefined || opts.host === undefined) problems.push("--lab L and --host H go together");
     else {
@@ -100,6 +107,23 @@ function renderFarm(f: NonNullable<StatusDoc["farm"]>): string[] {
   return out;
 }
 
+/** "3s", "4m05s", "1h02m": short enough for a progress line. */
+function duration(sec: number): string {
+  if (sec < 60) return `${sec}s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)}m${String(sec % 60).padStart(2, "0")}s`;
+  return `${Math.floor(sec / 3600)}h${String(Math.floor((sec % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/** `resync [#####.....] 52% 34.7/66.0 MB 12 MB/s ETA 3s` (MB = 10^6 bytes). */
+export function renderResyncBar(r: NonNullable<NonNullable<StatusDoc["replication"]>["resync"]>): string {
+  const WIDTH = 10;
+  const ratio = r.bytesPlanned > 0 ? Math.min(1, r.bytesSent / r.bytesPlanned) : 0;
+  const filled = Math.floor(ratio * WIDTH);
+  const mb = (n: number, digits: number) => (n / 1e6).toFixed(digits);
+  const rate = `${mb(r.bytesPerSec, r.bytesPerSec < 10e6 ? 1 : 0)} MB/s`;
+  return `resync [${"#".repeat(filled)}${".".repeat(WIDTH - filled)}] ${Math.floor(ratio * 100)}% ${mb(r.bytesSent, 1)}/${mb(r.bytesPlanned, 1)} MB ${rate} ETA ${r.etaSec === null ? "?" : duration(r.etaSec)}`;
+}
+
 /** Human-readable status. */
 export function renderStatus(s: StatusDoc): string {
   const traffic = s.ready ? "receives traffic" : "receives no traffic";
@@ -112,7 +136,9 @@ export function renderStatus(s: StatusDoc): string {
     out.push(`  peer ${s.peer.name}: ${s.peer.reachable ? (s.peer.state ?? "?") : "unreachable"}${s.peer.inSync === null ? "" : s.peer.inSync ? ", in sync" : ", not in sync"}${nets ? ` (${nets})` : ""}`);
   }
   if (s.farm) out.push(...renderFarm(s.farm));
-  if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
+  const bar = s.replication?.resync;
+  if (bar) out.push(`  ${renderResyncBar(bar)} (to ${bar.peer})`);
+  else if (s.resync) out.push(`  resync: ${s.resync.percent}%`);
   if (s.witness) out.push(`  witness ${s.witness.name}: ${s.witness.reachable === null ? "not contacted (only the primary renews its lease there)" : s.witness.reachable ? "reachable" : "UNREACHABLE"}`);
   if (s.vip) out.push(`  vip ${s.vip.address}: ${s.vip.held ? "held here" : "not here"}`);
   if (s.failoverRules === "STOPPED") out.push("  failover rules: STOPPED by a failing checker (see `mirrorfarm logs`); fix the application, then run `mirrorfarm start`");

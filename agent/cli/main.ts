@@ -15,6 +15,7 @@ const commands: Record<string, () => Promise<Command>> = {
   primforce: async () => (await import("./ctl")).command,
   restart: async () => (await import("./ctl")).command,
   logs: async () => (await import("./ctl")).command,
+  verify: async () => (await import("./verify")).command,
 };
 
 const ctlCommands = new Set(["status", "start", "stop", "prim", "second", "swap", "primforce", "restart", "logs"]);

@@ -95,6 +95,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       status,
       metrics: () => renderMetrics(nodeMetrics(status(), transport.stats(), node.counters())),
       logs: (n) => log.tail(n),
+      ...(data ? { manifest: (dir: string) => data.manifest(dir) } : {}),
       command: async (name): Promise<CommandAnswer> => {
         if (name === "start" || name === "stop") rules.operator(name);
         return node.command(name);

@@ -37,6 +37,14 @@ export function nodeMetrics(s: StatusDoc, datagrams: DatagramStats, extra: { dec
   }
   if (s.witness && s.witness.reachable !== null) metrics.push(g("mirrorfarm_witness_reachable", "1 while the witness answers", s.witness.reachable ? 1 : 0, { witness: s.witness.name }));
   if (s.resync) metrics.push(g("mirrorfarm_resync_percent", "progress of the running resynchronisation", s.resync.percent));
+  if (s.replication) {
+    const r = s.replication.resync;
+    metrics.push(
+      c("mirrorfarm_resync_bytes_sent_total", "content bytes sent by resyncs (as the source) since the agent started", s.replication.resyncBytesSent),
+      g("mirrorfarm_resync_bytes_planned", "content bytes the running resync sends in all (0 when none runs)", r?.bytesPlanned ?? 0),
+      g("mirrorfarm_resync_active", "1 while this node resynchronises its peer", r ? 1 : 0),
+    );
+  }
   if (s.farm) metrics.push(g("mirrorfarm_farm_owned_buckets", "hash buckets (of 256) this node serves", s.farm.owned));
   if (s.failoverRules !== null) metrics.push(g("mirrorfarm_failover_stopped", "1 when the failover rules stopped this node (loop limit or a stop action)", s.failoverRules === "STOPPED" ? 1 : 0));
   if (s.checkers.length > 0)

@@ -33,6 +33,7 @@ import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
 import { listMounts, unmountFuse } from "../drivers/fuse/mount";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
+import { buildManifest } from "../drivers/replication/manifest";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
 import { ReplicatedDirSink, type ReplicatedMode } from "../drivers/replication/replicated-sink";
@@ -55,6 +56,8 @@ const ACK_TIMEOUT_MS = 10_000;
 const CHECKPOINT_EVERY_MS = 10_000;
 /** A clean unmount at stop waits at most this long before detaching lazily. */
 const UNMOUNT_WAIT_MS = 5_000;
+/** Entries a manifest answer may hold (about 200 bytes each in JSON). */
+const MAX_MANIFEST_ENTRIES = 1_000_000;
 /** A failed resync is reported after this pause: the core retries at once, the peer may need a moment. */
 const RETRY_PAUSE_MS = 1_000;
 
@@ -218,6 +221,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   private stuckReported = false;
   private readonly stuckWatch: NodeJS.Timeout;
   private resyncBytesSent = 0;
+  private manifestBusy = false;
   private readonly checkpoints: NodeJS.Timeout;
 
   private constructor(
@@ -449,6 +453,24 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       resync: s && this.dirs.some((d) => d.sink.mode !== "replicating") ? resyncFigures(s, planned, sent) : null,
       rejectedStreams: this.listener.rejected,
     };
+  }
+
+  /**
+   * The manifest of replicated directory `dir`'s backing copy (what `verify` compares). One build
+   * at a time, and bounded in entries: a request must not be able to exhaust the agent.
+   */
+  async manifest(dir: string): Promise<{ status: number; body: Record<string, unknown> }> {
+    const d = this.dirs.find((x) => x.path === dir);
+    if (!d) return { status: 404, body: { error: `'${dir}' is not a replicated directory here (configured: ${this.dirs.map((x) => x.path).join(", ")})` } };
+    if (this.manifestBusy) return { status: 503, body: { error: "a manifest is being built; retry when it is done" } };
+    this.manifestBusy = true;
+    try {
+      const entries = await buildManifest(d.backing);
+      if (entries.length > MAX_MANIFEST_ENTRIES) return { status: 413, body: { error: `${dir} holds ${entries.length} entries, above the ${MAX_MANIFEST_ENTRIES} a manifest answers` } };
+      return { status: 200, body: { dir, entries } };
+    } finally {
+      this.manifestBusy = false;
+    }
   }
 
   /** At the agent's stop (after the core's own stop blocked writes): streams ended, zones saved, unmounted. */

@@ -1,5 +1,6 @@
 /** Client of the agent's HTTP API, used by the CLI and the tests. */
 import { MirrorfarmError } from "../../errors";
+import type { ManifestEntry } from "../replication/manifest";
 
 export type AgentAddress = { host: string; port: number; token: string };
 
@@ -39,6 +40,23 @@ export class AdminClient {
 
   async logs(lines: number): Promise<string> {
     return (await this.call("GET", `/logs?lines=${lines}`)).text;
+  }
+
+  /** The manifest of replicated directory `dir`'s backing copy on this agent. */
+  async manifest(dir: string): Promise<ManifestEntry[]> {
+    const r = await this.call("GET", `/replication/manifest?dir=${encodeURIComponent(dir)}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(r.text);
+    } catch {
+      body = undefined;
+    }
+    const entries = (body as { entries?: unknown } | undefined)?.entries;
+    if (r.status !== 200 || !Array.isArray(entries)) {
+      const why = (body as { error?: unknown } | undefined)?.error;
+      throw new MirrorfarmError("MF_CTL_MANIFEST", `the agent at ${this.at.host}:${this.at.port} gave no manifest of '${dir}' (HTTP ${r.status}: ${typeof why === "string" ? why : r.text.slice(0, 200)}).`);
+    }
+    return entries as ManifestEntry[];
   }
 
   async ready(): Promise<boolean> {

@@ -5,6 +5,9 @@
  *   GET  /status         JSON status                         (bearer token)
  *   GET  /metrics        Prometheus text format              (bearer token)
  *   GET  /logs?lines=N   the last N JSON log lines           (bearer token)
+ *   GET  /replication/manifest?dir=PATH
+ *                        the manifest of a replicated directory's backing copy, for `verify`
+ *                        (bearer token; only configured directories; one build at a time)
  *   POST /admin/<cmd>    an admin command, JSON answer       (bearer token)
  *
  * Only /ready is open: a cloud load balancer probes it and cannot send a token. /status and
@@ -26,10 +29,13 @@ export type AdminHandlers = {
   metrics(): string;
   logs(lines: number): string[];
   command(name: string, args: Record<string, unknown>): Promise<CommandAnswer>;
+  /** Mirror members with replicated directories only; absent elsewhere (404). */
+  manifest?(dir: string): Promise<CommandAnswer>;
 };
 export type AdminServerOptions = { address: string; port: number; token: string; handlers: AdminHandlers; maxBodyBytes?: number };
 
 const DEFAULT_MAX_BODY = 16 * 1024;
+const MANIFEST_PATH = "/replication/manifest";
 const COMMAND_RE = /^\/admin\/([a-z]{1,32})$/;
 
 function digest(s: string): Buffer {
@@ -116,7 +122,7 @@ export class AdminServer {
       if (req.method !== "GET" && req.method !== "HEAD") return send(res, 405, "");
       return h.ready() ? send(res, 200, "ready\n") : send(res, 503, "not ready\n");
     }
-    const known = url.pathname === "/status" || url.pathname === "/metrics" || url.pathname === "/logs" || COMMAND_RE.test(url.pathname);
+    const known = url.pathname === "/status" || url.pathname === "/metrics" || url.pathname === "/logs" || url.pathname === MANIFEST_PATH || COMMAND_RE.test(url.pathname);
     if (!known) return sendJson(res, 404, { error: "not found" });
     if (!tokenMatches(req.headers.authorization, this.opts.token)) {
       res.setHeader("www-authenticate", 'Bearer realm="mirrorfarm"');
@@ -147,6 +153,13 @@ export class AdminServer {
     }
     if (req.method !== "GET") return sendJson(res, 405, { error: "use GET" });
     if (url.pathname === "/status") return sendJson(res, 200, h.status());
+    if (url.pathname === MANIFEST_PATH) {
+      const dir = url.searchParams.get("dir");
+      if (!h.manifest) return sendJson(res, 404, { error: "this node has no replicated directories" });
+      if (!dir || dir.length > 4096) return sendJson(res, 400, { error: "give the replicated directory as ?dir=PATH (as configured in mirror.replicatedDirs)" });
+      const a = await h.manifest(dir);
+      return sendJson(res, a.status, a.body);
+    }
     if (url.pathname === "/metrics") return send(res, 200, h.metrics(), "text/plain; version=0.0.4; charset=utf-8");
     const lines = Math.max(1, Math.min(10_000, Number(url.searchParams.get("lines") ?? 200) || 200));
     return send(res, 200, h.logs(lines).map((l) => `${l}\n`).join(""), "application/x-ndjson");

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts, unmountFuse } from "../../../agent/drivers/fuse/mount";
+import { parseVerifyArgs, runVerify } from "../../../agent/cli/verify";
 import { AdminClient } from "../../../agent/drivers/http/admin-client";
 import type { StatusDoc } from "../../../agent/runtime/status";
 import { compareTrees } from "../fuse/support/compare";
@@ -132,6 +133,26 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     const a = (await state("a"))!;
     expect(a.replication?.dirs[0]).toMatchObject({ path: mnt("a"), mode: "replicating" });
     expect(a.replication?.dirs[0]?.sender?.acked).toBe(a.replication?.dirs[0]?.sender?.sent);
+  });
+
+  it("verify: identical after replication (exit 0); a file written straight into the secondary's backing directory is listed (exit 1)", async () => {
+    const nodes = ["a", "b"].flatMap((n) => ["--node", `${cluster.admin[n]!.host}:${cluster.admin[n]!.port}`]);
+    const opts = parseVerifyArgs([...nodes, "--token", cluster.token]);
+    if (opts === "help") throw new Error("unexpected help");
+    const out: string[] = [];
+    expect(await runVerify(opts, (l) => out.push(l))).toBe(0);
+    expect(out.join("\n")).toBe(`${mnt("a")} (${cluster.admin.a!.host}:${cluster.admin.a!.port}) / ${mnt("b")} (${cluster.admin.b!.host}:${cluster.admin.b!.port}): identical`);
+    await fsp.writeFile(backing("b", "sub", "rogue"), "not replicated");
+    await fsp.appendFile(backing("b", "big2"), "x");
+    out.length = 0;
+    expect(await runVerify(opts, (l) => out.push(l))).toBe(1);
+    const lines = out.join("\n").split("\n");
+    expect(lines[0]).toMatch(/: 2 difference\(s\)$/);
+    expect(lines.slice(1)).toEqual([`  big2: size ${2 * MiB} on ${cluster.admin.a!.host}:${cluster.admin.a!.port}, ${2 * MiB + 1} on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`, `  sub/rogue: only on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`]);
+    // Put b back as replication left it, for the steps that follow.
+    await fsp.unlink(backing("b", "sub", "rogue"));
+    await fsp.truncate(backing("b", "big2"), 2 * MiB);
+    expect(await runVerify(opts, () => undefined)).toBe(0);
   });
 
   let acked: string[] = [];

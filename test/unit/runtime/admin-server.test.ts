@@ -18,6 +18,7 @@ const server = new AdminServer({
     status: () => ({ node: "a", state: "PRIM", epoch: 3 }),
     metrics: () => renderMetrics([{ name: "mirrorfarm_epoch", help: "epoch", type: "gauge", samples: [{ labels: { node: 'a"b' }, value: 3 }] }]),
     logs: (n) => Array.from({ length: n }, (_, i) => JSON.stringify({ i })),
+    manifest: async (dir) => (dir === "/srv/data" ? { status: 200, body: { dir, entries: [{ path: "", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, digest: "" }] } } : { status: 404, body: { error: "not replicated" } }),
     command: async (name, args) => {
       commands.push({ name, args });
       return name === "swap" ? { status: 409, body: { ok: false, message: "peer not in sync" } } : { status: 200, body: { ok: true } };
@@ -45,7 +46,7 @@ describe("admin HTTP API", () => {
   });
 
   it("/status, /metrics, /logs and commands need the bearer token", async () => {
-    for (const [path, method] of [["/status", "GET"], ["/metrics", "GET"], ["/logs", "GET"], ["/admin/stop", "POST"]] as const) {
+    for (const [path, method] of [["/status", "GET"], ["/metrics", "GET"], ["/logs", "GET"], ["/replication/manifest?dir=/srv/data", "GET"], ["/admin/stop", "POST"]] as const) {
       const none = await fetch(`${base}${path}`, { method });
       expect(none.status, path).toBe(401);
       const wrong = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}x` } });
@@ -57,6 +58,14 @@ describe("admin HTTP API", () => {
     expect(await s.json()).toEqual({ node: "a", state: "PRIM", epoch: 3 });
     const m = await (await fetch(`${base}/metrics`, { headers: auth })).text();
     expect(m).toContain('# TYPE mirrorfarm_epoch gauge\nmirrorfarm_epoch{node="a\\"b"} 3\n');
+  });
+
+  it("/replication/manifest: the handler's manifest of a configured directory, errors for the rest", async () => {
+    const c = new AdminClient({ host: "127.0.0.5", port: server.port()!, token: TOKEN });
+    expect(await c.manifest("/srv/data")).toEqual([{ path: "", type: "dir", mode: 0o755, uid: 0, gid: 0, size: 0, digest: "" }]);
+    await expect(c.manifest("/etc")).rejects.toMatchObject({ code: "MF_CTL_MANIFEST", message: expect.stringContaining("not replicated") });
+    const noDir = await fetch(`${base}/replication/manifest`, { headers: auth });
+    expect(noDir.status).toBe(400);
   });
 
   it("runs commands with a JSON body and passes the agent's refusal through", async () => {

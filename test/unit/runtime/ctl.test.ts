@@ -1,7 +1,7 @@
 // The control commands: argument parsing (all problems at once), lab addressing, and the
 // commands against a real admin HTTP server on loopback.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCtlArgs, renderStatus, runCtl } from "../../../agent/cli/ctl";
+import { parseCtlArgs, renderResyncBar, renderStatus, runCtl } from "../../../agent/cli/ctl";
 import { AdminServer } from "../../../agent/drivers/http/admin-server";
 import type { LabState } from "../../../agent/lab/state";
 import type { StatusDoc } from "../../../agent/runtime/status";
@@ -115,6 +115,17 @@ describe("mirrorfarm control commands", () => {
     expect(lines).toContain("    h2    0/256  SILENT (last UP)");
     expect(lines).toContain("    h3  168/256  UP, power 2");
     expect(lines).toContain("  checker app: ok (tcp 127.0.0.1:8080: connected)");
+  });
+
+  it("shows a running resync as a progress bar: bytes, rate and time left", () => {
+    const resync = { peer: "a", bytesPlanned: 66_000_000, bytesSent: 34_700_000, startedAt: "2026-01-01T00:00:00.000Z", bytesPerSec: 12_000_000, etaSec: 3 };
+    expect(renderResyncBar(resync)).toBe("resync [#####.....] 52% 34.7/66.0 MB 12 MB/s ETA 3s");
+    expect(renderResyncBar({ ...resync, bytesSent: 0, bytesPerSec: 0, etaSec: null })).toBe("resync [..........] 0% 0.0/66.0 MB 0.0 MB/s ETA ?");
+    expect(renderResyncBar({ ...resync, bytesSent: 66_000_000, bytesPerSec: 2_500_000, etaSec: 0 })).toBe("resync [##########] 100% 66.0/66.0 MB 2.5 MB/s ETA 0s");
+    expect(renderResyncBar({ ...resync, etaSec: 3725 })).toContain("ETA 1h02m");
+    expect(renderResyncBar({ ...resync, etaSec: 245 })).toContain("ETA 4m05s");
+    const withBar: StatusDoc = { ...status, replication: { dirs: [], resyncBytesSent: 34_700_000, resync, rejectedStreams: 0 } };
+    expect(renderStatus(withBar).split("\n")).toContain("  resync [#####.....] 52% 34.7/66.0 MB 12 MB/s ETA 3s (to a)");
   });
 
   it("says clearly when the agent cannot be reached", async () => {
