@@ -120,6 +120,16 @@ export const mirrorSchema = z.strictObject({
    */
   preferredPrimary: nameSchema.optional(),
   replicatedDirs: z.array(replicatedDirSchema).default([]),
+  /**
+   * Caps a resync's content traffic to the peer, in MB/s (10^6 bytes per second, averaged since the
+   * resync started), so reintegrating a node does not saturate a link the application also uses.
+   * Unlimited when absent. Writes replicated synchronously are never capped, only the resync.
+   */
+  resyncBandwidthMBps: z
+    .number({ error: "a number of MB/s (10^6 bytes per second) above 0 and at most 100000; omit it for unlimited" })
+    .positive({ error: "a number of MB/s (10^6 bytes per second) above 0 and at most 100000; omit it for unlimited" })
+    .max(100_000, { error: "a number of MB/s (10^6 bytes per second) above 0 and at most 100000; omit it for unlimited" })
+    .optional(),
 });
 
 export const vipSchema = z.strictObject({

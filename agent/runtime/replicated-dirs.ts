@@ -398,6 +398,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
           tracker: d.tracker,
           backing: d.backing,
           link: sender,
+          ...(this.cfg.mirror?.resyncBandwidthMBps ? { maxBytesPerSec: this.cfg.mirror.resyncBandwidthMBps * 1e6 } : {}),
           onProgress: (pr) => {
             d.progress = pr;
             this.resyncBytesSent = before + pr.bytesSent;

@@ -54,6 +54,11 @@ describe("agent config: valid documents and defaults", () => {
     expect(f.farm).toEqual({ mode: "l2", interface: "eth0", seed: 0x5eed, rules: [{ vip: "10.0.0.100", protocol: "tcp", ports: [80], affinity: "srcip" }] });
   });
 
+  it("mirror.resyncBandwidthMBps: unlimited (absent) by default, a fraction of a MB/s accepted", () => {
+    expect(parseAgentConfig(mirrorDoc()).mirror?.resyncBandwidthMBps).toBeUndefined();
+    expect(parseAgentConfig(mirrorDoc((d) => ((d.mirror as Record<string, unknown>).resyncBandwidthMBps = 0.5))).mirror?.resyncBandwidthMBps).toBe(0.5);
+  });
+
   it("default timing detects a dead peer within 2 s and tolerates 200 ms of jitter", () => {
     const t = exampleConfig({ members: two }).timing;
     expect(t.heartbeatTimeoutMs + t.tickMs).toBeLessThanOrEqual(2000);
@@ -87,6 +92,9 @@ describe("agent config: field rules", () => {
     ["tick", (d) => (d.timing = { tickMs: 0.5 }), "timing.tickMs", /integer/],
     ["relative dir", (d) => (d.mirror.replicatedDirs = [{ path: "data", backing: "/b" }]), "mirror.replicatedDirs[0].path", /absolute normalised path/],
     ["root dir", (d) => (d.mirror.replicatedDirs = [{ path: "/", backing: "/b" }]), "mirror.replicatedDirs[0].path", /other than '\/'/],
+    ["resync bandwidth 0", (d) => ((d.mirror as Record<string, unknown>).resyncBandwidthMBps = 0), "mirror.resyncBandwidthMBps", /above 0 and at most 100000; omit it for unlimited/],
+    ["resync bandwidth huge", (d) => ((d.mirror as Record<string, unknown>).resyncBandwidthMBps = 1e9), "mirror.resyncBandwidthMBps", /above 0 and at most 100000/],
+    ["resync bandwidth text", (d) => ((d.mirror as Record<string, unknown>).resyncBandwidthMBps = "10M"), "mirror.resyncBandwidthMBps", /a number of MB\/s/],
     ["dotdot", (d) => (d.stateDir = "/var/../etc"), "stateDir", /no '.', '..'/],
     ["vip mode", (d) => (d.vip.mode = "arp"), "vip.mode", /"l2".*or "probe"/],
     ["checker type", (d) => (d.checkers = [{ type: "ping", name: "x" }]), "checkers[0].type", /"tcp", "http", "process", "command" or "interface"/],
