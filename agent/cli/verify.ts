@@ -1,6 +1,8 @@
 // `mirrorfarm verify`: asks both mirror agents for a manifest of each replicated directory's backing
 // copy (entry by entry: type, mode, owner, size, content digest) and lists where they differ.
-// Exit 0 when identical, 1 when they differ, 2 on a bad command line.
+// Exit 0 when identical, 1 when they differ, 2 on a bad command line, 3 when the comparison could
+// not be made (an agent unreachable, refusing the token, no replicated directories): a script
+// must never read "could not check" as "different", or as "identical".
 //
 // Directories are paired by position in each node's mirror.replicatedDirs (the same list on both
 // members of a cluster), so two nodes may keep a directory at different paths.
@@ -22,7 +24,8 @@ function usage(): string {
     "usage: mirrorfarm verify (--node ADDR[:PORT] --node ADDR[:PORT] [--token T] | --lab L) [--json]",
     "",
     "Compares the two mirror members' copies of every replicated directory (type, mode, owner, size,",
-    "content sha256 of each entry) and lists the differences. Exit 0 identical, 1 different.",
+    "content sha256 of each entry) and lists the differences.",
+    "Exit 0 identical, 1 different, 2 bad command line, 3 could not compare (agent unreachable, ...).",
     "",
     `  --node ADDR[:PORT]  an agent's admin address, twice (port default ${DEFAULT_ADMIN_PORT})`,
     "  --token T           the cluster's admin token (default: $MIRRORFARM_TOKEN)",
@@ -142,6 +145,12 @@ export const command = {
       console.log(usage());
       return 0;
     }
-    return runVerify(o);
+    try {
+      return await runVerify(o);
+    } catch (e) {
+      if (!(e instanceof MirrorfarmError)) throw e;
+      console.error(e.message);
+      return 3;
+    }
   },
 };
