@@ -361,8 +361,33 @@ function candidacyStillValid(s: MirrorState): boolean {
   }
   // A writer only renews its own hold with a new epoch: the peer not hearing it is enough. Anyone
   // else must have heard nothing from the peer for the whole timeout (its lease may still run).
-  if (isWriterRole(s.role)) return !connected(s);
+  if (isWriterRole(s.role)) return !connected(s) || witnessHoldsOurGrant(s);
   return peerGone(s) || !!s.config.unsafe?.promoteWithoutWitness;
+}
+
+/**
+ * The reachable witness holds an epoch above our data epoch for us: a vote we stopped waiting for
+ * (the peer came back) that it granted anyway. Our renewals at the older epoch are refused from
+ * then on, so a writer must move to a granted epoch or it loses the witness's half of its lease.
+ */
+function witnessHoldsOurGrant(s: MirrorState): boolean {
+  const w = s.witness;
+  return w.holder === s.config.node && w.epoch > s.persisted.dataEpoch && w.lastReply !== null && s.now - w.lastReply < s.config.witnessTimeoutTicks;
+}
+
+/** A witness grant for us at `epoch`: remembered, so a writer can reclaim it. */
+function noteWitnessGrant(s: MirrorState, epoch: number): void {
+  if (epoch >= s.witness.epoch) s.witness = { ...s.witness, epoch, holder: s.config.node };
+}
+
+/**
+ * A writer whose witness holds a grant of ours asks for it again: the same epoch when that is the
+ * one we persisted and voted for ourselves (the witness answers idempotently), else a new one.
+ */
+function reclaimWitnessGrant(s: MirrorState): void {
+  const p = s.persisted;
+  if (p.epoch === s.witness.epoch && p.votedFor === s.config.node) s.candidate = { epoch: p.epoch, via: "witness", lastAsk: NEVER, force: false, refusal: null };
+  else startCandidacy(s, "witness");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,6 +424,7 @@ function evaluateWriter(s: MirrorState, fx: MirrorEffect[]): void {
     stepDown(s, fx, "WAIT", `peer ${peer} is ${hb.role} at epoch ${hb.dataEpoch}, not older than ours (${s.persisted.dataEpoch})`);
     return;
   }
+  if (!s.candidate && witnessHoldsOurGrant(s)) reclaimWitnessGrant(s);
   if (s.role === "PRIM") {
     if (peerInSyncNow(s)) {
       if (s.config.preferredPrimary === peer && s.wantsPrimary && peerReadyToTakeOver(s)) handOver(s, fx, `preferred primary ${peer} is in sync: handing over`);
@@ -595,6 +621,13 @@ function onPeerVoteRequest(s: MirrorState, fx: MirrorEffect[], req: VoteRequest)
 }
 
 function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "peer" | "witness"): void {
+  if (via === "witness" && r.granted) noteWitnessGrant(s, r.epoch);
+  // A late witness grant of the epoch a writer persisted for itself (the request was dropped when
+  // the peer came back) is taken up as if still asked for: refusing it would leave the witness
+  // holding an epoch we never use, and refusing every renewal of ours.
+  if (!s.candidate && via === "witness" && r.granted && isWriterRole(s.role) && r.epoch === s.persisted.epoch && s.persisted.votedFor === s.config.node && r.epoch > s.persisted.dataEpoch) {
+    s.candidate = { epoch: r.epoch, via: "witness", lastAsk: NEVER, force: false, refusal: null };
+  }
   const c = s.candidate;
   if (!c || c.via !== via || r.epoch !== c.epoch) return;
   if (r.granted) {
@@ -605,7 +638,12 @@ function onVoteReply(s: MirrorState, fx: MirrorEffect[], r: VoteReply, via: "pee
       c.refusal = `the vote for epoch ${c.epoch} arrived after its lease ended; asking again`;
       return;
     }
-    const who = via === "peer" ? `${s.config.peer} voted` : `peer ${s.config.peer} ${peerGone(s) ? "lost" : "does not hear us"}, witness ${s.config.witness ?? ""} granted`;
+    const who =
+      via === "peer"
+        ? `${s.config.peer} voted`
+        : connected(s)
+          ? `witness ${s.config.witness ?? ""} holds epoch ${c.epoch} for us (a vote we had stopped waiting for)`
+          : `peer ${s.config.peer} ${peerGone(s) ? "lost" : "does not hear us"}, witness ${s.config.witness ?? ""} granted`;
     const why = s.role === "PRIM" ? `peer ${s.config.peer} not in sync, ${who}` : c.force ? `primforce, ${who}` : who;
     // A forced vote skipped the voter's freshness check: what the voter knew newer may be lost.
     becomeWriter(s, fx, c.epoch, r.echo, why, c.force);

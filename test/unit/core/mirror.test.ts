@@ -41,6 +41,9 @@ class Bench {
   w: WitnessState;
   log: Array<{ node: string; effects: MirrorEffect[] }> = [];
   links = new Set(["a-b", "a-w", "b-w"]);
+  /** Finer than links: a message on an up link may still be dropped, or held for later (`release`). */
+  filter: ((from: string, to: string, m: Message) => "drop" | "hold" | "deliver") | null = null;
+  held: Array<{ from: string; to: string; m: Message }> = [];
   constructor(pa: MirrorPersisted | null = null, pb: MirrorPersisted | null = null, cfgs = { a: cfgA, b: cfgB }) {
     this.w = witness.init(wcfg, null).state;
     const ia = mirror.init(cfgs.a, pa);
@@ -52,15 +55,26 @@ class Bench {
   up(x: string, y: string) {
     return this.links.has([x, y].sort().join("-"));
   }
+  passes(from: string, to: string, m: Message) {
+    if (!this.up(from, to)) return false;
+    const verdict = this.filter?.(from, to, m) ?? "deliver";
+    if (verdict === "hold") this.held.push({ from, to, m });
+    return verdict === "deliver";
+  }
   deliver(from: string, effects: MirrorEffect[]) {
     this.log.push({ node: from, effects });
-    for (const e of effects) if (e.type === "send" && this.up(from, e.to)) this.send(from, e.to, e.message);
+    for (const e of effects) if (e.type === "send" && this.passes(from, e.to, e.message)) this.send(from, e.to, e.message);
+  }
+  release() {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) this.send(h.from, h.to, h.m);
   }
   send(from: string, to: string, m: Message) {
     if (to === "w") {
       const r = witness.step(this.w, { type: "message", network: "lan", message: m });
       this.w = r.state;
-      for (const e of r.effects) if (e.type === "send" && this.up("w", e.to)) this.send("w", e.to, e.message);
+      for (const e of r.effects) if (e.type === "send" && this.passes("w", e.to, e.message)) this.send("w", e.to, e.message);
       return;
     }
     const n = this.nodes[to];
@@ -237,6 +251,90 @@ describe("mirror node", () => {
     mirror.step(s, { type: "tick" });
     mirror.step(s, { type: "admin", command: "stop" });
     expect(JSON.stringify(s)).toBe(copy);
+  });
+});
+
+describe("a witness grant the writer stopped waiting for", () => {
+  /** PRIM a with in-sync SECOND b, then a stops hearing b (b still hears a) until a asks the witness. */
+  function primaryAskingWitness(fate: "hold" | "drop") {
+    const b = new Bench();
+    b.tick(12);
+    b.resyncDone("a");
+    b.tick(6);
+    expect([b.role("a"), b.role("b")]).toEqual(["PRIM", "SECOND"]);
+    let bToA = false;
+    // Until the test says otherwise, a learns nothing from the witness after the grant.
+    b.filter = (from, to, m) => {
+      if (from === "b" && to === "a") return bToA ? "deliver" : "drop";
+      if (from === "w" && m.kind === "vote-reply") return fate;
+      if (from === "w" && m.kind === "renew-reply" && b.w.persisted.epoch >= 2) return "drop";
+      return "deliver";
+    };
+    for (let t = 0; t < 60 && b.w.persisted.epoch < 2; t++) b.tick(1);
+    // The witness granted epoch 2 to a; the answer is late (held) or lost.
+    expect(b.w.persisted).toEqual({ epoch: 2, holder: "a" });
+    expect(b.nodes.a?.persisted).toMatchObject({ epoch: 2, votedFor: "a", dataEpoch: 1 });
+    expect(b.role("a")).toBe("PRIM");
+    // b is heard again and in sync: a drops its request.
+    bToA = true;
+    for (let t = 0; t < 20 && b.nodes.a?.candidate; t++) b.tick(1);
+    expect(b.nodes.a?.candidate).toBeNull();
+    expect(b.role("a")).toBe("PRIM");
+    expect(b.nodes.a?.persisted.dataEpoch).toBe(1);
+    const filter = b.filter;
+    /** From now on the witness's answers reach a. */
+    const hearWitness = () => (b.filter = (from, to, m) => (from === "w" ? "deliver" : filter(from, to, m)));
+    return { b, silenceB: () => (bToA = false), hearWitness };
+  }
+
+  /** The peer's echoes stop for longer than the lease: only the witness's renewals keep a writing. */
+  function expectWitnessKeepsLease(b: Bench, silenceB: () => void) {
+    silenceB();
+    const renewals: boolean[] = [];
+    const before = b.filter;
+    b.filter = (from, to, m) => {
+      if (from === "w" && m.kind === "renew-reply") renewals.push(m.ok);
+      return before ? before(from, to, m) : "deliver";
+    };
+    const silent = cfgA.leaseTicks + 5;
+    for (let t = 0; t < silent; t++) {
+      b.tick(1);
+      expect(["PRIM", "ALONE"]).toContain(b.role("a"));
+    }
+    expect(b.nodes.a?.persisted).toMatchObject({ dataEpoch: 2, epoch: 2 });
+    expect(renewals.length).toBeGreaterThan(0);
+    expect(renewals.every((ok) => ok)).toBe(true);
+    expect(b.role("b")).toBe("SECOND");
+  }
+
+  it("a late grant of the epoch the writer persisted is taken up, so its renewals succeed again", () => {
+    const { b, silenceB, hearWitness } = primaryAskingWitness("hold");
+    expect(b.held.some((h) => h.m.kind === "vote-reply" && h.m.granted && h.m.epoch === 2)).toBe(true);
+    hearWitness();
+    b.release();
+    expect(b.role("a")).toBe("ALONE");
+    expect(b.nodes.a?.persisted).toMatchObject({ epoch: 2, dataEpoch: 2, votedFor: "a", lastWriter: true });
+    const adopted = b.effectsOf("a").find((fx) => fx.some((e) => e.type === "log" && e.transition?.to === "ALONE" && e.transition.epoch === 2)) ?? [];
+    expect(adopted.some((e) => e.type === "log" && /witness w holds epoch 2 for us/.test(e.message))).toBe(true);
+    expect(adopted.findIndex((e) => e.type === "persist")).toBeLessThan(adopted.findIndex((e) => e.type === "log" && e.transition?.to === "ALONE"));
+    expectWitnessKeepsLease(b, silenceB);
+  });
+
+  it("a lost grant is reclaimed when the witness refuses a renewal naming the writer as holder of a newer epoch", () => {
+    const { b, silenceB, hearWitness } = primaryAskingWitness("drop");
+    hearWitness();
+    for (let t = 0; t < 3 * cfgA.heartbeatIntervalTicks && b.nodes.a?.persisted.dataEpoch !== 2; t++) b.tick(1);
+    expect(b.role("a")).toBe("ALONE");
+    expect(b.nodes.a?.persisted).toMatchObject({ epoch: 2, dataEpoch: 2 });
+    expect(b.w.persisted).toEqual({ epoch: 2, holder: "a" });
+    expectWitnessKeepsLease(b, silenceB);
+    // The pair converges back to PRIM + in-sync SECOND at the new epoch.
+    b.filter = null;
+    b.tick(6);
+    b.resyncDone("a");
+    b.tick(12);
+    expect([b.role("a"), b.role("b")]).toEqual(["PRIM", "SECOND"]);
+    expect(b.nodes.b?.persisted).toMatchObject({ upToDate: true, dataEpoch: 2 });
   });
 });
 
