@@ -536,6 +536,19 @@ function wait(s: MirrorState, reason: string): void {
   s.reason = reason;
 }
 
+/**
+ * Nothing we sent since our last witness renewal has been echoed yet (by the witness or the peer),
+ * and the witness answers: the renewal or its answer may be lost, so it is sent again on the next
+ * tick rather than the next interval. Three lost intervals would end the lease; now a round lost
+ * costs one tick. At most one renewal a tick, and none extra while the witness is silent. Each
+ * renewal's lease still counts from its own send tick, so the margin of ../config.ts holds.
+ */
+function renewalUnanswered(s: MirrorState): boolean {
+  const w = s.witness;
+  const reachable = w.lastReply !== null && s.now - w.lastReply < s.config.witnessTimeoutTicks;
+  return reachable && s.now > s.lastRenewSent && s.leaseUntil < s.lastRenewSent + s.config.leaseTicks;
+}
+
 function sendPeriodic(s: MirrorState, fx: MirrorEffect[]): void {
   const c = s.config;
   if (s.now - s.lastHbSent >= c.heartbeatIntervalTicks) {
@@ -560,7 +573,7 @@ function sendPeriodic(s: MirrorState, fx: MirrorEffect[]): void {
     };
     fx.push({ type: "send", to: c.peer, message: hb });
   }
-  if (isWriterRole(s.role) && c.witness && s.now - s.lastRenewSent >= c.heartbeatIntervalTicks) {
+  if (isWriterRole(s.role) && c.witness && (s.now - s.lastRenewSent >= c.heartbeatIntervalTicks || renewalUnanswered(s))) {
     s.lastRenewSent = s.now;
     fx.push({ type: "send", to: c.witness, message: { kind: "renew", from: c.node, sent: stampNow(s), epoch: s.persisted.dataEpoch } });
   }

@@ -338,6 +338,52 @@ describe("a witness grant the writer stopped waiting for", () => {
   });
 });
 
+describe("lease renewal under loss", () => {
+  /** PRIM a with in-sync SECOND b; then b's echoes stop reaching a, so only the witness renews. */
+  function primaryRenewingWithWitness() {
+    const b = new Bench();
+    b.tick(12);
+    b.resyncDone("a");
+    b.tick(6);
+    expect([b.role("a"), b.role("b")]).toEqual(["PRIM", "SECOND"]);
+    const renewalTicks: number[] = [];
+    let replies = 0;
+    let witnessAnswers = true;
+    b.filter = (from, to, m) => {
+      if (from === "b" && to === "a") return "drop";
+      if (from === "a" && m.kind === "renew") renewalTicks.push(m.sent.tick);
+      // Three answers in four are lost: a round trip every interval would let the lease run out.
+      if (from === "w" && m.kind === "renew-reply") return witnessAnswers && replies++ % 4 === 3 ? "deliver" : "drop";
+      return "deliver";
+    };
+    return { b, renewalTicks, silenceWitness: () => (witnessAnswers = false) };
+  }
+
+  it("an unanswered witness renewal is sent again on the next tick, so lost answers do not end the lease", () => {
+    const { b, renewalTicks } = primaryRenewingWithWitness();
+    // Below the takeover timeout (b still hears a and stays SECOND), above the lease.
+    for (let t = 0; t < cfgA.heartbeatTimeoutTicks - 5; t++) {
+      b.tick(1);
+      expect(b.role("a")).toBe("PRIM");
+    }
+    expect(b.role("b")).toBe("SECOND");
+    // Bounded: at most one renewal a tick.
+    expect(new Set(renewalTicks).size).toBe(renewalTicks.length);
+  });
+
+  it("sends no extra renewals to a witness that does not answer", () => {
+    const { b, renewalTicks, silenceWitness } = primaryRenewingWithWitness();
+    silenceWitness();
+    b.filter = ((f) => (from: string, to: string, m: Message) => (from === "b" && to === "a" ? "deliver" : (f?.(from, to, m) ?? "deliver")))(b.filter);
+    b.tick(cfgA.witnessTimeoutTicks);
+    renewalTicks.length = 0;
+    const ticks = 4 * cfgA.heartbeatIntervalTicks;
+    b.tick(ticks);
+    expect(b.role("a")).toBe("PRIM");
+    expect(renewalTicks.length).toBeLessThanOrEqual(ticks / cfgA.heartbeatIntervalTicks + 1);
+  });
+});
+
 describe("effect ordering contract", () => {
   it("puts blocking writes and releasing the VIP first, then the one persist, then the rest in order", () => {
     const p = { epoch: 1, votedFor: null, dataEpoch: 1, upToDate: true, lastWriter: true, boot: 1 };
