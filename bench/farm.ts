@@ -18,16 +18,12 @@
 // The client is one Node process on a 2-core machine: it, not the farm, may bound the request rate.
 // JSON on the last line.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { assignBuckets, BUCKETS } from "../agent/core/farm";
 import { bucketOfSource } from "../agent/drivers/farm-filter/jhash";
-import { deployClusters } from "../agent/lab/clusters";
-import { down, upHosts } from "../agent/lab/lab";
 import { hostDir } from "../agent/lab/state";
-import { buildAgentBundle } from "../test/unit/runtime/fixtures/bundle";
 import { load, probe, watch } from "../test/e2e/farm-client";
-import { crashHost, hostAddress, labState, uniqueLabName } from "./support/lab";
+import { crashHost, hostAddress, labState, withLab } from "./support/lab";
 import { max, p50, progress, round } from "./support/stats";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
@@ -36,37 +32,6 @@ const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const NODES = ["host1", "host2", "host3"];
 const VICTIM = "host2";
 const TARGETS = { filterOverheadMin: 0.95, imbalanceMax: 1.15, takeoverSlackMs: 1000 };
-
-async function withFarmLab<T>(fn: (lab: string) => Promise<T>): Promise<T> {
-  const lab = uniqueLabName("fb");
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), `mfbench-${lab}-`));
-  let removing: Promise<void> | undefined;
-  const remove = (): Promise<void> => {
-    removing ??= down(lab)
-      .catch((err: unknown) => progress(`lab ${lab}: teardown failed: ${String(err)}`))
-      .finally(() => fs.rmSync(work, { recursive: true, force: true }));
-    return removing;
-  };
-  const onSignal = (signal: NodeJS.Signals): void => {
-    progress(`${signal}: removing lab ${lab}`);
-    void remove().finally(() => process.exit(130));
-  };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    const t0 = Date.now();
-    const bundlePath = await buildAgentBundle(work);
-    const state = await upHosts({ name: lab, servers: 3 });
-    await deployClusters(state, { mirror: false, farm: 3, app: "nginx", bundlePath });
-    progress(`lab ${lab} up with a farm of 3 nginx nodes in ${Date.now() - t0} ms`);
-    return await fn(lab);
-  } finally {
-    await remove();
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    progress(`lab ${lab} removed`);
-  }
-}
 
 function nodeConfig(lab: string, host: string): { timing: { heartbeatTimeoutMs: number }; farm: { seed: number } } {
   return JSON.parse(fs.readFileSync(path.join(hostDir(lab, host), "etc-mirrorfarm", `${host}.json`), "utf8")) as { timing: { heartbeatTimeoutMs: number }; farm: { seed: number } };
@@ -105,7 +70,7 @@ async function rps(lab: string, urls: string[], sources: string[]): Promise<numb
 }
 
 async function main(): Promise<void> {
-  const result = await withFarmLab(async (lab) => {
+  const result = await withLab("fb", { servers: 3, mirror: false, farm: 3, app: "nginx" }, async (lab) => {
     const st = labState(lab);
     const vip = st.farm?.vip;
     if (!vip) throw new Error(`lab ${lab} has no farm VIP`);

@@ -25,12 +25,21 @@ export function uniqueLabName(prefix: string): string {
   return `${prefix}${r.toString(36).padStart(6, "0")}`;
 }
 
+export interface BenchLab {
+  /** Server hosts to build (host1..hostN). */
+  servers: number;
+  mirror: boolean;
+  farm: number;
+  app: "demo" | "nginx";
+}
+
 /**
- * Builds a lab with `servers` hosts and a mirror cluster (host1, host2, witness) running the demo
- * app, runs fn with the lab's name and a scratch directory of its own, and removes both whatever
- * happens. A signal removes it too, then exits 130.
+ * Builds a lab with the given hosts and clusters, runs fn with the lab's name and a scratch
+ * directory of its own, and removes both whatever happens. A signal removes it too, then exits 130;
+ * the handlers stay installed until the lab is gone (tsx sends SIGINT again, and a one-shot
+ * handler would let that second signal end the process in the middle of the teardown).
  */
-export async function withMirrorLab<T>(prefix: string, servers: number, fn: (lab: string, workDir: string) => Promise<T>): Promise<T> {
+export async function withLab<T>(prefix: string, spec: BenchLab, fn: (lab: string, workDir: string) => Promise<T>): Promise<T> {
   const lab = uniqueLabName(prefix);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `mfbench-${lab}-`));
   let removing: Promise<void> | undefined;
@@ -44,14 +53,14 @@ export async function withMirrorLab<T>(prefix: string, servers: number, fn: (lab
     progress(`${signal}: removing lab ${lab}`);
     void remove().finally(() => process.exit(130));
   };
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     const t0 = Date.now();
     const bundlePath = await buildAgentBundle(work);
-    const state = await upHosts({ name: lab, servers });
-    await deployClusters(state, { mirror: true, farm: 0, app: "demo", bundlePath });
-    progress(`lab ${lab} up with a mirror cluster and the demo app in ${Date.now() - t0} ms (${servers} server hosts)`);
+    const state = await upHosts({ name: lab, servers: spec.servers });
+    await deployClusters(state, { mirror: spec.mirror, farm: spec.farm, app: spec.app, bundlePath });
+    progress(`lab ${lab} up in ${Date.now() - t0} ms (${spec.servers} server hosts; mirror: ${spec.mirror}, farm: ${spec.farm}, app ${spec.app})`);
     return await fn(lab, work);
   } finally {
     await remove();
@@ -59,6 +68,11 @@ export async function withMirrorLab<T>(prefix: string, servers: number, fn: (lab
     process.off("SIGTERM", onSignal);
     progress(`lab ${lab} removed`);
   }
+}
+
+/** A lab with a mirror cluster (host1, host2, witness) running the demo app. */
+export function withMirrorLab<T>(prefix: string, servers: number, fn: (lab: string, workDir: string) => Promise<T>): Promise<T> {
+  return withLab(prefix, { servers, mirror: true, farm: 0, app: "demo" }, fn);
 }
 
 export function labState(lab: string): LabState {
