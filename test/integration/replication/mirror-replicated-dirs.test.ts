@@ -5,7 +5,7 @@
 // the secondary's backing directory; after kill -9 of the primary, every file whose write+fsync
 // returned is on the new primary; the old primary comes back as SECOND and is resynchronised with
 // about what changed meanwhile, not the whole data set (the agent's own byte counters).
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,55 +13,24 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts, unmountFuse } from "../../../agent/drivers/fuse/mount";
 import { parseVerifyArgs, runVerify } from "../../../agent/cli/verify";
-import { AdminClient } from "../../../agent/drivers/http/admin-client";
-import type { StatusDoc } from "../../../agent/runtime/status";
 import { compareTrees } from "../fuse/support/compare";
 import { run } from "../fuse/support/run";
 import { needsRoot } from "../../support/privileges";
 import { buildAgentBundle } from "../../unit/runtime/fixtures/bundle";
 import { makePki, type Pki } from "../../unit/runtime/fixtures/certs";
 import { type LoopbackCluster, writeLoopbackMirror } from "../../unit/runtime/fixtures/loopback-cluster";
+import { LoopbackAgents } from "../../unit/runtime/fixtures/agents";
 import { waitFor } from "../../unit/runtime/fixtures/wait";
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), "mf-repl-"));
-const procs = new Map<string, ChildProcess>();
+let agents: LoopbackAgents;
 const mnt = (node: string, ...p: string[]) => join(dir, node, "data", ...p);
 const backing = (node: string, ...p: string[]) => join(dir, node, "data.backing", ...p);
 let cluster: LoopbackCluster;
 let bundle: string;
 let pki: Pki | undefined;
 
-function client(node: string): AdminClient {
-  const a = cluster.admin[node]!;
-  return new AdminClient({ host: a.host, port: a.port, token: cluster.token }, 1000);
-}
-
-function startAgent(node: string): void {
-  procs.set(node, spawn(process.execPath, [bundle, "--config", cluster.configs[node]!], { stdio: ["ignore", "ignore", "inherit"], cwd: dir }));
-}
-
-async function stopAgent(node: string, signal: NodeJS.Signals): Promise<void> {
-  const p = procs.get(node);
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const exited = new Promise((r) => p.once("exit", r));
-  p.kill(signal);
-  await exited;
-  procs.delete(node);
-}
-
-async function state(node: string): Promise<StatusDoc | undefined> {
-  try {
-    return (await client(node).status()) as unknown as StatusDoc;
-  } catch {
-    return undefined;
-  }
-}
-
-async function roles(...want: [string, string][]): Promise<boolean> {
-  for (const [node, role] of want) if ((await state(node))?.state !== role) return false;
-  return true;
-}
 
 /** The content of file `name` of the kill -9 workload: recognisable bytes, 64 KiB. */
 const WORKLOAD = `
@@ -94,27 +63,28 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
         if (doc.mirror) doc.mirror.replicatedDirs = [{ path: mnt(node), backing: backing(node) }];
       },
     });
+    agents = new LoopbackAgents(bundle, cluster, dir);
     // Data already in place before the first start: a's is adopted and copied in full to b,
     // whose own (never in sync) data is replaced.
     for (const node of ["a", "b"]) mkdirSync(mnt(node), { recursive: true });
     writeFileSync(mnt("a", "installed-on-a"), randomBytes(MiB));
     writeFileSync(mnt("b", "stale-on-b"), "not the cluster's data");
-    for (const n of ["w", "a", "b"]) startAgent(n);
+    for (const n of ["w", "a", "b"]) agents.start(n);
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all([...procs.keys()].map((n) => stopAgent(n, "SIGTERM")));
+    await agents.stopAll();
     for (const node of ["a", "b"]) if (listMounts().some((m) => m.mountPoint === mnt(node))) await unmountFuse(mnt(node), true).catch(() => undefined);
     pki?.cleanup();
     if (!listMounts().some((m) => m.mountPoint.startsWith(dir))) rmSync(dir, { recursive: true, force: true });
   });
 
   it("first start: the primary's existing data is copied in full to the secondary, whose own is replaced", async () => {
-    await waitFor("a PRIM and b SECOND", () => roles(["a", "PRIM"], ["b", "SECOND"]), 30_000, 50);
+    await waitFor("a PRIM and b SECOND", () => agents.roles(["a", "PRIM"], ["b", "SECOND"]), 30_000, 50);
     expect(await fsp.readdir(mnt("a"))).toEqual(["installed-on-a"]);
     expect(await fsp.readdir(backing("b"))).toEqual(["installed-on-a"]);
     expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
-    expect((await state("a"))?.replication?.resyncBytesSent).toBe(MiB);
+    expect((await agents.state("a"))?.replication?.resyncBytesSent).toBe(MiB);
   });
 
   it("replicates what is written through the primary's mount, byte for byte; the secondary's mount is read-only", async () => {
@@ -130,7 +100,7 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     expect((await run(["dd", "if=/dev/zero", `of=${mnt("a", "seq")}`, "bs=1M", "count=64", "conv=fsync"])).code).toBe(0);
     console.log(JSON.stringify({ replicatedSeqWriteMBps: Math.round((64 / ((performance.now() - started) / 1000)) * 10) / 10 }));
     await fsp.unlink(mnt("a", "seq"));
-    const a = (await state("a"))!;
+    const a = (await agents.state("a"))!;
     expect(a.replication?.dirs[0]).toMatchObject({ path: mnt("a"), mode: "replicating" });
     expect(a.replication?.dirs[0]?.sender?.acked).toBe(a.replication?.dirs[0]?.sender?.sent);
   });
@@ -163,11 +133,11 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     writer.stdout.on("data", (d: Buffer) => (out += d.toString()));
     const writerDone = new Promise((r) => writer.once("exit", r));
     await waitFor("40 files written and fsync'd on a", () => out.split("\n").length > 40, 30_000, 20);
-    await stopAgent("a", "SIGKILL");
+    await agents.stop("a", "SIGKILL");
     await writerDone;
     acked = out.split("\n").filter((l) => /^w\d{5}$/.test(l));
-    await waitFor("b ALONE", () => roles(["b", "ALONE"]), 15_000, 50);
-    expect((await state("b"))?.replication?.dirs[0]?.mode).toBe("alone");
+    await waitFor("b ALONE", () => agents.roles(["b", "ALONE"]), 15_000, 50);
+    expect((await agents.state("b"))?.replication?.dirs[0]?.mode).toBe("alone");
     for (const name of acked) expect((await fsp.readFile(mnt("b", name))).equals(expectedContent(name)), name).toBe(true);
   });
 
@@ -175,10 +145,10 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     // 2 MiB modified on a data set of ~18 MiB (+ the workload's files).
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "big3")}`, "bs=1M", "count=1", "seek=1", "conv=notrunc,fsync"])).code).toBe(0);
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "alone-new")}`, "bs=1M", "count=1", "conv=fsync"])).code).toBe(0);
-    const sentBefore = (await state("b"))!.replication!.resyncBytesSent;
-    startAgent("a");
-    await waitFor("a SECOND and b PRIM", () => roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
-    const b = (await state("b"))!;
+    const sentBefore = (await agents.state("b"))!.replication!.resyncBytesSent;
+    agents.start("a");
+    await waitFor("a SECOND and b PRIM", () => agents.roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
+    const b = (await agents.state("b"))!;
     const sent = b.replication!.resyncBytesSent - sentBefore;
     console.log(JSON.stringify({ resyncBytesSent: sent, bytesModified: 2 * MiB }));
     expect(sent).toBeGreaterThanOrEqual(2 * MiB);
@@ -191,16 +161,16 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
   });
 
   it("a secondary in sync that restarts gets what changed meanwhile, not a full copy", async () => {
-    await waitFor("a knows it is in sync", async () => (await state("a"))?.upToDate === true, 15_000, 50);
-    await stopAgent("a", "SIGTERM");
+    await waitFor("a knows it is in sync", async () => (await agents.state("a"))?.upToDate === true, 15_000, 50);
+    await agents.stop("a", "SIGTERM");
     // Held while b finds its peer gone, then let through once b writes alone (recorded for the resync).
     await fsp.writeFile(mnt("b", "while-peer-stops"), "written while the peer stopped");
-    await waitFor("b ALONE", () => roles(["b", "ALONE"]), 15_000, 50);
+    await waitFor("b ALONE", () => agents.roles(["b", "ALONE"]), 15_000, 50);
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "big4")}`, "bs=1M", "count=1", "conv=notrunc,fsync"])).code).toBe(0);
-    const sentBefore = (await state("b"))!.replication!.resyncBytesSent;
-    startAgent("a");
-    await waitFor("a SECOND and b PRIM", () => roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
-    const sent = (await state("b"))!.replication!.resyncBytesSent - sentBefore;
+    const sentBefore = (await agents.state("b"))!.replication!.resyncBytesSent;
+    agents.start("a");
+    await waitFor("a SECOND and b PRIM", () => agents.roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
+    const sent = (await agents.state("b"))!.replication!.resyncBytesSent - sentBefore;
     expect(sent).toBeGreaterThanOrEqual(MiB);
     expect(sent).toBeLessThan(1.1 * MiB);
     expect(await compareTrees(backing("b"), backing("a"))).toEqual([]);
@@ -215,16 +185,16 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
       (err: NodeJS.ErrnoException) => err.code,
     );
     expect(["EIO", "EROFS"]).toContain(held);
-    await waitFor("PRIM and SECOND again", async () => ((await roles(["a", "SECOND"], ["b", "PRIM"])) || (await roles(["a", "PRIM"], ["b", "SECOND"])) ? true : undefined), 30_000, 100);
+    await waitFor("PRIM and SECOND again", async () => ((await agents.roles(["a", "SECOND"], ["b", "PRIM"])) || (await agents.roles(["a", "PRIM"], ["b", "SECOND"])) ? true : undefined), 30_000, 100);
     expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
   });
 
   it("replicates again once in sync, and the agents unmount on SIGTERM", async () => {
-    const [prim, second] = (await state("b"))?.state === "PRIM" ? ["b", "a"] : ["a", "b"];
+    const [prim, second] = (await agents.state("b"))?.state === "PRIM" ? ["b", "a"] : ["a", "b"];
     await fsp.writeFile(mnt(prim, "after"), "replicated again");
     expect(await fsp.readFile(backing(second, "after"), "utf8")).toBe("replicated again");
-    await stopAgent("a", "SIGTERM");
-    await stopAgent("b", "SIGTERM");
+    await agents.stop("a", "SIGTERM");
+    await agents.stop("b", "SIGTERM");
     expect(listMounts().filter((m) => m.mountPoint.startsWith(dir))).toEqual([]);
   });
 });
