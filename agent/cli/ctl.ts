@@ -1,6 +1,7 @@
 // `mirrorfarm status|start|stop|prim|second|swap|primforce|restart|logs`: talks to one agent's HTTP
 // API, addressed by --node ADDR[:PORT] --token T (or MIRRORFARM_TOKEN), or by --lab L --host H
 // in the local lab (address and token come from the lab's state).
+import { parseThenRun } from "./usage";
 import { isIPv4 } from "node:net";
 import { MirrorfarmError } from "../errors";
 import { AdminClient, type AgentAddress } from "../drivers/http/admin-client";
@@ -171,22 +172,5 @@ export async function runCtl(o: CtlOptions, print: (s: string) => void = console
 
 export const command = {
   summary: "control one agent: status, logs, start, stop, prim, second, swap, primforce, restart",
-  run: async (argv: string[]): Promise<number> => {
-    let o: CtlOptions | "help";
-    try {
-      o = parseCtlArgs(argv);
-    } catch (e) {
-      // A bad command line exits 2, like every usage error; the message lists every problem.
-      if (e instanceof MirrorfarmError && e.code === "MF_CTL_USAGE") {
-        console.error(e.message);
-        return 2;
-      }
-      throw e;
-    }
-    if (o === "help") {
-      console.log(usage());
-      return 0;
-    }
-    return runCtl(o);
-  },
+  run: (argv: string[]): Promise<number> => parseThenRun(argv, parseCtlArgs, usage, (o) => runCtl(o)),
 };

@@ -6,6 +6,7 @@
 //
 // Directories are paired by position in each node's mirror.replicatedDirs (the same list on both
 // members of a cluster), so two nodes may keep a directory at different paths.
+import { parseThenRun } from "./usage";
 import { MirrorfarmError } from "../errors";
 import { AdminClient, type AgentAddress } from "../drivers/http/admin-client";
 import { type ManifestDifference, diffManifests } from "../drivers/replication/manifest";
@@ -130,27 +131,15 @@ export async function runVerify(o: VerifyOptions, print: (s: string) => void = c
 
 export const command = {
   summary: "compare the two mirror members' replicated directories and list the differences",
-  run: async (argv: string[]): Promise<number> => {
-    let o: VerifyOptions | "help";
-    try {
-      o = parseVerifyArgs(argv);
-    } catch (e) {
-      if (e instanceof MirrorfarmError && e.code === "MF_CTL_USAGE") {
+  run: (argv: string[]): Promise<number> =>
+    parseThenRun(argv, parseVerifyArgs, usage, async (o) => {
+      try {
+        return await runVerify(o);
+      } catch (e) {
+        // 3: could not compare (unreachable agent, refused token), never read as "different".
+        if (!(e instanceof MirrorfarmError)) throw e;
         console.error(e.message);
-        return 2;
+        return 3;
       }
-      throw e;
-    }
-    if (o === "help") {
-      console.log(usage());
-      return 0;
-    }
-    try {
-      return await runVerify(o);
-    } catch (e) {
-      if (!(e instanceof MirrorfarmError)) throw e;
-      console.error(e.message);
-      return 3;
-    }
-  },
+    }),
 };
