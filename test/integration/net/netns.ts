@@ -3,6 +3,7 @@
 // Everything is removed by the exact names given here, also after a crashed earlier run.
 import { spawn, type ChildProcess } from "node:child_process";
 import { describeFailure, runCommand } from "../../../agent/drivers/vip/command";
+import { poll } from "../../support/poll";
 
 export interface Host {
   name: string;
@@ -126,12 +127,6 @@ export function startNode(ns: string, script: string, args: string[] = []): NsPr
 }
 
 /** Polls `probe` until it returns a value or the deadline passes (then throws with `what`). */
-export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+export function pollUntil<T>(what: string, timeoutMs: number, intervalMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return poll(what, probe, timeoutMs, intervalMs);
 }
