@@ -32,6 +32,25 @@ export class RangeSet {
     this.ranges.splice(lo, j - lo, [ns, ne]);
   }
 
+  /**
+   * Removes [start, end) rounded out to whole zones: a resync removes what the secondary
+   * acknowledged, and its sends start on a zone boundary and end on one or at the end of the file.
+   */
+  remove(start: number, end: number): void {
+    if (end <= start) return;
+    const s = Math.floor(start / this.zone) * this.zone;
+    const e = Math.ceil(end / this.zone) * this.zone;
+    const out: [number, number][] = [];
+    for (const [rs, re] of this.ranges) {
+      if (re <= s || rs >= e) out.push([rs, re]);
+      else {
+        if (rs < s) out.push([rs, s]);
+        if (re > e) out.push([e, re]);
+      }
+    }
+    this.ranges = out;
+  }
+
   /** Keeps only what lies below `size` (a truncate). */
   truncate(size: number): void {
     const limit = Math.ceil(size / this.zone) * this.zone;

@@ -10,8 +10,12 @@
 //   costs nothing more. After a crash, the zones saved at the last checkpoint are exact and the
 //   logged extents are "in doubt": the resync compares block checksums there instead of copying.
 // - Changes of names (create, unlink, rename, ...) and of metadata (chmod, truncate, ...) are
-//   logged before they happen; the resync makes those entries match. A rename also moves what was
-//   recorded under the old name.
+//   logged before they happen, as extents are, the first time a name changes since the last
+//   checkpoint: on a replicating primary too, since a crash between the change here and its
+//   acknowledgement leaves the secondary without it, and after a crash logged names are "in doubt":
+//   the resync makes those entries match. A rename also moves what was recorded under the old name.
+// - A resync pass takes what is recorded and removes each part once the secondary acknowledged it,
+//   so a pass that fails hands back exactly what is still owed: an interrupted resync resumes.
 // Known gap: zones written through one hard link are recorded under that name only.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -29,6 +33,8 @@ interface Snapshot {
   version: 1;
   files: Record<string, [number, number][]>;
   namespace: string[];
+  /** Absent in snapshots written before names under a re-sent directory were kept apart. */
+  copies?: string[];
   attrs: string[];
   /** In-doubt ranges, including the extents of writes admitted but not committed at the time. */
   inDoubt: Record<string, [number, number][]>;
@@ -54,14 +60,22 @@ export interface ModifiedZones {
   files: Map<string, RangeSet>;
   /** Extents written around a crash (resync compares checksums there). */
   inDoubt: Map<string, RangeSet>;
-  /** Names created, removed or renamed (resync makes the entry match, with its whole content). */
+  /**
+   * Names created, removed or renamed (resync makes the entry match, with its whole content; a
+   * directory is removed on the secondary first, so nothing of an older one stays there).
+   */
   namespace: Set<string>;
+  /**
+   * Names inside a directory a resync made anew on the secondary, still to be sent with their whole
+   * content: what is there came from this resync only, so nothing needs removing first.
+   */
+  copies: Set<string>;
   /** Names whose metadata only changed: mode, owner, times, size (resync makes the entry match). */
   attrs: Set<string>;
 }
 
 function emptyZones(): ModifiedZones {
-  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), attrs: new Set() };
+  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), copies: new Set(), attrs: new Set() };
 }
 
 /** Adds everything of `from` into `into`. */
@@ -73,9 +87,19 @@ function mergeZones(into: ModifiedZones, from: ModifiedZones): void {
       into[key].set(p, target);
     }
   }
-  for (const p of from.namespace) into.namespace.add(p);
-  for (const p of from.attrs) into.attrs.add(p);
+  for (const key of ["namespace", "copies", "attrs"] as const) for (const p of from[key]) into[key].add(p);
 }
+
+function clearZones(zones: ModifiedZones): void {
+  zones.files.clear();
+  zones.inDoubt.clear();
+  zones.namespace.clear();
+  zones.copies.clear();
+  zones.attrs.clear();
+}
+
+/** What the secondary may lack if this node crashes now: the extents and names of ops in flight. */
+type InFlightKey = `${"extent" | "ns" | "attr"}\0${string}`;
 
 export interface ZoneTrackerStats {
   /** Durable log records written before an acknowledgement. */
@@ -103,15 +127,44 @@ function moveSet(set: Set<string>, from: string, to: string): void {
   }
 }
 
+/** What was recorded under `from` is now under `to`; both names differ on the secondary. */
+function moveRecorded(zones: ModifiedZones, from: string, to: string): void {
+  moveKeys(zones.files, from, to);
+  moveKeys(zones.inDoubt, from, to);
+  moveSet(zones.namespace, from, to);
+  moveSet(zones.copies, from, to);
+  moveSet(zones.attrs, from, to);
+  zones.namespace.add(from).add(to);
+}
+
+/** The log records an op needs before it changes anything (extents of writes, names of the rest). */
+function recordsOf(op: MutationOp): LogRecord[] {
+  if (op.kind === "write" || op.kind === "fallocate") {
+    if (op.path === null) return [];
+    const [start, end] = op.kind === "write" ? [op.offset, op.offset + op.data.length] : [op.offset, op.offset + op.length];
+    const out: LogRecord[] = [];
+    for (let e = Math.floor(start / EXTENT_SIZE); e * EXTENT_SIZE < Math.max(end, start + 1); e++) out.push({ t: "extent", p: op.path, e });
+    return out;
+  }
+  if (op.kind === "rename") return [{ t: "ns", p: op.from }, { t: "ns", p: op.to }, { t: "mv", from: op.from, to: op.to }];
+  if (op.kind === "fsync") return [];
+  const t = op.kind === "setattr" ? "attr" : "ns";
+  return opPaths(op).flatMap((p) => (p === null ? [] : [{ t, p }]));
+}
+
+function inFlightKey(r: LogRecord): InFlightKey | null {
+  return r.t === "extent" ? `extent\0${r.p}\0${r.e}` : r.t === "mv" ? null : `${r.t}\0${r.p}`;
+}
+
 export class ZoneTracker {
   readonly stats: ZoneTrackerStats = { logged: 0, hotHits: 0, syncs: 0 };
   private readonly zones: ModifiedZones;
-  /** Extents logged since the last checkpoint: `${path}\0${extent}`. */
+  /** Extents and names logged since the last checkpoint (InFlightKey). */
   private readonly hot = new Set<string>();
-  /** Extents with writes between admit and commit, with their count. */
-  private readonly inFlight = new Map<string, number>();
+  /** Extents and names of ops between admit and commit/replicated, with their count. */
+  private readonly inFlight = new Map<InFlightKey, number>();
   private checkpointing: Promise<void> | null = null;
-  /** Taken by a resync pass and not yet acknowledged by the secondary. */
+  /** Taken by a resync pass; what the secondary acknowledged is removed from it as it goes. */
   private pending: ModifiedZones | null = null;
 
   private constructor(
@@ -122,29 +175,28 @@ export class ZoneTracker {
     this.zones = zones;
   }
 
-  /** Loads what a previous run recorded (after a crash, its log becomes in-doubt extents). */
+  /** Loads what a previous run recorded (after a crash, its log becomes in-doubt extents and names). */
   static open(dir: string): ZoneTracker {
     fs.mkdirSync(dir, { recursive: true });
     const snapFile = path.join(dir, "zones.json");
     const snap: Snapshot = fs.existsSync(snapFile)
       ? (JSON.parse(fs.readFileSync(snapFile, "latin1")) as Snapshot)
       : { version: 1, files: {}, namespace: [], attrs: [], inDoubt: {} };
-    const zones: ModifiedZones = { files: rangeSets(snap.files), inDoubt: rangeSets(snap.inDoubt), namespace: new Set(snap.namespace), attrs: new Set(snap.attrs) };
+    const zones: ModifiedZones = {
+      files: rangeSets(snap.files),
+      inDoubt: rangeSets(snap.inDoubt),
+      namespace: new Set(snap.namespace),
+      copies: new Set(snap.copies ?? []),
+      attrs: new Set(snap.attrs),
+    };
     for (const rec of DurableLog.read(path.join(dir, "zones.log")) as LogRecord[]) {
       if (rec.t === "extent") {
         const set = zones.inDoubt.get(rec.p) ?? new RangeSet(ZONE_SIZE);
         set.add(rec.e * EXTENT_SIZE, (rec.e + 1) * EXTENT_SIZE);
         zones.inDoubt.set(rec.p, set);
-      }
-      else if (rec.t === "ns") zones.namespace.add(rec.p);
+      } else if (rec.t === "ns") zones.namespace.add(rec.p);
       else if (rec.t === "attr") zones.attrs.add(rec.p);
-      else {
-        moveKeys(zones.files, rec.from, rec.to);
-        moveKeys(zones.inDoubt, rec.from, rec.to);
-        moveSet(zones.namespace, rec.from, rec.to);
-        moveSet(zones.attrs, rec.from, rec.to);
-        zones.namespace.add(rec.from).add(rec.to);
-      }
+      else moveRecorded(zones, rec.from, rec.to);
     }
     return new ZoneTracker(dir, DurableLog.open(path.join(dir, "zones.log")), zones);
   }
@@ -155,46 +207,40 @@ export class ZoneTracker {
   }
 
   /**
-   * Before a change: logs a newly hot extent (writes) or, with `logNames`, the names the op
-   * changes, durably. A replicating primary passes `logNames: false`: its acknowledged name
-   * changes are on the secondary, and after a crash the resync compares the whole tree's entries.
+   * Before a change: logs, durably, the extents a write touches and the names any other op
+   * changes, unless already logged since the last checkpoint. `replicating`: the op is also sent
+   * to the secondary, so it is recorded as changed only if it does not get there (commit()).
    */
-  async admit(op: MutationOp, logNames = true): Promise<void> {
+  async admit(op: MutationOp, replicating: boolean): Promise<void> {
     if (this.checkpointing) await this.checkpointing;
     const records: LogRecord[] = [];
-    if (op.kind === "write" || op.kind === "fallocate") {
-      if (op.path === null) return;
-      const [start, end] = op.kind === "write" ? [op.offset, op.offset + op.data.length] : [op.offset, op.offset + op.length];
-      for (let e = Math.floor(start / EXTENT_SIZE); e * EXTENT_SIZE < Math.max(end, start + 1); e++) {
-        const key = `${op.path}\0${e}`;
-        this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
-        if (this.hot.has(key)) {
-          this.stats.hotHits++;
-          continue;
-        }
-        this.hot.add(key);
-        records.push({ t: "extent", p: op.path, e });
+    for (const r of recordsOf(op)) {
+      const key = inFlightKey(r);
+      if (key === null) {
+        records.push(r); // a rename's move: replayed in order after a crash
+        continue;
       }
-    } else if (!logNames) {
-      return;
-    } else if (op.kind === "rename") {
-      records.push({ t: "ns", p: op.from }, { t: "ns", p: op.to }, { t: "mv", from: op.from, to: op.to });
-    } else if (op.kind !== "fsync") {
-      const t = op.kind === "setattr" ? "attr" : "ns";
-      for (const p of opPaths(op)) if (p !== null) records.push({ t, p });
+      this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+      if (this.hot.has(key)) {
+        this.stats.hotHits++;
+        continue;
+      }
+      this.hot.add(key);
+      records.push(r);
     }
-    // Names go into the live set now, not at commit: a checkpoint taken while this op runs must
-    // already contain them, since it empties the log that records them.
-    for (const r of records) {
-      if (r.t === "ns") this.zones.namespace.add(r.p);
-      else if (r.t === "attr") this.zones.attrs.add(r.p);
+    // Alone, names go into the live set now, not at commit: a checkpoint taken while this op runs
+    // must already contain them, since it empties the log that records them.
+    if (!replicating) {
+      for (const p of opPaths(op)) if (p !== null && op.kind !== "write" && op.kind !== "fallocate" && op.kind !== "fsync") (op.kind === "setattr" ? this.zones.attrs : this.zones.namespace).add(p);
     }
     this.stats.logged += records.length;
     await Promise.all(records.map((r) => this.log.append(r)));
     this.stats.syncs = this.log.syncs;
   }
 
+  /** The op changed this node and not the secondary: recorded as modified. */
   async commit(op: MutationOp): Promise<void> {
+    this.settled(op);
     switch (op.kind) {
       case "write":
       case "fallocate": {
@@ -203,7 +249,6 @@ export class ZoneTracker {
         const set = this.zones.files.get(op.path) ?? new RangeSet(ZONE_SIZE);
         set.add(start, end);
         this.zones.files.set(op.path, set);
-        this.replicated(op);
         return;
       }
       case "setattr":
@@ -213,11 +258,7 @@ export class ZoneTracker {
         }
         return;
       case "rename":
-        moveKeys(this.zones.files, op.from, op.to);
-        moveKeys(this.zones.inDoubt, op.from, op.to);
-        moveSet(this.zones.namespace, op.from, op.to);
-        moveSet(this.zones.attrs, op.from, op.to);
-        this.zones.namespace.add(op.from).add(op.to);
+        moveRecorded(this.zones, op.from, op.to);
         return;
       case "unlink":
       case "rmdir":
@@ -232,14 +273,22 @@ export class ZoneTracker {
   }
 
   /**
-   * The op reached the secondary too: nothing to record, but its extents are no longer in flight.
-   * (Every admitted op ends with commit() or this.)
+   * The op reached the secondary too (or changed nothing): nothing to record, but its extents and
+   * names are no longer in flight. (Every admitted op ends with commit() or this.)
    */
   replicated(op: MutationOp): void {
-    if ((op.kind !== "write" && op.kind !== "fallocate") || op.path === null) return;
-    const [start, end] = op.kind === "write" ? [op.offset, op.offset + op.data.length] : [op.offset, op.offset + op.length];
-    for (let e = Math.floor(start / EXTENT_SIZE); e * EXTENT_SIZE < Math.max(end, start + 1); e++) {
-      const key = `${op.path}\0${e}`;
+    this.settled(op);
+    // Both sides renamed: what was still owed under the old name is owed under the new one.
+    if (op.kind === "rename") {
+      moveKeys(this.zones.files, op.from, op.to);
+      moveKeys(this.zones.inDoubt, op.from, op.to);
+    }
+  }
+
+  private settled(op: MutationOp): void {
+    for (const r of recordsOf(op)) {
+      const key = inFlightKey(r);
+      if (key === null) continue;
       const n = (this.inFlight.get(key) ?? 1) - 1;
       if (n > 0) this.inFlight.set(key, n);
       else this.inFlight.delete(key);
@@ -247,26 +296,35 @@ export class ZoneTracker {
   }
 
   /**
-   * Saves the exact zones and empties the log (so extents become cold again). Writes wait while
-   * it runs. Called periodically by the runtime and at a clean stop.
+   * Saves the exact zones and empties the log (so extents and names become cold again); what is
+   * in flight is saved as in doubt. Changes wait while it runs. Called periodically by the runtime
+   * and at a clean stop.
    */
   async checkpoint(): Promise<void> {
     if (this.checkpointing) return this.checkpointing;
     this.checkpointing = (async () => {
-      const inDoubt = new Map([...this.zones.inDoubt].map(([p, set]) => [p, set]));
-      for (const key of this.inFlight.keys()) {
-        const [p, e] = key.split("\0") as [string, string];
-        const set = new RangeSet(ZONE_SIZE);
-        for (const [s, x] of inDoubt.get(p)?.list() ?? []) set.add(s, x);
-        set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
-        inDoubt.set(p, set);
-      }
-      // What a resync pass has taken but not finished sending is still owed: saved as dirty.
+      // What a resync pass has taken and the secondary has not acknowledged is still owed.
       const all = emptyZones();
       mergeZones(all, this.zones);
       if (this.pending) mergeZones(all, this.pending);
-      for (const [p, set] of inDoubt) all.inDoubt.set(p, set);
-      const snap: Snapshot = { version: 1, files: plain(all.files), namespace: [...all.namespace], attrs: [...all.attrs], inDoubt: plain(all.inDoubt) };
+      for (const key of this.inFlight.keys()) {
+        const [t, p, e] = key.split("\0") as [string, string, string];
+        if (t === "ns") all.namespace.add(p);
+        else if (t === "attr") all.attrs.add(p);
+        else {
+          const set = all.inDoubt.get(p) ?? new RangeSet(ZONE_SIZE);
+          set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
+          all.inDoubt.set(p, set);
+        }
+      }
+      const snap: Snapshot = {
+        version: 1,
+        files: plain(all.files),
+        namespace: [...all.namespace],
+        copies: [...all.copies],
+        attrs: [...all.attrs],
+        inDoubt: plain(all.inDoubt),
+      };
       const file = path.join(this.dir, "zones.json");
       const tmp = `${file}.tmp`;
       const fd = fs.openSync(tmp, "w");
@@ -286,6 +344,15 @@ export class ZoneTracker {
     return this.checkpointing;
   }
 
+  /**
+   * The secondary's copy must be replaced whole (first start, fullsync): the root is recorded,
+   * durably, so that a crash or a lost link resumes the copy instead of starting over.
+   */
+  async oweAll(): Promise<void> {
+    this.zones.namespace.add("");
+    await this.log.append({ t: "ns", p: "" } satisfies LogRecord);
+  }
+
   /** Bytes a resync would send now (exact zones plus in-doubt extents). */
   dirtyBytes(): number {
     let n = 0;
@@ -294,19 +361,23 @@ export class ZoneTracker {
     return n;
   }
 
+  /** Whether anything at all is recorded (content, names or metadata). */
+  get clean(): boolean {
+    const z = this.zones;
+    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.attrs.size === 0;
+  }
+
   /**
    * Hands what is recorded to a resync pass and starts recording afresh (changes made while the
-   * pass runs go to the next one).
+   * pass runs go to the next one). The pass removes from the returned object what the secondary
+   * acknowledged; passFailed() hands the rest back.
    */
   takeDirty(): ModifiedZones {
     if (this.pending) throw new Error("zone tracker: a resync pass is already running");
     const taken = emptyZones();
     mergeZones(taken, this.zones);
     this.pending = taken;
-    this.zones.files.clear();
-    this.zones.inDoubt.clear();
-    this.zones.namespace.clear();
-    this.zones.attrs.clear();
+    clearZones(this.zones);
     return taken;
   }
 
@@ -315,7 +386,7 @@ export class ZoneTracker {
     this.pending = null;
   }
 
-  /** The pass did not complete: what it took is owed again. */
+  /** The pass did not complete: what it took and was not acknowledged is owed again. */
   passFailed(): void {
     if (this.pending) mergeZones(this.zones, this.pending);
     this.pending = null;
@@ -323,10 +394,7 @@ export class ZoneTracker {
 
   /** After a completed resync: nothing is left to send. */
   async clear(): Promise<void> {
-    this.zones.files.clear();
-    this.zones.inDoubt.clear();
-    this.zones.namespace.clear();
-    this.zones.attrs.clear();
+    clearZones(this.zones);
     this.pending = null;
     await this.checkpoint();
   }

@@ -5,13 +5,19 @@ import { RangeSet } from "../../../agent/drivers/replication/range-set";
 
 const ZONE = 16;
 
-function model(ops: ({ add: [number, number] } | { truncate: number })[]): boolean[] {
+type Op = { add: [number, number] } | { remove: [number, number] } | { truncate: number };
+
+function model(ops: Op[]): boolean[] {
   const bits: boolean[] = [];
   for (const op of ops) {
     if ("add" in op) {
       const [s, e] = op.add;
       if (e <= s) continue;
       for (let z = Math.floor(s / ZONE); z < Math.ceil(e / ZONE); z++) bits[z] = true;
+    } else if ("remove" in op) {
+      const [s, e] = op.remove;
+      if (e <= s) continue;
+      for (let z = Math.floor(s / ZONE); z < Math.ceil(e / ZONE); z++) bits[z] = false;
     } else {
       bits.length = Math.min(bits.length, Math.ceil(op.truncate / ZONE));
     }
@@ -20,9 +26,10 @@ function model(ops: ({ add: [number, number] } | { truncate: number })[]): boole
 }
 
 describe("RangeSet", () => {
-  it("matches a bitmap of zones, merged and sorted", () => {
-    const op = fc.oneof(
+  it("matches a bitmap of zones (add, remove, truncate), merged and sorted", () => {
+    const op: fc.Arbitrary<Op> = fc.oneof(
       fc.tuple(fc.nat({ max: 2000 }), fc.nat({ max: 300 })).map(([s, n]) => ({ add: [s, s + n] as [number, number] })),
+      fc.tuple(fc.nat({ max: 2000 }), fc.nat({ max: 300 })).map(([s, n]) => ({ remove: [s, s + n] as [number, number] })),
       fc.nat({ max: 2200 }).map((t) => ({ truncate: t })),
     );
     fc.assert(
@@ -30,6 +37,7 @@ describe("RangeSet", () => {
         const set = new RangeSet(ZONE);
         for (const o of ops) {
           if ("add" in o) set.add(...o.add);
+          else if ("remove" in o) set.remove(...o.remove);
           else set.truncate(o.truncate);
         }
         const bits = model(ops);

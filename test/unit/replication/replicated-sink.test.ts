@@ -74,7 +74,7 @@ describe("replicated directory sink", () => {
     await expect(sink.admit(write(0), signal)).rejects.toMatchObject({ errno: E.EROFS });
   });
 
-  it("sends changes on the link while replicating, records only the activity log", async () => {
+  it("sends changes on the link while replicating, records only the activity log (extents and names)", async () => {
     const link = fakeLink();
     sink.setMode("replicating", "became PRIM", link);
     await run(write(0));
@@ -82,7 +82,7 @@ describe("replicated directory sink", () => {
     expect(link.sent.map((o) => o.kind)).toEqual(["write", "mkdir"]);
     expect(tracker.modified().files.size).toBe(0);
     expect(tracker.modified().namespace.size).toBe(0);
-    expect(tracker.stats.logged).toBe(1); // the write's extent, durable before the ack
+    expect(tracker.stats.logged).toBe(2); // the write's extent and the new name, durable before the ack
   });
 
   it("records every change while alone", async () => {

@@ -20,7 +20,7 @@ afterEach(() => {
 });
 
 async function run(t: ZoneTracker, op: MutationOp): Promise<void> {
-  await t.admit(op);
+  await t.admit(op, false);
   await t.commit(op);
 }
 const write = (p: string, offset: number, length: number): MutationOp => ({ kind: "write", path: p, offset, data: Buffer.alloc(length) });
@@ -62,6 +62,38 @@ describe("ZoneTracker", () => {
     expect([...t.modified().namespace].sort()).toEqual(["a", "d", "d/b"]);
   });
 
+  it("replicating: names changed and acknowledged are not recorded; unacknowledged ones are in doubt after a crash", async () => {
+    const acked: MutationOp = { kind: "create", path: "acked", mode: 0o644, uid: 0, gid: 0 };
+    await tracker.admit(acked, true);
+    tracker.replicated(acked);
+    expect([tracker.modified().namespace.size, tracker.stats.logged]).toEqual([0, 1]);
+    // Applied here, then the crash before the secondary's acknowledgement: the secondary may lack it.
+    await tracker.admit({ kind: "create", path: "lost", mode: 0o644, uid: 0, gid: 0 }, true);
+    await tracker.admit({ kind: "unlink", path: "gone" }, true);
+    await tracker.admit({ kind: "setattr", path: "chmodded", mode: 0o600 }, true);
+    const t = crashAndRestart();
+    expect([...t.modified().namespace].sort()).toEqual(["acked", "gone", "lost"]);
+    expect([...t.modified().attrs]).toEqual(["chmodded"]);
+  });
+
+  it("replicating: a checkpoint keeps names still in flight as in doubt, and forgets acknowledged ones", async () => {
+    const inFlight: MutationOp = { kind: "mkdir", path: "slow", mode: 0o755, uid: 0, gid: 0 };
+    const acked: MutationOp = { kind: "create", path: "acked", mode: 0o644, uid: 0, gid: 0 };
+    await tracker.admit(acked, true);
+    await tracker.admit(inFlight, true);
+    tracker.replicated(acked);
+    await tracker.checkpoint();
+    expect(tracker.modified().namespace.size).toBe(0); // nothing owed while it runs...
+    const t = crashAndRestart();
+    expect([...t.modified().namespace]).toEqual(["slow"]); // ...but the crash leaves it in doubt
+  });
+
+  it("the whole tree owed (first copy, fullsync) is durable: a crash resumes it", async () => {
+    await tracker.oweAll();
+    const t = crashAndRestart();
+    expect([...t.modified().namespace]).toEqual([""]);
+  });
+
   it("after a checkpoint and a clean restart, the zones are exact and nothing is in doubt", async () => {
     await run(tracker, write("a", 0, 100));
     await run(tracker, { kind: "setattr", path: "a", mode: 0o600 });
@@ -78,7 +110,7 @@ describe("ZoneTracker", () => {
 
   it("keeps a write admitted before a checkpoint and committed after it in doubt across a crash", async () => {
     const op = write("slow", 0, 4096);
-    await tracker.admit(op);
+    await tracker.admit(op, false);
     await tracker.checkpoint();
     const t = crashAndRestart();
     expect(ranges(t, "inDoubt")).toEqual({ slow: [[0, EXTENT_SIZE]] });
