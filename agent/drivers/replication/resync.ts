@@ -5,12 +5,15 @@
 // it, reading the primary's backing directory at that moment; changes made meanwhile are
 // recorded for the next pass. When little is left (or after `maxPasses`), changes are paused
 // for a last pass, then the directory switches to replicating on the same link: from then on,
-// the secondary is in sync. A pass that fails (link lost) hands back what it took.
+// the secondary is in sync. Each part of a pass is removed from what the tracker handed over once
+// the secondary acknowledged it, so a pass that fails (link lost) hands back only what is still
+// owed, and the next resync resumes there (acknowledgements come in order).
 //
 // What a pass sends, in order:
 // - for each name created, removed or renamed: the entry as it is now on the primary ("entry" or
 //   "absent"), and for a file or a directory, its whole content (the secondary may not have it
-//   under that name);
+//   under that name); a directory is removed there first, since an older one may hold names this
+//   one does not, and what it contains is then owed as "copies" until acknowledged;
 // - for each name whose metadata only changed: the entry (mode, owner, size);
 // - for each file with modified zones: those zones (in writes of at most 1 MiB);
 // - for each extent in doubt (written around a crash): the secondary's block checksums are asked
@@ -121,7 +124,7 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
   }
 }
 
-/** Keeps up to `window` ops unacknowledged; the first failure fails the pass. */
+/** Keeps up to `window` ops unacknowledged; the first failure fails the pass; `acked` runs in order. */
 class WindowedSender {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown = null;
@@ -130,10 +133,13 @@ class WindowedSender {
     private readonly window: number,
   ) {}
 
-  async send(op: StreamOp): Promise<void> {
+  async send(op: StreamOp, acked?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     const p: Promise<void> = this.link.commit(op).then(
-      () => void this.inFlight.delete(p),
+      () => {
+        this.inFlight.delete(p);
+        if (!this.failure) acked?.();
+      },
       (err: unknown) => {
         this.inFlight.delete(p);
         this.failure ??= err;
@@ -159,54 +165,77 @@ async function sendPass(
 ): Promise<void> {
   const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
-  const whole = new Map<string, RangeSet>();
   const gone: string[] = [];
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+  const isGone = (rel: string) => gone.some((g) => under(rel, g));
+  /** Entries sent with their content (or subtree) in this pass, in order. */
+  const sentDeep = new Set<string>();
 
-  /** Sends the entry at `rel` as it is now; `deep`: a file's content and a directory's subtree too. */
-  const sendEntry = async (rel: string, deep: boolean): Promise<void> => {
-    if (gone.some((g) => under(rel, g))) return;
+  /**
+   * Sends the entry at `rel` as it is now; `deep`: a file's content and a directory's subtree too;
+   * `clearFirst`: a directory there is removed first (the name was recorded, not walked into).
+   */
+  const sendEntry = async (rel: string, deep: boolean, clearFirst: boolean): Promise<void> => {
+    if (isGone(rel)) return;
     const st = await P.lstat(abs(rel)).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT" || err.code === "ENOTDIR") return null;
       throw err;
     });
     const type = st?.isDirectory() ? "dir" : st?.isFile() ? "file" : st?.isSymbolicLink() ? "symlink" : null;
     progress.entriesSent++;
+    const settled = () => {
+      dirty.attrs.delete(rel);
+      if (!deep) return;
+      dirty.namespace.delete(rel);
+      dirty.copies.delete(rel);
+    };
+    if (deep) sentDeep.add(rel);
     if (!st || !type) {
       gone.push(rel);
-      return sender.send({ kind: "absent", path: rel });
+      return sender.send({ kind: "absent", path: rel }, () => {
+        settled();
+        for (const p of dirty.files.keys()) if (under(p, rel)) dirty.files.delete(p);
+      });
     }
     const target = type === "symlink" ? (await P.readlink(abs(rel), { encoding: "buffer" })).toString(NAME_ENCODING) : "";
-    await sender.send({ kind: "entry", path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "file" ? st.size : 0, target });
-    if (!deep) return;
-    if (type === "file" && st.size > 0) {
-      const set = new RangeSet(ZONE_SIZE);
-      set.add(0, st.size);
-      whole.set(rel, set);
+    const entry: StreamOp = { kind: "entry", path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "file" ? st.size : 0, target };
+    if (!deep || type === "symlink") return sender.send(entry, settled);
+    if (type === "file") {
+      return sender.send(entry, () => {
+        settled();
+        const whole = new RangeSet(ZONE_SIZE);
+        whole.add(0, st.size);
+        dirty.files.set(rel, whole);
+      });
     }
-    if (type === "dir") {
-      const names = (await P.readdir(abs(rel), { encoding: "buffer" })).map((n) => n.toString(NAME_ENCODING)).sort();
-      for (const name of names) await sendEntry(rel === "" ? name : `${rel}/${name}`, true);
-    }
+    if (clearFirst && rel !== "") await sender.send({ kind: "absent", path: rel });
+    const children = (await P.readdir(abs(rel), { encoding: "buffer" })).map((n) => n.toString(NAME_ENCODING)).sort().map((n) => (rel === "" ? n : `${rel}/${n}`));
+    await sender.send(entry, () => {
+      settled();
+      for (const c of children) dirty.copies.add(c);
+    });
+    for (const c of children) await sendEntry(c, true, false);
   };
 
   // Parents sort before their children, so a new directory exists before what goes in it.
-  for (const rel of [...dirty.namespace].sort()) await sendEntry(rel, true);
-  for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!dirty.namespace.has(rel)) await sendEntry(rel, false);
+  for (const rel of [...new Set([...dirty.namespace, ...dirty.copies])].sort()) {
+    if (!sentDeep.has(rel)) await sendEntry(rel, true, dirty.namespace.has(rel));
+  }
+  for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, false, false);
   await sender.drain(); // sizes are set on the secondary before its checksums are asked for
-  for (const [rel, set] of dirty.inDoubt) {
-    if (whole.has(rel) || gone.some((g) => under(rel, g))) continue;
-    const differing = await differingBlocks(backing, rel, set, link);
-    const zones = dirty.files.get(rel) ?? new RangeSet(ZONE_SIZE);
-    for (const [s, e] of differing.list()) zones.add(s, e);
-    dirty.files.set(rel, zones);
+  for (const [rel, set] of [...dirty.inDoubt]) {
+    if (!sentDeep.has(rel) && !isGone(rel)) {
+      const differing = await differingBlocks(backing, rel, set, link);
+      const zones = dirty.files.get(rel) ?? new RangeSet(ZONE_SIZE);
+      for (const [s, e] of differing.list()) zones.add(s, e);
+      dirty.files.set(rel, zones);
+    }
+    dirty.inDoubt.delete(rel);
   }
-  for (const [rel, set] of dirty.files) {
-    if (whole.has(rel)) continue;
-    whole.set(rel, set);
-  }
-  for (const [rel, set] of whole) {
-    if (gone.some((g) => under(rel, g))) continue;
+  // New files first (in the order their entries went), then the zones of the others.
+  for (const rel of new Set([...[...sentDeep].filter((p) => dirty.files.has(p)), ...dirty.files.keys()])) {
+    const set = dirty.files.get(rel);
+    if (!set || isGone(rel)) continue;
     await sendZones(abs(rel), rel, set, sender, progress, throttle);
   }
 }
@@ -226,6 +255,7 @@ async function differingBlocks(backing: string, rel: string, ranges: RangeSet, l
   return out;
 }
 
+/** Sends `zones` of a file; each range acknowledged is removed from `zones`. */
 async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {
   let fd: number;
   try {
@@ -237,13 +267,13 @@ async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: Win
   }
   try {
     progress.filesSent++;
-    for (const [start, end] of zones.list()) {
+    for (const [start, end] of zones.list().map(([s, e]) => [s, e] as const)) {
       for (let off = start; off < end; off += MAX_WRITE) {
         const data = Buffer.allocUnsafe(Math.min(MAX_WRITE, end - off));
         const { bytesRead } = await readFd(fd, data, 0, data.length, off);
         if (bytesRead === 0) break; // past the end of the file (a later truncate)
         const op: MutationOp = { kind: "write", path: rel, offset: off, data: data.subarray(0, bytesRead) };
-        await sender.send(op);
+        await sender.send(op, () => zones.remove(off, off + bytesRead));
         progress.bytesSent += bytesRead;
         await throttle.after(progress.bytesSent);
       }

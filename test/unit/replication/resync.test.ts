@@ -1,6 +1,6 @@
 // Failback resync against a recording link: what a pass sends, and a failed pass handing back
 // what it took (the full path through a real mount and link is in the integration suite).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -120,6 +120,41 @@ describe("failback resync", () => {
     await change({ kind: "unlink", path: "f" }, () => rmSync(path.join(backing, "f")));
     const link = recordingLink();
     await resync({ sink, tracker, backing, link });
-    expect(link.sent.map((o) => o.kind).sort()).toEqual(["absent", "entry"]);
+    // d/e: removed first (an older directory there may hold other names), then made; f: removed.
+    expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}`)).toEqual(["absent:d/e", "entry:d/e", "absent:f"]);
+  });
+
+  it("an interrupted resync resumes: what the secondary acknowledged is not sent again", async () => {
+    // A directory made while alone, holding 3 files of 3 MiB: a 1 MiB write per op.
+    mkdirSync(path.join(backing, "d", "new"));
+    for (const n of ["a", "b", "c"]) writeFileSync(path.join(backing, "d", "new", n), Buffer.alloc(3 * 1024 * 1024, n));
+    await change({ kind: "mkdir", path: "d/new", mode: 0o755, uid: 0, gid: 0 }, () => undefined);
+    const applier = await BackingApplier.open(secondary);
+    mkdirSync(path.join(secondary, "d"));
+    /** Applies to the secondary; fails once `failAt` ops went through (the link lost mid-copy). */
+    const applying = (failAt = Infinity) => {
+      const sent: StreamOp[] = [];
+      return {
+        sent,
+        admit: () => Promise.resolve(),
+        abandon: () => undefined,
+        checksums: (op: StreamOp & { kind: "checksums" }) => applier.checksums(op),
+        commit: async (op: StreamOp) => {
+          if (sent.length >= failAt) throw new ReplicationLinkLost("stream closed");
+          sent.push(op);
+          if ((await applier.apply(op)) !== 0) throw new Error(`secondary failed ${op.kind}`);
+        },
+      };
+    };
+    const first = applying(7); // absent, dir entry, 3 file entries, then 2 of the 9 writes
+    await expect(resync({ sink, tracker, backing, link: first, window: 1 })).rejects.toBeInstanceOf(ReplicationLinkLost);
+    expect(tracker.dirtyBytes()).toBe(7 * 1024 * 1024); // 9 MiB less the 2 acknowledged
+    const second = applying();
+    const done = await resync({ sink, tracker, backing, link: second });
+    const writes = (l: { sent: StreamOp[] }) => l.sent.filter((o) => o.kind === "write").length;
+    expect([writes(first), writes(second), done.bytesSent]).toEqual([2, 7, 7 * 1024 * 1024]);
+    expect(second.sent.some((o) => o.kind === "absent")).toBe(false); // the partial copy is kept
+    for (const n of ["a", "b", "c"]) expect(readFileSync(path.join(secondary, "d", "new", n)).equals(readFileSync(path.join(backing, "d", "new", n)))).toBe(true);
+    await applier.close();
   });
 });
