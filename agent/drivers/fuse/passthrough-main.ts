@@ -1,13 +1,15 @@
 // Runs a passthrough FUSE server as its own process:
-//   node passthrough-main.js --mountpoint DIR --backing DIR [--replica DIR --zones DIR] [--read-only]
+//   node passthrough-main.js --mountpoint DIR --backing DIR [--zones DIR [--replica DIR]] [--read-only]
+// --zones DIR serves through a replicated directory's sink (recording in DIR what does not reach
+// a replica), started readonly as the agent mounts it: the node is a secondary until "alone".
 // --replica DIR replicates every change into DIR over a real replication link on loopback TCP
-// (sender in this process's FUSE path, receiver + confined applier at the other end), through the
-// replicated directory's sink, which records in --zones DIR what does not reach DIR: a replicated
-// pair on one machine. --read-only refuses every change with EROFS (the secondary's view).
+// (sender in this process's FUSE path, receiver + confined applier at the other end), the sink
+// starting as replicating: a replicated pair on one machine. --read-only refuses every change
+// with EROFS (the secondary's view).
 // Prints one JSON line per event on stdout ({"event":"ready"} once mounted). Commands on stdin,
-// one per line: "stats" (prints {"event":"stats",...}), "unmount", and for a replicated pair
-// "cut" (drop the link), "alone" / "readonly" (what the mirror core would decide), "checkpoint",
-// "resync" (reconnect and resynchronise what changed while alone);
+// one per line: "stats" (prints {"event":"stats",...}), "unmount", and with --zones
+// "alone" / "readonly" (what the mirror core would decide), "checkpoint", and for a replicated
+// pair "cut" (drop the link), "resync" (reconnect and resynchronise what changed while alone);
 // each of these answers {"event":"ok","command":...}. SIGTERM, SIGINT and stdin closing (the
 // parent died) unmount too, so a parent never leaves a mount served by nobody.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
@@ -39,7 +41,7 @@ function optionalArg(name: string): string | undefined {
 function arg(name: string): string {
   const v = optionalArg(name);
   if (!v) {
-    emit({ event: "error", message: `missing --${name} DIR (usage: --mountpoint DIR --backing DIR [--replica DIR --zones DIR] [--read-only])` });
+    emit({ event: "error", message: `missing --${name} DIR (usage: --mountpoint DIR --backing DIR [--zones DIR [--replica DIR]] [--read-only])` });
     process.exit(2);
   }
   return v;
@@ -58,12 +60,11 @@ function countingSink(counts: Partial<Record<MutationKind, number>>, next: Mutat
   };
 }
 
+/** A replicated directory's sink, and its link to a loopback replica if there is one. */
 interface Replica {
-  dir: string;
-  sender: ReplicationSender;
-  receiver: ReplicationReceiver;
   tracker: ZoneTracker;
   sink: ReplicatedDirSink;
+  link: { dir: string; sender: ReplicationSender; receiver: ReplicationReceiver } | null;
   lastResync: ResyncProgress | null;
 }
 
@@ -84,12 +85,18 @@ async function connectLoopback(dir: string, log: Log): Promise<{ sender: Replica
   return { sender, receiver };
 }
 
-async function loopbackReplica(dir: string, zonesDir: string, log: Log): Promise<Replica> {
-  const { sender, receiver } = await connectLoopback(dir, log);
+async function replicatedSink(zonesDir: string, replicaDir: string | undefined, log: Log): Promise<Replica> {
   const tracker = ZoneTracker.open(zonesDir);
   const sink = new ReplicatedDirSink(tracker, log, (reason) => emit({ event: "link_lost", reason }));
-  sink.setMode("replicating", "started with a replica", sender);
-  return { dir, sender, receiver, tracker, sink, lastResync: null };
+  if (!replicaDir) return { tracker, sink, link: null, lastResync: null };
+  const link = { dir: replicaDir, ...(await connectLoopback(replicaDir, log)) };
+  sink.setMode("replicating", "started with a replica", link.sender);
+  return { tracker, sink, link, lastResync: null };
+}
+
+function linkOf(r: Replica): NonNullable<Replica["link"]> {
+  if (!r.link) throw new Error("no replica (started without --replica)");
+  return r.link;
 }
 
 function replicaStats(r: Replica): Record<string, unknown> {
@@ -98,8 +105,8 @@ function replicaStats(r: Replica): Record<string, unknown> {
   return {
     mode: r.sink.mode,
     resync: r.lastResync,
-    sender: r.sender.stats,
-    receiver: r.receiver.stats,
+    sender: r.link?.sender.stats ?? null,
+    receiver: r.link?.receiver.stats ?? null,
     tracker: r.tracker.stats,
     zones: { files: ranges(z.files), inDoubt: ranges(z.inDoubt), namespace: [...z.namespace], attrs: [...z.attrs] },
   };
@@ -113,11 +120,15 @@ async function main(): Promise<void> {
   const backing = arg("backing");
   try {
     const replicaDir = optionalArg("replica");
-    if (replicaDir) replica = await loopbackReplica(replicaDir, arg("zones"), log);
+    const zonesDir = replicaDir ? arg("zones") : optionalArg("zones");
+    const r = zonesDir ? await replicatedSink(zonesDir, replicaDir, log) : null;
+    replica = r;
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
       backing,
-      sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (replica?.sink ?? null)),
+      sink: countingSink(mutations, process.argv.includes("--read-only") ? readOnlyMutationSink : (r?.sink ?? null)),
+      // As the agent does: a secondary's receiver writes the backing directory, so no caching then.
+      cacheValidSec: r ? () => (r.sink.mode === "readonly" ? 0 : 1) : undefined,
       log,
     });
   } catch (err) {
@@ -145,14 +156,22 @@ async function main(): Promise<void> {
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);
   const pairCommands: Record<string, (r: Replica) => void | Promise<void>> = {
-    cut: (r) => r.sender.close("cut by command"),
-    alone: (r) => r.sink.setMode("alone", "command"),
-    readonly: (r) => r.sink.setMode("readonly", "command"),
+    cut: (r) => linkOf(r).sender.close("cut by command"),
+    // A change of writer: what the kernel cached before may be stale (as the agent does).
+    alone: (r) => {
+      r.sink.setMode("alone", "command");
+      return mount.invalidateCaches();
+    },
+    readonly: (r) => {
+      r.sink.setMode("readonly", "command");
+      return mount.invalidateCaches();
+    },
     checkpoint: (r) => r.tracker.checkpoint(),
     // The secondary is back: a new link, then failback resynchronisation of what changed.
     resync: async (r) => {
-      Object.assign(r, await connectLoopback(r.dir, log));
-      r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, link: r.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
+      const link = linkOf(r);
+      Object.assign(link, await connectLoopback(link.dir, log));
+      r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, link: link.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
     },
   };
   const rl = readline.createInterface({ input: process.stdin });

@@ -12,8 +12,12 @@ export interface PassthroughMountOptions {
   mountpoint: string;
   backing: string;
   sink?: MutationSink;
-  /** Seconds the kernel may cache names and attributes (default 1). */
-  attrTimeoutSec?: number;
+  /**
+   * Seconds the kernel may cache names and attributes, read at each reply (default: always 1).
+   * Return 0 while something else may change the backing directory (a secondary's receiver):
+   * the kernel then caches nothing. Call `invalidateCaches()` when it changes.
+   */
+  cacheValidSec?: () => number;
   log?: SessionLog;
 }
 
@@ -21,6 +25,12 @@ export interface PassthroughMount {
   readonly stats: SessionStats;
   /** Nodes the kernel currently references. */
   nodeCount(): number;
+  /**
+   * Makes the kernel drop every name, attribute and page it cached until now (one notification
+   * at a time). For a change of who writes the backing directory: what the kernel holds from
+   * before may be stale. Resolves once the kernel took them all.
+   */
+  invalidateCaches(): Promise<void>;
   /** Unmounts (lazily if `lazy`) and resolves when the request loop has ended. */
   unmount(lazy?: boolean): Promise<void>;
   /** Resolves when the request loop ends, whoever unmounted. */
@@ -46,9 +56,10 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
   // (created if missing, on the same filesystem).
   const adopted = adoptExistingData(options.mountpoint, options.backing);
   if (adopted !== "empty") log({ event: "fuse_existing_data_adopted", mountpoint: options.mountpoint, backing: options.backing, result: adopted });
-  const fsys = await PassthroughFs.open({ backing: options.backing, sink: options.sink ?? noopMutationSink, attrTimeoutSec: options.attrTimeoutSec ?? 1 });
+  const cacheValidSec = options.cacheValidSec ?? (() => 1);
+  const fsys = await PassthroughFs.open({ backing: options.backing, sink: options.sink ?? noopMutationSink, cacheValidSec });
   const fd = fs.openSync("/dev/fuse", "r+");
-  const session = new FuseSession(fd, fsys, { attrTimeoutSec: options.attrTimeoutSec ?? 1, log });
+  const session = new FuseSession(fd, fsys, { cacheValidSec, log });
   try {
     await mountFuse(fd, options.mountpoint, `mirrorfarm:${options.backing}`);
   } catch (err) {
@@ -56,10 +67,21 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
     throw err;
   }
   log({ event: "fuse_mounted", mountpoint: options.mountpoint, backing: options.backing });
-  const done = session.serve().finally(() => fs.closeSync(fd));
+  let ended = false;
+  const done = session.serve().finally(() => {
+    ended = true;
+    fs.closeSync(fd);
+  });
   return {
     stats: session.stats,
     nodeCount: () => fsys.nodeCount,
+    async invalidateCaches() {
+      const { nodes, names } = fsys.cachedByKernel();
+      // One at a time: a notification can wait for a request in flight, whose reply needs a thread.
+      for (const n of names) if (!ended) await session.invalidate(n.parent, n.name);
+      for (const id of nodes) if (!ended) await session.invalidate(id);
+      log({ event: "fuse_caches_invalidated", nodes: nodes.length, names: names.length });
+    },
     done,
     async unmount(lazy = false) {
       await unmountFuse(options.mountpoint, lazy);

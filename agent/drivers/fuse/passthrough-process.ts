@@ -25,8 +25,8 @@ export type ServerStats = SessionStats & {
   replica: {
     mode: ReplicatedMode;
     resync: ResyncProgress | null;
-    sender: SenderStats;
-    receiver: ReceiverStats;
+    sender: SenderStats | null;
+    receiver: ReceiverStats | null;
     tracker: ZoneTrackerStats;
     zones: { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; namespace: string[]; attrs: string[] };
   } | null;
@@ -35,6 +35,8 @@ export type ServerStats = SessionStats & {
 export interface ServerOptions {
   /** Replicate into this directory over a loopback link; `zones` records what does not reach it. */
   replica?: { dir: string; zones: string };
+  /** A replicated directory with no replica, started readonly (a secondary) as the agent mounts it. */
+  unpaired?: { zones: string };
   /** Refuse every change with EROFS. */
   readOnly?: boolean;
 }
@@ -44,7 +46,7 @@ export interface FuseServer {
   readonly mountpoint: string;
   readonly backing: string;
   stats(): Promise<ServerStats>;
-  /** Sends a replicated-pair command (cut, alone, readonly, checkpoint) and waits until it is done. */
+  /** Sends a replicated-directory command (cut, alone, readonly, checkpoint, resync) and waits until it is done. */
   command(name: "cut" | "alone" | "readonly" | "checkpoint" | "resync"): Promise<void>;
   /** Clean unmount; falls back to SIGKILL + lazy unmount if the server does not finish in time. */
   stop(): Promise<void>;
@@ -55,8 +57,12 @@ export interface FuseServer {
 }
 
 export async function startPassthroughServer(mountpoint: string, backing: string, options: ServerOptions = {}): Promise<FuseServer> {
-  const { replica, readOnly } = options;
-  const extra = [...(replica ? ["--replica", replica.dir, "--zones", replica.zones] : []), ...(readOnly ? ["--read-only"] : [])];
+  const { replica, unpaired, readOnly } = options;
+  const extra = [
+    ...(replica ? ["--replica", replica.dir, "--zones", replica.zones] : []),
+    ...(unpaired ? ["--zones", unpaired.zones] : []),
+    ...(readOnly ? ["--read-only"] : []),
+  ];
   const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing, ...extra], {
     stdio: ["pipe", "pipe", "pipe"],
   });

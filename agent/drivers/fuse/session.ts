@@ -14,6 +14,7 @@
 // application (after a failover the application restarts and takes its locks again).
 import * as fs from "node:fs";
 import {
+  FUSE_EXPIRE_ONLY,
   FUSE_GETATTR_FH,
   FUSE_FSYNC_FDATASYNC,
   FUSE_KERNEL_MINOR_VERSION,
@@ -33,6 +34,8 @@ import {
   encodeDirent,
   encodeEntryOut,
   encodeInitOut,
+  encodeNotifyInvalEntry,
+  encodeNotifyInvalInode,
   encodeOpenOut,
   encodeOutHeader,
   encodeStatfsOut,
@@ -45,8 +48,8 @@ import type { DirentSink, RawFileSystem, RequestContext } from "./raw-fs";
 export type SessionLog = (event: Record<string, unknown>) => void;
 
 export interface SessionOptions {
-  /** Cache time the kernel may keep attributes and names (seconds). */
-  attrTimeoutSec: number;
+  /** Seconds the kernel may cache attributes and names, read at each reply (0: cache nothing). */
+  cacheValidSec: () => number;
   log: SessionLog;
 }
 
@@ -192,12 +195,30 @@ export class FuseSession {
     });
   }
 
+  /**
+   * Tells the kernel to drop what it cached of node `nodeid` (attributes and every cached page)
+   * or, with `name`, the name `name` in directory `nodeid` (expired: the next use looks it up
+   * again; never unhashed, so a directory in use, someone's cwd, stays valid). Resolves once the
+   * kernel took it; nothing cached there is no error. Never await this inside a request handler:
+   * the kernel may wait for locks that the request being handled holds.
+   */
+  invalidate(nodeid: number, name?: string): Promise<void> {
+    const msg = name === undefined ? encodeNotifyInvalInode(nodeid, 0, 0) : encodeNotifyInvalEntry(nodeid, name, FUSE_EXPIRE_ONLY);
+    return new Promise((resolve, reject) => {
+      fs.write(this.fd, msg, (err) => {
+        // ENOENT: not in the kernel's cache. ENODEV: unmounted meanwhile, nothing cached any more.
+        if (err && err.code !== "ENOENT" && err.code !== "ENODEV") reject(err);
+        else resolve();
+      });
+    });
+  }
+
   private async dispatch(ctx: RequestContext, req: Request): Promise<Buffer[]> {
     const f = this.fsys;
     const h = req.header;
     if (req.op === "init") return [this.init(req.init.major, req.init.minor, req.init.maxReadahead, req.init.flags)];
     if (!this.initialized) throw new Error(`request ${req.op} before INIT`);
-    const valid = { sec: this.options.attrTimeoutSec, nsec: 0 };
+    const valid = { sec: this.options.cacheValidSec(), nsec: 0 };
     const entry = (e: EntryOut) => [encodeEntryOut(e)];
     switch (req.op) {
       case "destroy":

@@ -12,6 +12,8 @@ import {
   encodeDirent,
   encodeEntryOut,
   encodeInitOut,
+  encodeNotifyInvalEntry,
+  encodeNotifyInvalInode,
   encodeOpenOut,
   encodeOutHeader,
   encodeStatfsOut,
@@ -233,6 +235,21 @@ describe("FUSE reply encoding", () => {
           expect([buf.readBigUInt64LE(p), Number(buf.readBigUInt64LE(p + 8)), buf.readUInt32LE(p + 20), buf.toString("latin1", p + 24, p + 24 + len)]).toEqual([ino, i + 1, type, n]);
           p = (p + 24 + len + 7) & ~7;
         });
+      }),
+    );
+  });
+
+  it("writes inval_inode and inval_entry notifications: unique 0, the code in error", () => {
+    fc.assert(
+      fc.property(safe, safe, fc.integer({ min: -1, max: Number.MAX_SAFE_INTEGER }), name, u32, (nodeid, offset, length, n, flags) => {
+        const inode = encodeNotifyInvalInode(nodeid, offset, length);
+        expect([inode.length, inode.readUInt32LE(0), inode.readInt32LE(4), inode.readBigUInt64LE(8)]).toEqual([40, 40, 2, 0n]);
+        expect([Number(inode.readBigUInt64LE(16)), Number(inode.readBigInt64LE(24)), Number(inode.readBigInt64LE(32))]).toEqual([nodeid, offset, length]);
+        const entry = encodeNotifyInvalEntry(nodeid, n, flags);
+        const len = Buffer.byteLength(n, "latin1");
+        expect([entry.length, entry.readUInt32LE(0), entry.readInt32LE(4), entry.readBigUInt64LE(8)]).toEqual([32 + len + 1, 32 + len + 1, 3, 0n]);
+        expect([Number(entry.readBigUInt64LE(16)), entry.readUInt32LE(24), entry.readUInt32LE(28)]).toEqual([nodeid, len, flags]);
+        expect([entry.toString("latin1", 32, 32 + len), entry[32 + len]]).toEqual([n, 0]);
       }),
     );
   });

@@ -68,7 +68,7 @@ const init = (unique: bigint, flags: number) => encodeRequest(h(unique), { op: "
 
 function session(fsys: Partial<RawFileSystem>): { s: FuseSession; logs: Record<string, unknown>[] } {
   const logs: Record<string, unknown>[] = [];
-  const s = new FuseSession(fd, fsys as RawFileSystem, { attrTimeoutSec: 1, log: (e) => logs.push(e) });
+  const s = new FuseSession(fd, fsys as RawFileSystem, { cacheValidSec: () => 1, log: (e) => logs.push(e) });
   return { s, logs };
 }
 

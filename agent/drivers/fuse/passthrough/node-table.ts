@@ -60,6 +60,17 @@ export class NodeTable {
     return pp === "" ? name : `${pp}/${name}`;
   }
 
+  /** Every node the kernel holds, and every name it was given for them. */
+  known(): { nodes: number[]; names: { parent: number; name: string }[] } {
+    const nodes: number[] = [];
+    const names: { parent: number; name: string }[] = [];
+    for (const node of this.nodes.values()) {
+      nodes.push(node.id);
+      names.push(...node.links.values());
+    }
+    return { nodes, names };
+  }
+
   /** Records that (parent, name) is inode `ino` and gives the kernel one more reference to it. */
   remember(parent: number, name: string, ino: bigint): Node {
     const key = linkKey(parent, name);

@@ -23,7 +23,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { Errno, FuseError } from "../errno";
 import { type Attr, type EntryOut, NAME_ENCODING, emptyEntryOut, type SetattrIn, type StatfsOut } from "../protocol/codec";
-import { Fattr, RENAME_NOREPLACE } from "../protocol/constants";
+import { FOPEN_DIRECT_IO, Fattr, RENAME_NOREPLACE } from "../protocol/constants";
 import type { MutationOp, MutationSink, Timespec } from "../mutation";
 import type { AttrReply, DirentSink, OpenReply, RawFileSystem, RequestContext } from "../raw-fs";
 import { type Node, NodeTable } from "./node-table";
@@ -63,8 +63,12 @@ interface DirHandle {
 export interface PassthroughOptions {
   backing: string;
   sink: MutationSink;
-  /** Seconds the kernel may cache names and attributes. */
-  attrTimeoutSec: number;
+  /**
+   * Seconds the kernel may cache names and attributes, read at each reply. 0 means the backing
+   * directory may change behind the kernel's back (a secondary's receiver writes it): then the
+   * kernel caches nothing, file data included (files are opened with direct I/O).
+   */
+  cacheValidSec: () => number;
 }
 
 export class PassthroughFs implements RawFileSystem {
@@ -72,14 +76,17 @@ export class PassthroughFs implements RawFileSystem {
   private readonly table: NodeTable;
   private readonly handles = new Map<number, FileHandle | DirHandle>();
   private nextFh = 1;
-  private readonly valid: { sec: number; nsec: number };
+  private readonly cacheValidSec: () => number;
   private readonly sink: MutationSink;
+  /** Names answered "no such name" that the kernel may still hold as such: key -> until (ms). */
+  private readonly negatives = new Map<string, { parent: number; name: string; until: number }>();
+  private nextNegativePrune = 0;
 
   /** Use `PassthroughFs.open()`: the root inode must be read first. */
   private constructor(options: PassthroughOptions, rootIno: bigint) {
     this.rootBytes = Buffer.from(path.resolve(options.backing), "utf8").toString(NAME_ENCODING);
     this.table = new NodeTable(rootIno);
-    this.valid = { sec: options.attrTimeoutSec, nsec: 0 };
+    this.cacheValidSec = options.cacheValidSec;
     this.sink = options.sink;
   }
 
@@ -121,8 +128,39 @@ export class PassthroughFs implements RawFileSystem {
     return h;
   }
 
+  private valid(): { sec: number; nsec: number } {
+    return { sec: this.cacheValidSec(), nsec: 0 };
+  }
+
   private entry(node: Node, st: fs.BigIntStats): EntryOut {
-    return { nodeid: node.id, generation: 0, entryValid: this.valid, attrValid: this.valid, attr: toAttr(st) };
+    const valid = this.valid();
+    return { nodeid: node.id, generation: 0, entryValid: valid, attrValid: valid, attr: toAttr(st) };
+  }
+
+  /** A negative entry, remembered for as long as the kernel may keep it (see `cachedByKernel`). */
+  private negative(parent: number, name: string): EntryOut {
+    const valid = this.valid();
+    if (valid.sec > 0) {
+      const now = performance.now();
+      this.negatives.set(`${parent}/${name}`, { parent, name, until: now + valid.sec * 1000 });
+      if (now >= this.nextNegativePrune) {
+        for (const [key, n] of this.negatives) if (n.until <= now) this.negatives.delete(key);
+        this.nextNegativePrune = now + 1000;
+      }
+    }
+    return emptyEntryOut(valid);
+  }
+
+  /**
+   * What the kernel may have cached: every node it holds, and every name (the nodes' names and
+   * the recent negative ones). Names it dropped meanwhile are harmless to invalidate.
+   */
+  cachedByKernel(): { nodes: number[]; names: { parent: number; name: string }[] } {
+    const known = this.table.known();
+    const now = performance.now();
+    for (const n of this.negatives.values()) if (n.until > now) known.names.push({ parent: n.parent, name: n.name });
+    this.negatives.clear();
+    return known;
   }
 
   /** Runs a change between admit and commit; a change that fails here is abandoned. */
@@ -153,7 +191,7 @@ export class PassthroughFs implements RawFileSystem {
     } catch (err) {
       // A negative entry (node 0) lets the kernel cache "no such name" like a real filesystem,
       // which saves a round trip per file created.
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return emptyEntryOut(this.valid);
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return this.negative(parent, name);
       throw err;
     }
     return this.entry(this.table.remember(parent, name, st.ino), st);
@@ -315,7 +353,10 @@ export class PassthroughFs implements RawFileSystem {
     const fh = this.nextFh++;
     this.handles.set(fh, { kind: "file", fd, node });
     node.openFds.add(fd);
-    return { fh, openFlags: 0 };
+    // No FOPEN_KEEP_CACHE: each open drops the file's cached pages, as the backing file may have
+    // changed. Nothing cached at all while it may change at any time (direct I/O; MAP_SHARED
+    // mmap then fails with ENODEV, MAP_PRIVATE works).
+    return { fh, openFlags: this.cacheValidSec() === 0 ? FOPEN_DIRECT_IO : 0 };
   }
 
   async open(_ctx: RequestContext, nodeid: number, flags: number): Promise<OpenReply> {

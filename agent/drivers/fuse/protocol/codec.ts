@@ -1,7 +1,7 @@
 // Bytes <-> typed messages for the FUSE kernel protocol (layouts from <linux/fuse.h>).
 // Decoding never throws: a short or inconsistent message gives { ok: false } with the reason, so
 // the request loop answers EIO (or nothing, for no-reply opcodes) and goes on.
-import { Opcode, Size } from "./constants";
+import { NotifyCode, Opcode, Size } from "./constants";
 
 export interface InHeader {
   len: number;
@@ -496,6 +496,28 @@ export function encodeOutHeader(len: number, error: number, unique: bigint): Buf
   buf.writeUInt32LE(len, 0);
   buf.writeInt32LE(error, 4);
   buf.writeBigUInt64LE(unique, 8);
+  return buf;
+}
+
+/** FUSE_NOTIFY_INVAL_INODE: forget the node's attributes and its cached pages from `offset` (0 length: to the end). */
+export function encodeNotifyInvalInode(nodeid: number, offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(Size.OUT_HEADER + Size.NOTIFY_INVAL_INODE_OUT);
+  encodeOutHeader(buf.length, NotifyCode.INVAL_INODE, 0n).copy(buf, 0);
+  putU64(buf, Size.OUT_HEADER, nodeid);
+  buf.writeBigInt64LE(BigInt(offset), Size.OUT_HEADER + 8);
+  buf.writeBigInt64LE(BigInt(length), Size.OUT_HEADER + 16);
+  return buf;
+}
+
+/** FUSE_NOTIFY_INVAL_ENTRY for `name` in directory `parent` (the name NUL-terminated). */
+export function encodeNotifyInvalEntry(parent: number, name: string, flags: number): Buffer {
+  const nameLen = Buffer.byteLength(name, NAME_ENCODING);
+  const buf = Buffer.alloc(Size.OUT_HEADER + Size.NOTIFY_INVAL_ENTRY_OUT + nameLen + 1);
+  encodeOutHeader(buf.length, NotifyCode.INVAL_ENTRY, 0n).copy(buf, 0);
+  putU64(buf, Size.OUT_HEADER, parent);
+  buf.writeUInt32LE(nameLen, Size.OUT_HEADER + 8);
+  buf.writeUInt32LE(flags, Size.OUT_HEADER + 12);
+  buf.write(name, Size.OUT_HEADER + Size.NOTIFY_INVAL_ENTRY_OUT, NAME_ENCODING);
   return buf;
 }
 

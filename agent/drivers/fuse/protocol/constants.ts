@@ -96,6 +96,14 @@ export const FUSE_WRITE_CACHE = 1 << 0;
 /** fuse_open_out.open_flags. */
 export const FOPEN_DIRECT_IO = 1 << 0;
 
+/** Notifications we send (fuse_out_header with unique 0, the code in `error`). */
+export const NotifyCode = {
+  INVAL_INODE: 2,
+  INVAL_ENTRY: 3,
+} as const;
+/** fuse_notify_inval_entry_out.flags: mark the name for a new lookup, without unhashing it. */
+export const FUSE_EXPIRE_ONLY = 1 << 0;
+
 /** renameat2(2) flags as the kernel forwards them in RENAME2. */
 export const RENAME_NOREPLACE = 1 << 0;
 export const RENAME_EXCHANGE = 1 << 1;
@@ -113,6 +121,8 @@ export const Size = {
   STATFS_OUT: 80,
   INIT_OUT: 64,
   DIRENT_BASE: 24,
+  NOTIFY_INVAL_INODE_OUT: 24,
+  NOTIFY_INVAL_ENTRY_OUT: 16,
 } as const;
 
 /** d_type values for fuse_dirent.type. */
