@@ -14,15 +14,28 @@ import { promisify } from "node:util";
 import { Errno, FuseError, errnoOf } from "../fuse/errno";
 import type { MutationOp } from "../fuse/mutation";
 import { createHash } from "node:crypto";
-import type { ResyncOp, StreamOp } from "./op-codec";
+import type { ReceivedOp, ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { pathProblem } from "./op-codec";
 
 const C = fs.constants;
+
+/** What is left of `parts` after its first `n` bytes (a short pwritev). */
+function skipBytes(parts: readonly Buffer[], n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const p of parts) {
+    if (n >= p.length) n -= p.length;
+    else {
+      out.push(n > 0 ? p.subarray(n) : p);
+      n = 0;
+    }
+  }
+  return out;
+}
 const P = fs.promises;
 const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
-const pwriteFd = promisify(fs.write);
+const pwritevFd = promisify(fs.writev);
 const preadFd = promisify(fs.read);
 const ftruncate = promisify(fs.ftruncate);
 const fstat = promisify(fs.fstat);
@@ -52,7 +65,7 @@ export class BackingApplier {
   }
 
   /** Applies one op; 0 or the errno it failed with (what the ack carries). */
-  async apply(op: StreamOp): Promise<number> {
+  async apply(op: StreamOp | ReceivedOp): Promise<number> {
     try {
       await this.applyOrThrow(op);
       return 0;
@@ -139,13 +152,16 @@ export class BackingApplier {
     return fd;
   }
 
-  private async applyOrThrow(op: StreamOp): Promise<void> {
+  private async applyOrThrow(op: StreamOp | ReceivedOp): Promise<void> {
     switch (op.kind) {
       case "write": {
         if (op.path === null) return; // no name left: unreachable after the last close
         const fd = await this.writableFd(op.path);
-        for (let done = 0; done < op.data.length; ) {
-          done += (await pwriteFd(fd, op.data, done, op.data.length - done, op.offset + done)).bytesWritten;
+        let parts = Array.isArray(op.data) ? op.data : [op.data];
+        for (let at = op.offset; parts.length > 0; ) {
+          const { bytesWritten } = await pwritevFd(fd, parts, at);
+          at += bytesWritten;
+          parts = skipBytes(parts, bytesWritten);
         }
         return;
       }

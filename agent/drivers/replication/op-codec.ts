@@ -22,8 +22,10 @@ import { MAX_WRITE } from "../fuse/protocol/constants";
 export const STREAM_VERSION = 1;
 const MAX_PATH = 4096;
 const MAX_NAME = 255;
+/** Largest frame but a write's data: two paths and fixed fields, with room to spare. */
+const MAX_HEAD = 2 * MAX_PATH + 256;
 /** Largest frame: a 1 MiB write plus its path and fixed fields, with room to spare. */
-export const MAX_FRAME = MAX_WRITE + 2 * MAX_PATH + 256;
+export const MAX_FRAME = MAX_WRITE + MAX_HEAD;
 
 const TYPE_OP = 1;
 const TYPE_ACK = 2;
@@ -45,8 +47,16 @@ const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir",
 const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
 const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
 
+/**
+ * A write as received: its data in the pieces of the stream it arrived in. Not joined, since
+ * that would copy up to 1 MiB per write; the applier writes the pieces with one pwritev.
+ */
+export type ReceivedWrite = { kind: "write"; path: string | null; offset: number; data: Buffer[] };
+/** An op as the secondary decodes it. */
+export type ReceivedOp = Exclude<StreamOp, { kind: "write" }> | ReceivedWrite;
+
 export type StreamRecord =
-  | { type: "op"; seq: number; op: StreamOp }
+  | { type: "op"; seq: number; op: ReceivedOp }
   | { type: "ack"; seq: number; errno: number }
   /** `digests`: 32 bytes per block, in order. */
   | { type: "sums"; seq: number; errno: number; digests: Buffer };
@@ -124,8 +134,9 @@ class Writer {
   time(t: Timespec): this {
     return this.u64(t.sec).u32(t.nsec);
   }
-  finish(): Buffer {
-    this.buf.writeUInt32LE(this.off - 4, 0);
+  /** The frame so far, its length prefix set; `trailing` bytes sent after it belong to the frame. */
+  finish(trailing = 0): Buffer {
+    this.buf.writeUInt32LE(this.off - 4 + trailing, 0);
     return this.buf.subarray(0, this.off);
   }
 }
@@ -136,15 +147,24 @@ function header(type: number, seq: number, size: number): Writer {
 
 /** One op frame. Throws only on a programming error (a path that the passthrough never makes). */
 export function encodeOp(seq: number, op: StreamOp): Buffer {
+  const { head, data } = encodeOpParts(seq, op);
+  return data ? Buffer.concat([head, data]) : head;
+}
+
+/**
+ * One op frame as its head and, for a write, its data (the frame's last field): the data is not
+ * copied, so sending a 1 MiB write costs no allocation and no copy here.
+ */
+export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: Buffer | null } {
   for (const p of opPaths(op)) {
     const problem = p === null ? null : pathProblem(p);
     if (problem) throw new Error(`replication: cannot send ${op.kind}: ${problem}`);
   }
-  const w = header(TYPE_OP, seq, 64 + (op.kind === "write" ? op.data.length : 0)).u8(KIND_CODE[op.kind]);
+  const w = header(TYPE_OP, seq, 64).u8(KIND_CODE[op.kind]);
   switch (op.kind) {
     case "write":
-      w.optStr(op.path).u64(op.offset).u32(op.data.length).bytes(op.data);
-      break;
+      w.optStr(op.path).u64(op.offset).u32(op.data.length);
+      return { head: w.finish(op.data.length), data: op.data };
     case "create":
     case "mkdir":
       w.str(op.path).u32(op.mode).u32(op.uid).u32(op.gid);
@@ -191,7 +211,7 @@ export function encodeOp(seq: number, op: StreamOp): Buffer {
       w.str(op.path).u64(op.offset).u64(op.length).u32(op.blockSize);
       break;
   }
-  return w.finish();
+  return { head: w.finish(), data: null };
 }
 
 export function encodeAck(seq: number, errno: number): Buffer {
@@ -211,13 +231,37 @@ export function opPaths(op: StreamOp): (string | null)[] {
 
 class ReadError extends Error {}
 
+/** The bytes [start, end) of a sequence of buffers, as views into them (nothing copied). */
+function slicePieces(pieces: readonly Buffer[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    const [from, to] = [Math.max(start, at), Math.min(end, at + p.length)];
+    if (from < to) out.push(p.subarray(from - at, to - at));
+    at += p.length;
+    if (at >= end) break;
+  }
+  return out;
+}
+
+/**
+ * Reads the fields of one frame given as pieces: fields come from `buf`, the frame's first bytes
+ * joined (at most MAX_HEAD of them, so a 1 MiB write spread over many chunks is not copied);
+ * a write's data is taken as views into the pieces.
+ */
 class Reader {
+  private readonly buf: Buffer;
+  off = 0;
   constructor(
-    private readonly buf: Buffer,
-    public off: number,
-  ) {}
+    private readonly pieces: readonly Buffer[],
+    private readonly length: number,
+  ) {
+    const first = pieces[0] ?? Buffer.alloc(0);
+    const headLength = Math.min(length, MAX_HEAD);
+    this.buf = first.length >= headLength ? first : Buffer.concat(slicePieces(pieces, 0, headLength));
+  }
   private need(n: number): void {
-    if (this.off + n > this.buf.length) throw new ReadError("frame shorter than its fields");
+    if (this.off + n > this.length) throw new ReadError("frame shorter than its fields");
   }
   u8(): number {
     this.need(1);
@@ -250,7 +294,14 @@ class Reader {
   }
   bytes(n: number): Buffer {
     this.need(n);
-    const b = this.buf.subarray(this.off, this.off + n);
+    const b = this.off + n <= this.buf.length ? this.buf.subarray(this.off, this.off + n) : Buffer.concat(slicePieces(this.pieces, this.off, this.off + n));
+    this.off += n;
+    return b;
+  }
+  /** `n` bytes as views into the frame's pieces. */
+  views(n: number): Buffer[] {
+    this.need(n);
+    const b = slicePieces(this.pieces, this.off, this.off + n);
     this.off += n;
     return b;
   }
@@ -278,16 +329,22 @@ class Reader {
     return { sec, nsec };
   }
   end(): void {
-    if (this.off !== this.buf.length) throw new ReadError(`${this.buf.length - this.off} trailing bytes`);
+    if (this.off !== this.length) throw new ReadError(`${this.length - this.off} trailing bytes`);
   }
 }
 
 /** Decodes one whole frame (length prefix included). */
 export function decodeFrame(frame: Buffer): DecodeResult<StreamRecord> {
+  return decodePieces([frame]);
+}
+
+/** Decodes one whole frame given as consecutive pieces (length prefix included). */
+function decodePieces(pieces: readonly Buffer[]): DecodeResult<StreamRecord> {
   try {
-    const r = new Reader(frame, 0);
+    const length = pieces.reduce((n, p) => n + p.length, 0);
+    const r = new Reader(pieces, length);
     const len = r.u32();
-    if (len + 4 !== frame.length) return { ok: false, error: `frame length ${len} does not match ${frame.length - 4} bytes` };
+    if (len + 4 !== length) return { ok: false, error: `frame length ${len} does not match ${length - 4} bytes` };
     const version = r.u8();
     if (version !== STREAM_VERSION) return { ok: false, error: `stream version ${version}, this agent speaks ${STREAM_VERSION}: upgrade both nodes to the same release` };
     const type = r.u8();
@@ -315,14 +372,14 @@ export function decodeFrame(frame: Buffer): DecodeResult<StreamRecord> {
   }
 }
 
-function decodeOpBody(r: Reader): StreamOp {
+function decodeOpBody(r: Reader): ReceivedOp {
   const code = r.u8();
   const kind = KINDS[code - 1];
   switch (kind) {
     case "write": {
       const path = r.optPath();
       const offset = r.u64();
-      const data = r.bytes(r.u32());
+      const data = r.views(r.u32());
       return { kind, path, offset, data };
     }
     case "create":
@@ -410,14 +467,12 @@ export class FrameReader {
       const len = (this.pending[0] as Buffer).readUInt32LE(0);
       if (len > MAX_FRAME) return this.fail(`frame of ${len} bytes exceeds the ${MAX_FRAME}-byte limit`);
       if (this.pendingLen < 4 + len) break;
-      // Joined only once the whole frame is here, so a big frame in many chunks is copied once.
-      const all = this.pending.length === 1 ? (this.pending[0] as Buffer) : Buffer.concat(this.pending);
-      const decoded = decodeFrame(all.subarray(0, 4 + len));
+      // Decoded once the whole frame is here, from the chunks it came in (a write's data is not copied).
+      const decoded = decodePieces(slicePieces(this.pending, 0, 4 + len));
       if (!decoded.ok) return this.fail(decoded.error);
       out.push(decoded.value);
-      const rest = all.subarray(4 + len);
-      this.pending = rest.length > 0 ? [rest] : [];
-      this.pendingLen = rest.length;
+      this.pending = slicePieces(this.pending, 4 + len, this.pendingLen);
+      this.pendingLen -= 4 + len;
     }
     return { ok: true, value: out };
   }

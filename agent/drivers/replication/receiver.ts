@@ -8,7 +8,7 @@
 // applied from a bad frame. Reading pauses while too many ops wait, so memory stays bounded.
 import type { Duplex } from "node:stream";
 import type { BackingApplier } from "./applier";
-import { FrameReader, type StreamOp, encodeAck, encodeSums } from "./op-codec";
+import { FrameReader, type ReceivedOp, encodeAck, encodeSums } from "./op-codec";
 
 /** Ops decoded but not applied yet before we stop reading (each is at most ~1 MiB). */
 const MAX_QUEUED = 64;
@@ -22,7 +22,7 @@ export interface ReceiverStats {
 export class ReplicationReceiver {
   readonly stats: ReceiverStats = { applied: 0, failed: 0, bytesReceived: 0 };
   private readonly reader = new FrameReader();
-  private readonly queue: { seq: number; op: StreamOp }[] = [];
+  private readonly queue: { seq: number; op: ReceivedOp }[] = [];
   private lastSeq: number | null = null;
   private running = false;
   private ended = false;

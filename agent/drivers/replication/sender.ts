@@ -11,7 +11,7 @@
 import type { Duplex } from "node:stream";
 import { Errno, FuseError } from "../fuse/errno";
 import type { MutationSink } from "../fuse/mutation";
-import { FrameReader, type StreamOp, encodeOp } from "./op-codec";
+import { FrameReader, type StreamOp, encodeOpParts } from "./op-codec";
 
 export class ReplicationLinkLost extends Error {
   constructor(readonly reason: string) {
@@ -88,14 +88,24 @@ export class ReplicationSender implements MutationSink {
   private send(op: StreamOp, onSums?: Pending["onSums"]): Promise<void> {
     if (this.lost) return Promise.reject(this.lost);
     const seq = ++this.seq;
-    const frame = encodeOp(seq, op); // copies the data: the FUSE buffer may be reused at once
+    // A write's data is not copied: the caller keeps it unchanged until this promise settles, and
+    // it settles only on the ack (the whole frame has arrived there) or after fail() destroyed
+    // the stream (which then sends nothing more).
+    const { head, data } = encodeOpParts(seq, op);
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ seq, sentAt: this.options.now(), resolve, reject, onSums });
       this.stats.sent++;
-      this.stats.bytesSent += frame.length;
+      this.stats.bytesSent += head.length + (data?.length ?? 0);
       this.stats.inFlight = this.pending.length;
       this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.pending.length);
-      this.stream.write(frame);
+      if (!data) {
+        this.stream.write(head);
+        return;
+      }
+      this.stream.cork(); // head and data in one writev
+      this.stream.write(head);
+      this.stream.write(data);
+      this.stream.uncork();
     });
   }
 

@@ -75,6 +75,14 @@ describe("replication applier", () => {
     expect((await fsp.readdir(backing)).sort()).toEqual(["s"]);
   });
 
+  it("writes a write received in pieces at its offset, in order", async () => {
+    await apply({ kind: "create", path: "f", mode: 0o644, uid, gid });
+    const pieces = [Buffer.from("ab"), Buffer.alloc(0), Buffer.from("cde"), Buffer.alloc(70_000, "z")];
+    expect(await applier.apply({ kind: "write", path: "f", offset: 2, data: pieces })).toBe(0);
+    expect(await applier.apply({ kind: "write", path: "f", offset: 0, data: [] })).toBe(0);
+    expect(await fsp.readFile(path.join(backing, "f"))).toEqual(Buffer.concat([Buffer.alloc(2), ...pieces]));
+  });
+
   it("answers the errno a failed op got, as the ack will carry it", async () => {
     await apply({ kind: "mkdir", path: "d", mode: 0o755, uid, gid });
     await apply({ kind: "create", path: "d/f", mode: 0o644, uid, gid });

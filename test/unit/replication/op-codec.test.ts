@@ -2,7 +2,7 @@
 // bad paths, unknown versions and oversized frames are error values, never exceptions.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamOp, type StreamRecord, decodeFrame, encodeAck, encodeOp, encodeSums, pathProblem } from "../../../agent/drivers/replication/op-codec";
+import { FrameReader, MAX_FRAME, STREAM_VERSION, type StreamOp, type StreamRecord, decodeFrame, encodeAck, encodeOp, encodeOpParts, encodeSums, pathProblem } from "../../../agent/drivers/replication/op-codec";
 
 const safe = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const u32 = fc.nat({ max: 0xffffffff });
@@ -34,11 +34,23 @@ const op: fc.Arbitrary<StreamOp> = fc.oneof(
   fc.record({ kind: fc.constant("fsync" as const), path: optPath, datasync: fc.boolean() }),
 );
 
+/** A decoded record with a write's data pieces joined, to compare with the op sent. */
+function joined(rec: StreamRecord): unknown {
+  return rec.type === "op" && rec.op.kind === "write" ? { ...rec, op: { ...rec.op, data: Buffer.concat(rec.op.data) } } : rec;
+}
+
+const decoded = (frame: Buffer) => {
+  const r = decodeFrame(frame);
+  return r.ok ? { ok: true, value: joined(r.value) } : r;
+};
+
 describe("replication stream codec", () => {
   it("round-trips every op and ack", () => {
     fc.assert(
       fc.property(safe, op, (seq, o) => {
-        expect(decodeFrame(encodeOp(seq, o))).toEqual({ ok: true, value: { type: "op", seq, op: o } });
+        expect(decoded(encodeOp(seq, o))).toEqual({ ok: true, value: { type: "op", seq, op: o } });
+        const { head, data } = encodeOpParts(seq, o);
+        expect(Buffer.concat([head, data ?? Buffer.alloc(0)])).toEqual(encodeOp(seq, o));
       }),
       { numRuns: 3000 },
     );
@@ -71,10 +83,30 @@ describe("replication stream codec", () => {
           if (r.ok) got.push(...r.value);
           p += n;
         }
-        expect(got).toEqual(ops.map((o, i) => ({ type: "op", seq: i, op: o })));
+        expect(got.map(joined)).toEqual(ops.map((o, i) => ({ type: "op", seq: i, op: o })));
       }),
       { numRuns: 300 },
     );
+  });
+
+  it("decodes a write spread over many chunks as views into them, copying none of its data", () => {
+    const data = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i, i);
+    const stream = Buffer.concat([encodeOp(7, { kind: "write", path: "a/b", offset: 123, data }), encodeAck(8, 0)]);
+    const chunks = Array.from({ length: Math.ceil(stream.length / 65536) }, (_, i) => Buffer.from(stream.subarray(i * 65536, (i + 1) * 65536)));
+    const reader = new FrameReader();
+    const got: StreamRecord[] = [];
+    for (const c of chunks) {
+      const r = reader.push(c);
+      if (!r.ok) throw new Error(r.error);
+      got.push(...r.value);
+    }
+    const [write, ack] = got;
+    if (write?.type !== "op" || write.op.kind !== "write") throw new Error("no write decoded");
+    expect([write.seq, write.op.path, write.op.offset, write.op.data.length]).toEqual([7, "a/b", 123, chunks.length]);
+    expect(Buffer.concat(write.op.data).equals(data)).toBe(true);
+    expect(write.op.data.every((piece) => chunks.some((c) => c.buffer === piece.buffer))).toBe(true);
+    expect(ack).toEqual({ type: "ack", seq: 8, errno: 0 });
   });
 
   it("never throws on garbage", () => {
