@@ -8,6 +8,12 @@ import { type MutationSink, noopMutationSink } from "./mutation";
 import { PassthroughFs } from "./passthrough/passthrough-fs";
 import { FuseSession, type SessionLog, type SessionStats } from "./session";
 
+/**
+ * Notifications written at once. Each may wait in the kernel for a request in flight (the locks
+ * it holds), whose reply needs a thread of the pool too: a few, never the whole pool.
+ */
+const NOTIFY_CONCURRENCY = 4;
+
 export interface PassthroughMountOptions {
   mountpoint: string;
   backing: string;
@@ -26,8 +32,7 @@ export interface PassthroughMount {
   /** Nodes the kernel currently references. */
   nodeCount(): number;
   /**
-   * Makes the kernel drop every name, attribute and page it cached until now (one notification
-   * at a time). For a change of who writes the backing directory: what the kernel holds from
+   * Makes the kernel drop every name, attribute and page it cached until now. For a change of who writes the backing directory: what the kernel holds from
    * before may be stale. Resolves once the kernel took them all.
    */
   invalidateCaches(): Promise<void>;
@@ -76,11 +81,22 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
     stats: session.stats,
     nodeCount: () => fsys.nodeCount,
     async invalidateCaches() {
-      const { nodes, names } = fsys.cachedByKernel();
-      // One at a time: a notification can wait for a request in flight, whose reply needs a thread.
-      for (const n of names) if (!ended) await session.invalidate(n.parent, n.name);
-      for (const id of nodes) if (!ended) await session.invalidate(id);
-      log({ event: "fuse_caches_invalidated", nodes: nodes.length, names: names.length });
+      const started = performance.now();
+      const cached = fsys.cachedByKernel();
+      const nodes = cached.nodes;
+      // An older kernel would unhash the names (a cwd in there would break): they expire by themselves.
+      const names = session.canExpireNames ? cached.names : [];
+      const total = names.length + nodes.length;
+      let next = 0;
+      const worker = async () => {
+        while (next < total && !ended) {
+          const i = next++;
+          const n = names[i];
+          await (n ? session.invalidate(n.parent, n.name) : session.invalidate(nodes[i - names.length] as number));
+        }
+      };
+      await Promise.all(Array.from({ length: NOTIFY_CONCURRENCY }, worker));
+      log({ event: "fuse_caches_invalidated", nodes: nodes.length, names: names.length, namesLeftToExpire: cached.names.length - names.length, ms: Math.round(performance.now() - started) });
     },
     done,
     async unmount(lazy = false) {

@@ -64,6 +64,8 @@ export interface SessionStats {
   decodeErrors: number;
 }
 
+/** Kernel protocol minor from which FUSE_NOTIFY_INVAL_ENTRY takes FUSE_EXPIRE_ONLY (before, the flags were padding). */
+const EXPIRE_ONLY_MINOR = 38;
 /** Below this a request is copied out so the 1 MiB read buffer is reused at once. */
 const COPY_THRESHOLD = 64 * 1024;
 /** Spare read buffers kept (1 MiB each); more in use at once are allocated and left to the GC. */
@@ -86,6 +88,7 @@ export class FuseSession {
   private readonly freeBuffers: Buffer[] = [];
   private idle: (() => void) | null = null;
   private initialized = false;
+  private kernelMinor = 0;
 
   constructor(
     private readonly fd: number,
@@ -195,12 +198,17 @@ export class FuseSession {
     });
   }
 
+  /** Whether the kernel can expire a name without unhashing it (FUSE_EXPIRE_ONLY, 7.38, Linux 6.2). */
+  get canExpireNames(): boolean {
+    return this.kernelMinor >= EXPIRE_ONLY_MINOR;
+  }
+
   /**
    * Tells the kernel to drop what it cached of node `nodeid` (attributes and every cached page)
-   * or, with `name`, the name `name` in directory `nodeid` (expired: the next use looks it up
-   * again; never unhashed, so a directory in use, someone's cwd, stays valid). Resolves once the
-   * kernel took it; nothing cached there is no error. Never await this inside a request handler:
-   * the kernel may wait for locks that the request being handled holds.
+   * or, with `name`, the name `name` in directory `nodeid`: expired, so the next use looks it up
+   * again, but not unhashed (a directory in use, someone's cwd, stays valid) where the kernel
+   * `canExpireNames`. Resolves once the kernel took it; nothing cached there is no error. Never
+   * await this inside a request handler: the kernel may wait for locks the request holds.
    */
   invalidate(nodeid: number, name?: string): Promise<void> {
     const msg = name === undefined ? encodeNotifyInvalInode(nodeid, 0, 0) : encodeNotifyInvalEntry(nodeid, name, FUSE_EXPIRE_ONLY);
@@ -320,6 +328,7 @@ export class FuseSession {
       InitFlag.PARALLEL_DIROPS |
       InitFlag.ASYNC_DIO;
     this.initialized = true;
+    this.kernelMinor = minor;
     this.options.log({ event: "fuse_init", kernel: `${major}.${minor}`, flags: (kernelFlags & wanted) >>> 0 });
     return encodeInitOut({
       major: FUSE_KERNEL_VERSION,

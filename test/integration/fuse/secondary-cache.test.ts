@@ -2,9 +2,12 @@
 // backing directory behind the kernel's back: reads through the mount must show what is applied
 // at once, and after the node becomes writer (or steps down) nothing the kernel cached before may
 // show. Every check is one call, no poll: a cache that lives on for its timeout fails it.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, mkdirSync, mkdtempSync, promises as fsp, rmSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts } from "../../../agent/drivers/fuse/mount";
 import { type FuseServer, startPassthroughServer } from "../../../agent/drivers/fuse/passthrough-process";
@@ -52,7 +55,7 @@ describe.skipIf(!needsRoot("FUSE caches of a replicated directory"))("FUSE cache
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "mf-fuse-cache-"));
     chmodSync(dir, 0o755);
-    for (const d of ["mnt", "backing"]) mkdirSync(at(d));
+    for (const d of ["mnt", "backing", "backing/cwd"]) mkdirSync(at(d));
     writeFileSync(b("grows"), "0");
     writeFileSync(b("rewritten"), "content 0");
     for (const round of ["1", "2", "3", "4"]) writeFileSync(b(`gone-${round}`), "x");
@@ -111,6 +114,23 @@ describe.skipIf(!needsRoot("FUSE caches of a replicated directory"))("FUSE cache
       expect(await view("4", held)).toEqual(await expected("4"));
     } finally {
       await held.close();
+    }
+  });
+
+  it("keeps a directory someone works in usable across changes of writer (names expire, never unhashed)", async () => {
+    // PostgreSQL, for one, runs with its data directory as cwd.
+    const program = "import os, sys\nos.chdir(sys.argv[1])\nprint('in', flush=True)\nsys.stdin.readline()\nprint(os.getcwd(), flush=True)";
+    const child = spawn("/usr/bin/python3", ["-c", program, m("cwd")], { stdio: ["pipe", "pipe", "pipe"] });
+    const exited = once(child, "exit");
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    try {
+      expect(String((await lines.next()).value)).toBe("in");
+      for (const role of ["readonly", "alone"] as const) if ((await server.stats()).replica?.mode !== role) await server.command(role);
+      child.stdin.end("\n");
+      expect(String((await lines.next()).value)).toBe(m("cwd"));
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
     }
   });
 });
