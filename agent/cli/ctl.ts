@@ -1,4 +1,4 @@
-// `mirrorfarm status|start|stop|prim|second|swap|primforce|restart|logs`: talks to one agent's HTTP
+// `mirrorfarm status|start|stop|prim|second|swap|primforce|restart|fullsync|logs`: talks to one agent's HTTP
 // API, addressed by --node ADDR[:PORT] --token T (or MIRRORFARM_TOKEN), or by --lab L --host H
 // in the local lab (address and token come from the lab's state).
 import { parseThenRun } from "./usage";
@@ -9,7 +9,7 @@ import { readState } from "../lab/state";
 import type { StatusDoc } from "../runtime/status";
 
 export const DEFAULT_ADMIN_PORT = 7412;
-const ACTIONS = ["start", "stop", "prim", "second", "swap", "primforce", "restart"] as const;
+const ACTIONS = ["start", "stop", "prim", "second", "swap", "primforce", "restart", "fullsync"] as const;
 const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   start: "start the node's role (STOP -> WAIT, then PRIM/SECOND/ALONE as the cluster decides)",
   stop: "stop the node's role (application stopped, VIP released); the peer takes over if it can",
@@ -18,6 +18,7 @@ const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   swap: "exchange the roles: the secondary becomes primary (refused unless it is in sync)",
   primforce: "make this node primary even though its data is not known up to date (may lose writes made on the other node since it went stale)",
   restart: "stop this node's role and application, then start again (it takes its role back when the cluster allows)",
+  fullsync: "replace this secondary's replicated directories with a full copy from the primary (restarts the node; refused on the primary)",
 };
 
 /** `--node ADDR[:PORT]` as an address, or undefined with the problem added to `problems`. */
@@ -35,7 +36,7 @@ export type CtlOptions = { cmd: string; json: boolean; lines: number; target: Ag
 
 function usage(): string {
   return [
-    "usage: mirrorfarm <status|logs|start|stop|prim|second|swap|primforce|restart> (--node ADDR[:PORT] [--token T] | --lab L --host H) [--json] [--lines N]",
+    "usage: mirrorfarm <status|logs|start|stop|prim|second|swap|primforce|restart|fullsync> (--node ADDR[:PORT] [--token T] | --lab L --host H) [--json] [--lines N]",
     "",
     "  status      the node's state, epoch, peer, resync progress, checkers and last transitions",
     "  logs        the agent's last JSON log lines (--lines N, default 100)",
@@ -171,6 +172,6 @@ export async function runCtl(o: CtlOptions, print: (s: string) => void = console
 }
 
 export const command = {
-  summary: "control one agent: status, logs, start, stop, prim, second, swap, primforce, restart",
+  summary: "control one agent: status, logs, start, stop, prim, second, swap, primforce, restart, fullsync",
   run: (argv: string[]): Promise<number> => parseThenRun(argv, parseCtlArgs, usage, (o) => runCtl(o)),
 };

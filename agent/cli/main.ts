@@ -14,11 +14,12 @@ const commands: Record<string, () => Promise<Command>> = {
   swap: async () => (await import("./ctl")).command,
   primforce: async () => (await import("./ctl")).command,
   restart: async () => (await import("./ctl")).command,
+  fullsync: async () => (await import("./ctl")).command,
   logs: async () => (await import("./ctl")).command,
   verify: async () => (await import("./verify")).command,
 };
 
-const ctlCommands = new Set(["status", "start", "stop", "prim", "second", "swap", "primforce", "restart", "logs"]);
+const ctlCommands = new Set(["status", "start", "stop", "prim", "second", "swap", "primforce", "restart", "fullsync", "logs"]);
 function isCtl(name: string): boolean {
   return ctlCommands.has(name);
 }

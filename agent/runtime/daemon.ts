@@ -97,9 +97,22 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       logs: (n) => log.tail(n),
       ...(data ? { manifest: (dir: string) => data.manifest(dir) } : {}),
       command: async (name): Promise<CommandAnswer> => {
+        if (name === "fullsync") return fullsync();
         if (name === "start" || name === "stop") rules.operator(name);
         return node.command(name);
       },
+    };
+    /** This node's copies are replaced whole: a running node stops and starts again to get them. */
+    const fullsync = (): CommandAnswer => {
+      if (!data) return { status: 409, body: { ok: false, command: "fullsync", message: "this mirror replicates no directory (mirror.replicatedDirs is empty): there is nothing to copy" } };
+      const refused = data.forgetCopies();
+      if (refused) return { status: 409, body: { ok: false, command: "fullsync", message: refused } };
+      const running = node.status().state !== "STOP";
+      if (running) {
+        act("stopstart").catch((err: unknown) => log.write({ event: "fullsync-restart-failed", level: "error", error: err instanceof Error ? err.message : String(err) }));
+      }
+      const message = running ? "copies forgotten; the node restarts and receives a full copy from the writer (see the resync in `mirrorfarm status`)" : "copies forgotten; the node receives a full copy when it is started";
+      return { status: 200, body: { ok: true, command: "fullsync", message } };
     };
     const runLogged = async (s: "prestart" | "start_both" | "stop_both"): Promise<void> => {
       const o = await scripts.run(s, { MIRRORFARM_NODE: cfg.node, MIRRORFARM_CLUSTER: cfg.cluster });

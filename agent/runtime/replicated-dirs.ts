@@ -16,8 +16,11 @@
  *   resync stop target               streams ended, appliers closed
  *
  * First start: the secondary answers each new stream with whether its copy was ever the cluster's
- * data (a marker written when a node becomes the writer). If not, it empties its backing directory
- * and the writer sends the whole tree; otherwise only what the writer recorded.
+ * data (a marker written when a node becomes the writer or a secondary in sync). If not, it empties
+ * its backing directory and the writer sends the whole tree; otherwise only what the writer
+ * recorded. A full copy that is interrupted resumes: the secondary keeps a second marker while it
+ * receives one (it does not empty its directory again), and the writer's tracker holds, durably,
+ * what it has not yet had acknowledged. `fullsync` (on the secondary) removes both markers.
  *
  * A replication link lost while PRIM holds writes (blocked) until the core decides: ALONE at a new
  * epoch (they proceed) or a step-down (they fail). This side never picks a role itself; but if the
@@ -95,7 +98,7 @@ function createMountpoint(dir: string): void {
 function owedBy(tracker: ZoneTracker): OwedByTarget {
   const z = tracker.modified();
   const plain = (map: Map<string, RangeSet>) => Object.fromEntries([...map].map(([p, set]) => [p, set.list().map(([a, b]) => [a, b] as [number, number])]));
-  return { files: plain(z.files), inDoubt: plain(z.inDoubt), names: [...new Set([...z.namespace, ...z.attrs, ...z.files.keys()])] };
+  return { files: plain(z.files), inDoubt: plain(z.inDoubt), entries: [...new Set([...z.namespace, ...z.copies, ...z.doubtful])], names: [...new Set([...z.attrs, ...z.files.keys()])] };
 }
 
 /** Adds what the peer is owed to what the next resync sends; returns how many paths were refused. */
@@ -114,10 +117,13 @@ function owe(tracker: ZoneTracker, owed: OwedByTarget): number {
       ours.set(p, set);
     }
   }
-  // Each name gets the writer's entry as it is (or "absent"): what the peer created alone goes.
-  for (const p of owed.names) {
-    if (pathProblem(p) === null) z.attrs.add(p);
-    else rejected++;
+  // Each name gets the writer's entry as it is (or "absent"): what the peer created alone goes, what
+  // it removed comes back, compared by block checksums (it may hold the same data under the name).
+  for (const [names, ours] of [[owed.entries, z.doubtful], [owed.names, z.attrs]] as const) {
+    for (const p of names) {
+      if (pathProblem(p) === null) ours.add(p);
+      else rejected++;
+    }
   }
   return rejected;
 }
@@ -141,11 +147,24 @@ async function emptyDirectory(dir: string): Promise<void> {
   for (const name of await fs.promises.readdir(dir, { encoding: "buffer" })) await fs.promises.rm(Buffer.concat([root, name]), { recursive: true, force: true });
 }
 
+/** Removes a marker file, durably (absent already is fine). */
+function removeMarker(marker: string): void {
+  if (!fs.existsSync(marker)) return;
+  fs.rmSync(marker, { force: true });
+  const dfd = fs.openSync(path.dirname(marker), "r");
+  try {
+    fs.fsyncSync(dfd);
+  } finally {
+    fs.closeSync(dfd);
+  }
+}
+
 /**
- * Marks this node's copy as the cluster's data (it is the writer, so the reference): from then on
- * a resync towards it sends only what changed. Durable before the first write is accepted.
+ * Creates a marker file, durably. The in-lineage marker says this node's copy is the cluster's
+ * data (it is the writer, so the reference, or a secondary in sync): from then on a resync towards
+ * it sends only what changed; it is durable before the first write is accepted.
  */
-function markInLineage(marker: string): void {
+function createMarker(marker: string): void {
   if (fs.existsSync(marker)) return;
   const fd = fs.openSync(marker, "w");
   try {
@@ -161,7 +180,16 @@ function markInLineage(marker: string): void {
   }
 }
 
+/** This node's copy of `d` is the cluster's data: a full copy towards it is over, or never needed. */
+function markInLineage(d: ReplicatedDir): void {
+  createMarker(d.marker);
+  removeMarker(d.copyMarker);
+}
+
 class ReplicatedDir {
+  /** Present while a full copy from the writer is being received (its resumption keeps what came). */
+  readonly copyMarker: string;
+
   sender: ReplicationSender | null = null;
   applier: BackingApplier | null = null;
   receiver: ReplicationReceiver | null = null;
@@ -177,7 +205,9 @@ class ReplicatedDir {
     readonly mount: PassthroughMount,
     /** Present once this node has been the writer: its copy belongs to the cluster's data. */
     readonly marker: string,
-  ) {}
+  ) {
+    this.copyMarker = `${marker}.receiving-full-copy`;
+  }
 
   /** Ends the stream to the secondary (pending ops fail with a lost link). */
   closeSender(reason: string): void {
@@ -302,7 +332,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   async setWritable(allow: boolean): Promise<void> {
     for (const d of this.dirs) {
       if (allow) {
-        markInLineage(d.marker);
+        markInLineage(d);
         if (d.sink.mode === "readonly") d.sink.setMode("alone", "writes allowed: this node is the writer");
       } else {
         if (d.sink.mode !== "readonly") d.sink.setMode("readonly", "writes blocked: this node is stepping down");
@@ -319,8 +349,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   dataUpToDate(upToDate: boolean): void {
     if (!upToDate || this.role !== "SECOND") return;
     for (const d of this.dirs) {
-      markInLineage(d.marker);
-      if (d.tracker.dirtyBytes() > 0 || d.tracker.modified().namespace.size + d.tracker.modified().attrs.size > 0) {
+      markInLineage(d);
+      if (!d.tracker.clean) {
         void d.tracker.clear().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "error", path: d.path, error: String(err) }));
       }
     }
@@ -383,9 +413,9 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         sock.resume();
         d.sender = sender;
         if (full) {
-          // The peer's copy was never in sync with us: the whole tree is owed (the root entry, deep).
-          // Kept in memory only: after a crash the peer still has no marker and asks again.
-          d.tracker.modified().namespace.add("");
+          // The peer's copy was never in sync with us: the whole tree is owed (the root entry, deep),
+          // durably, so an interrupted copy resumes where the peer's acknowledgements stopped.
+          await d.tracker.oweAll();
           this.log({ event: "replication-full-copy", path: d.path, peer: run.peer });
         } else {
           const rejected = owe(d.tracker, answer.owed);
@@ -431,13 +461,32 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       sock.destroy();
       return;
     }
-    const full = !fs.existsSync(d.marker);
-    // Data never in sync with this cluster's writer (first start, data installed beforehand): it is
-    // replaced by a full copy, so nothing of it may remain beside what the writer sends.
-    if (full) await emptyDirectory(d.backing);
+    const resuming = !fs.existsSync(d.marker) && fs.existsSync(d.copyMarker);
+    const full = !fs.existsSync(d.marker) && !resuming;
+    // Data never in sync with this cluster's writer (first start, data installed beforehand,
+    // fullsync): it is replaced by a full copy, so nothing of it may remain beside what the writer
+    // sends. The marker is written after emptying: a crash in between empties again.
+    if (full) {
+      await emptyDirectory(d.backing);
+      createMarker(d.copyMarker);
+    }
     sock.write(encodeAnswer(full ? { full: true } : { full: false, owed: owedBy(d.tracker) }));
     await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
-    this.log({ event: "replication-stream-accepted", peer, path: d.path, full });
+    this.log({ event: "replication-stream-accepted", peer, path: d.path, full, resumingFullCopy: resuming });
+  }
+
+  /**
+   * `fullsync`: this node's copies are to be replaced whole by the writer's at the next resync
+   * (markers removed). Refused on the writer, whose copy is the reference; null when accepted.
+   */
+  forgetCopies(): string | null {
+    if (this.role === "PRIM" || this.role === "ALONE") return `this node is ${this.role}: its copy is the reference; run fullsync on the node whose copy is to be replaced`;
+    for (const d of this.dirs) {
+      removeMarker(d.marker);
+      removeMarker(d.copyMarker);
+    }
+    this.log({ event: "replication-fullsync", dirs: this.dirs.map((d) => d.path) });
+    return null;
   }
 
   private async checkpoint(): Promise<void> {

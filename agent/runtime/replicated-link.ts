@@ -27,8 +27,12 @@ export type StreamHandler = (peer: string, dirIndex: number, socket: TLSSocket) 
 export const NEED_FULL = 0x46; // "F"
 export const NEED_ZONES = 0x5a; // "Z"
 
-/** What the secondary recorded as changed on its side (it must get the writer's version of it). */
-export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; names: string[] };
+/**
+ * What the secondary recorded as changed on its side (it must get the writer's version of it):
+ * ranges written, extents in doubt, `entries` created, removed or renamed (the writer sends each
+ * whole: the secondary may lack it), and `names` whose metadata or size only changed.
+ */
+export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; entries: string[]; names: string[] };
 export type DialedStream = { socket: TLSSocket; full: true } | { socket: TLSSocket; full: false; owed: OwedByTarget };
 
 /** Bounds on the secondary's answer: untrusted input. */
@@ -52,10 +56,10 @@ function parseOwed(json: Buffer): OwedByTarget | string {
     return "owed list is not JSON";
   }
   const o = v as OwedByTarget;
-  if (typeof o !== "object" || o === null || typeof o.files !== "object" || o.files === null || typeof o.inDoubt !== "object" || o.inDoubt === null || !Array.isArray(o.names)) {
-    return "owed list has no files/inDoubt/names";
+  if (typeof o !== "object" || o === null || typeof o.files !== "object" || o.files === null || typeof o.inDoubt !== "object" || o.inDoubt === null || !Array.isArray(o.entries) || !Array.isArray(o.names)) {
+    return "owed list has no files/inDoubt/entries/names";
   }
-  if (!o.names.every((n) => typeof n === "string")) return "owed names are not strings";
+  if (![...o.entries, ...o.names].every((n) => typeof n === "string")) return "owed entries or names are not strings";
   const okRange = (r: unknown) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isSafeInteger(x) && (x as number) >= 0) && (r[0] as number) < (r[1] as number);
   for (const ranges of [...Object.values(o.files), ...Object.values(o.inDoubt)]) if (!Array.isArray(ranges) || !ranges.every(okRange)) return "owed ranges are not [start, end) pairs";
   return o;

@@ -14,6 +14,9 @@
 //   "absent"), and for a file or a directory, its whole content (the secondary may not have it
 //   under that name); a directory is removed there first, since an older one may hold names this
 //   one does not, and what it contains is then owed as "copies" until acknowledged;
+// - for each name the secondary may hold otherwise ("doubtful": it changed it itself, as a writer
+//   or around its crash): the entry, then the content compared as below (a directory: the same for
+//   what it holds);
 // - for each name whose metadata only changed: the entry (mode, owner, size);
 // - for each file with modified zones: those zones (in writes of at most 1 MiB);
 // - for each extent in doubt (written around a crash): the secondary's block checksums are asked
@@ -63,6 +66,7 @@ export interface ResyncOptions {
   maxPasses?: number;
   /** Ops sent before waiting for acknowledgements. */
   window?: number;
+  /** After each pass, and while one runs at most every PROGRESS_EVERY_MS (a full copy is one long pass). */
   onProgress?: (p: ResyncProgress) => void;
   /** Caps the content sent (bytes per second); unlimited when absent. */
   maxBytesPerSec?: number;
@@ -72,16 +76,25 @@ export interface ResyncOptions {
 
 const realClock = { now: () => performance.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
-/** Holds the content sent under `maxBytesPerSec` on average since the start. */
-class Throttle {
+const PROGRESS_EVERY_MS = 250;
+
+/** Paces the content sent: under `maxBytesPerSec` on average since the start, with progress reports. */
+class Pacer {
   private readonly start: number;
+  private lastReport: number;
   constructor(
     private readonly maxBytesPerSec: number | undefined,
     private readonly clock: { now(): number; sleep(ms: number): Promise<void> },
+    private readonly report: () => void,
   ) {
     this.start = clock.now();
+    this.lastReport = this.start;
   }
   async after(totalBytes: number): Promise<void> {
+    if (this.clock.now() - this.lastReport >= PROGRESS_EVERY_MS) {
+      this.lastReport = this.clock.now();
+      this.report();
+    }
     if (!this.maxBytesPerSec) return;
     const due = this.start + (totalBytes / this.maxBytesPerSec) * 1000;
     const wait = due - this.clock.now();
@@ -95,7 +108,7 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
   const maxPasses = options.maxPasses ?? 10;
   const progress: ResyncProgress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
   const sender = new WindowedSender(link, options.window ?? 32);
-  const throttle = new Throttle(options.maxBytesPerSec, options.clock ?? realClock);
+  const throttle = new Pacer(options.maxBytesPerSec, options.clock ?? realClock, () => options.onProgress?.({ ...progress }));
   sink.setMode("resyncing", "secondary back: resynchronising");
   for (;;) {
     progress.pass++;
@@ -161,21 +174,23 @@ async function sendPass(
   sender: WindowedSender,
   link: ResyncLink,
   progress: ResyncProgress,
-  throttle: Throttle,
+  throttle: Pacer,
 ): Promise<void> {
   const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
   const gone: string[] = [];
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
   const isGone = (rel: string) => gone.some((g) => under(rel, g));
-  /** Entries sent with their content (or subtree) in this pass, in order. */
+  /** Entries sent with their content (or subtree) in this pass, in order; and files sent whole. */
   const sentDeep = new Set<string>();
+  const sentWhole = new Set<string>();
 
   /**
-   * Sends the entry at `rel` as it is now; `deep`: a file's content and a directory's subtree too;
-   * `clearFirst`: a directory there is removed first (the name was recorded, not walked into).
+   * Sends the entry at `rel` as it is now. `how`: "whole" also sends a file's content and a
+   * directory's subtree, "compare" has them compared by block checksums, "shallow" sends the entry
+   * only. `clearFirst`: a directory there is removed first (the name was recorded, not walked into).
    */
-  const sendEntry = async (rel: string, deep: boolean, clearFirst: boolean): Promise<void> => {
+  const sendEntry = async (rel: string, how: "whole" | "compare" | "shallow", clearFirst: boolean): Promise<void> => {
     if (isGone(rel)) return;
     const st = await P.lstat(abs(rel)).catch((err: NodeJS.ErrnoException) => {
       if (err.code === "ENOENT" || err.code === "ENOTDIR") return null;
@@ -183,11 +198,13 @@ async function sendPass(
     });
     const type = st?.isDirectory() ? "dir" : st?.isFile() ? "file" : st?.isSymbolicLink() ? "symlink" : null;
     progress.entriesSent++;
+    const deep = how !== "shallow";
     const settled = () => {
       dirty.attrs.delete(rel);
       if (!deep) return;
       dirty.namespace.delete(rel);
       dirty.copies.delete(rel);
+      dirty.doubtful.delete(rel);
     };
     if (deep) sentDeep.add(rel);
     if (!st || !type) {
@@ -205,26 +222,31 @@ async function sendPass(
         settled();
         const whole = new RangeSet(ZONE_SIZE);
         whole.add(0, st.size);
-        dirty.files.set(rel, whole);
+        if (st.size === 0) return;
+        if (how === "whole") {
+          sentWhole.add(rel);
+          dirty.files.set(rel, whole);
+        } else dirty.inDoubt.set(rel, whole);
       });
     }
     if (clearFirst && rel !== "") await sender.send({ kind: "absent", path: rel });
     const children = (await P.readdir(abs(rel), { encoding: "buffer" })).map((n) => n.toString(NAME_ENCODING)).sort().map((n) => (rel === "" ? n : `${rel}/${n}`));
     await sender.send(entry, () => {
       settled();
-      for (const c of children) dirty.copies.add(c);
+      for (const c of children) (how === "whole" ? dirty.copies : dirty.doubtful).add(c);
     });
-    for (const c of children) await sendEntry(c, true, false);
+    for (const c of children) await sendEntry(c, how, false);
   };
 
   // Parents sort before their children, so a new directory exists before what goes in it.
   for (const rel of [...new Set([...dirty.namespace, ...dirty.copies])].sort()) {
-    if (!sentDeep.has(rel)) await sendEntry(rel, true, dirty.namespace.has(rel));
+    if (!sentDeep.has(rel)) await sendEntry(rel, "whole", dirty.namespace.has(rel));
   }
-  for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, false, false);
+  for (const rel of [...dirty.doubtful].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, "compare", false);
+  for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, "shallow", false);
   await sender.drain(); // sizes are set on the secondary before its checksums are asked for
   for (const [rel, set] of [...dirty.inDoubt]) {
-    if (!sentDeep.has(rel) && !isGone(rel)) {
+    if (!sentWhole.has(rel) && !isGone(rel)) {
       const differing = await differingBlocks(backing, rel, set, link);
       const zones = dirty.files.get(rel) ?? new RangeSet(ZONE_SIZE);
       for (const [s, e] of differing.list()) zones.add(s, e);
@@ -256,7 +278,7 @@ async function differingBlocks(backing: string, rel: string, ranges: RangeSet, l
 }
 
 /** Sends `zones` of a file; each range acknowledged is removed from `zones`. */
-async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress, throttle: Throttle): Promise<void> {
+async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: WindowedSender, progress: ResyncProgress, throttle: Pacer): Promise<void> {
   let fd: number;
   try {
     fd = await openFd(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);

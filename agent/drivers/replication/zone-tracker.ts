@@ -35,6 +35,7 @@ interface Snapshot {
   namespace: string[];
   /** Absent in snapshots written before names under a re-sent directory were kept apart. */
   copies?: string[];
+  doubtful?: string[];
   attrs: string[];
   /** In-doubt ranges, including the extents of writes admitted but not committed at the time. */
   inDoubt: Record<string, [number, number][]>;
@@ -70,12 +71,18 @@ export interface ModifiedZones {
    * content: what is there came from this resync only, so nothing needs removing first.
    */
   copies: Set<string>;
+  /**
+   * Names the secondary changed itself and may hold otherwise (what it recorded as a writer, in
+   * doubt after its crash): the entry is sent and a file's content compared by block checksums, a
+   * directory's entries likewise; only differing blocks go.
+   */
+  doubtful: Set<string>;
   /** Names whose metadata only changed: mode, owner, times, size (resync makes the entry match). */
   attrs: Set<string>;
 }
 
 function emptyZones(): ModifiedZones {
-  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), copies: new Set(), attrs: new Set() };
+  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), copies: new Set(), doubtful: new Set(), attrs: new Set() };
 }
 
 /** Adds everything of `from` into `into`. */
@@ -87,7 +94,7 @@ function mergeZones(into: ModifiedZones, from: ModifiedZones): void {
       into[key].set(p, target);
     }
   }
-  for (const key of ["namespace", "copies", "attrs"] as const) for (const p of from[key]) into[key].add(p);
+  for (const key of ["namespace", "copies", "doubtful", "attrs"] as const) for (const p of from[key]) into[key].add(p);
 }
 
 function clearZones(zones: ModifiedZones): void {
@@ -95,6 +102,7 @@ function clearZones(zones: ModifiedZones): void {
   zones.inDoubt.clear();
   zones.namespace.clear();
   zones.copies.clear();
+  zones.doubtful.clear();
   zones.attrs.clear();
 }
 
@@ -133,6 +141,7 @@ function moveRecorded(zones: ModifiedZones, from: string, to: string): void {
   moveKeys(zones.inDoubt, from, to);
   moveSet(zones.namespace, from, to);
   moveSet(zones.copies, from, to);
+  moveSet(zones.doubtful, from, to);
   moveSet(zones.attrs, from, to);
   zones.namespace.add(from).add(to);
 }
@@ -187,6 +196,7 @@ export class ZoneTracker {
       inDoubt: rangeSets(snap.inDoubt),
       namespace: new Set(snap.namespace),
       copies: new Set(snap.copies ?? []),
+      doubtful: new Set(snap.doubtful ?? []),
       attrs: new Set(snap.attrs),
     };
     for (const rec of DurableLog.read(path.join(dir, "zones.log")) as LogRecord[]) {
@@ -322,6 +332,7 @@ export class ZoneTracker {
         files: plain(all.files),
         namespace: [...all.namespace],
         copies: [...all.copies],
+        doubtful: [...all.doubtful],
         attrs: [...all.attrs],
         inDoubt: plain(all.inDoubt),
       };
@@ -364,7 +375,7 @@ export class ZoneTracker {
   /** Whether anything at all is recorded (content, names or metadata). */
   get clean(): boolean {
     const z = this.zones;
-    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.attrs.size === 0;
+    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.doubtful.size + z.attrs.size === 0;
   }
 
   /**

@@ -94,14 +94,38 @@ describe("failback resync", () => {
     expect(progress.bytesSent).toBe(4096);
   });
 
-  it("keeps to the bandwidth cap", async () => {
+  it("names the secondary may hold otherwise: entries sent, content compared, only differing blocks go", async () => {
+    const data = Buffer.alloc(8 * 4096, 7);
+    writeFileSync(path.join(backing, "same"), data);
+    writeFileSync(path.join(secondary, "same"), data);
+    mkdirSync(path.join(secondary, "d"));
+    writeFileSync(path.join(backing, "d", "f"), data);
+    const theirs = Buffer.from(data);
+    theirs.fill(1, 4096 * 3, 4096 * 3 + 10);
+    writeFileSync(path.join(secondary, "d", "f"), theirs);
+    writeFileSync(path.join(secondary, "theirs-only"), "made there alone");
+    for (const p of ["same", "d", "theirs-only"]) tracker.modified().doubtful.add(p);
+    const link = recordingLink();
+    const applier = await BackingApplier.open(secondary);
+    const applying = { ...link, commit: async (op: StreamOp) => (await link.commit(op), void (await applier.apply(op))) };
+    const progress = await resync({ sink, tracker, backing, link: applying });
+    await applier.close();
+    expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}`)).toEqual(["entry:d", "entry:d/f", "entry:same", "absent:theirs-only", "write:d/f"]);
+    expect(progress.bytesSent).toBe(4096); // the one differing block of d/f
+    expect(readFileSync(path.join(secondary, "d", "f")).equals(data)).toBe(true);
+  });
+
+  it("keeps to the bandwidth cap, reporting progress while the pass runs", async () => {
     writeFileSync(path.join(backing, "f"), Buffer.alloc(4 * 1024 * 1024));
     await change({ kind: "write", path: "f", offset: 0, data: Buffer.alloc(4 * 1024 * 1024) }, () => undefined);
     let now = 0;
     const slept: number[] = [];
     const clock = { now: () => now, sleep: async (ms: number) => void (slept.push(ms), (now += ms)) };
-    const progress = await resync({ sink, tracker, backing, link: recordingLink(), maxBytesPerSec: 1024 * 1024, clock });
+    const reported: number[] = [];
+    const progress = await resync({ sink, tracker, backing, link: recordingLink(), maxBytesPerSec: 1024 * 1024, clock, onProgress: (p) => reported.push(p.bytesSent) });
     expect(progress.bytesSent).toBe(4 * 1024 * 1024);
+    // One pass, yet progress is reported while it runs (each second here), then at its end.
+    expect(reported).toEqual([2, 3, 4, 4].map((n) => n * 1024 * 1024));
     expect(progress.bytesPlanned).toBe(4 * 1024 * 1024);
     expect(now).toBe(4000); // 4 MiB at 1 MiB/s, on the injected clock
     expect(slept).toHaveLength(4);
