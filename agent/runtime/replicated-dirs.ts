@@ -311,7 +311,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         const stateDir = path.join(cfg.stateDir, "replication", String(index));
         const tracker = ZoneTracker.open(stateDir);
         const sink = new ReplicatedDirSink(tracker, driverLog, (reason) => log({ event: "replication-link-lost", level: "warn", path: d.path, reason }));
-        const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog });
+        // A secondary's backing directory changes behind the kernel (the receiver): nothing cached there.
+        const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog, cacheValidSec: () => (sink.mode === "readonly" ? 0 : 1) });
         dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount, path.join(stateDir, "in-lineage")));
       }
       await listener.start();
@@ -331,13 +332,17 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
 
   async setWritable(allow: boolean): Promise<void> {
     for (const d of this.dirs) {
+      const wasReadonly = d.sink.mode === "readonly";
       if (allow) {
         markInLineage(d);
-        if (d.sink.mode === "readonly") d.sink.setMode("alone", "writes allowed: this node is the writer");
+        if (wasReadonly) d.sink.setMode("alone", "writes allowed: this node is the writer");
       } else {
-        if (d.sink.mode !== "readonly") d.sink.setMode("readonly", "writes blocked: this node is stepping down");
+        if (!wasReadonly) d.sink.setMode("readonly", "writes blocked: this node is stepping down");
         d.closeSender("writes blocked");
       }
+      // Who writes the backing directory changed (the receiver or this node's applications): what
+      // the kernel cached before may be stale. Done before the application starts or the receiver runs.
+      if (wasReadonly === allow) await d.mount.invalidateCaches();
     }
     if (!allow) this.source = null;
   }
