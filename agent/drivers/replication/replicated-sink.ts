@@ -119,7 +119,7 @@ export class ReplicatedDirSink implements MutationSink {
       const link = this.current === "replicating" ? this.link : null;
       this.inFlight++;
       try {
-        await this.tracker.admit(op, link !== null);
+        await this.tracker.admit(op);
       } catch (err) {
         this.done();
         throw err;

@@ -36,6 +36,7 @@ interface Snapshot {
   /** Absent in snapshots written before names under a re-sent directory were kept apart. */
   copies?: string[];
   doubtful?: string[];
+  renames?: [string, string][];
   attrs: string[];
   /** In-doubt ranges, including the extents of writes admitted but not committed at the time. */
   inDoubt: Record<string, [number, number][]>;
@@ -77,15 +78,21 @@ export interface ModifiedZones {
    * directory's entries likewise; only differing blocks go.
    */
   doubtful: Set<string>;
+  /**
+   * Renames made here and not on the secondary, in order: a resync replays them there first (where
+   * the source exists), so a renamed file is compared, not resent (PostgreSQL recycles its WAL
+   * segments by renaming them).
+   */
+  renames: [string, string][];
   /** Names whose metadata only changed: mode, owner, times, size (resync makes the entry match). */
   attrs: Set<string>;
 }
 
 function emptyZones(): ModifiedZones {
-  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), copies: new Set(), doubtful: new Set(), attrs: new Set() };
+  return { files: new Map(), inDoubt: new Map(), namespace: new Set(), copies: new Set(), doubtful: new Set(), renames: [], attrs: new Set() };
 }
 
-/** Adds everything of `from` into `into`. */
+/** Adds everything of `from` into `into` (its renames after those of `into`: `from` is the later). */
 function mergeZones(into: ModifiedZones, from: ModifiedZones): void {
   for (const key of ["files", "inDoubt"] as const) {
     for (const [p, set] of from[key]) {
@@ -95,6 +102,7 @@ function mergeZones(into: ModifiedZones, from: ModifiedZones): void {
     }
   }
   for (const key of ["namespace", "copies", "doubtful", "attrs"] as const) for (const p of from[key]) into[key].add(p);
+  into.renames.push(...from.renames);
 }
 
 function clearZones(zones: ModifiedZones): void {
@@ -103,6 +111,7 @@ function clearZones(zones: ModifiedZones): void {
   zones.namespace.clear();
   zones.copies.clear();
   zones.doubtful.clear();
+  zones.renames.length = 0;
   zones.attrs.clear();
 }
 
@@ -135,7 +144,10 @@ function moveSet(set: Set<string>, from: string, to: string): void {
   }
 }
 
-/** What was recorded under `from` is now under `to`; both names differ on the secondary. */
+/**
+ * What was recorded under `from` is now under `to`. Both names differ on the secondary: `from` is
+ * sent as it is now (absent, or what took its place), `to` compared after the rename is replayed.
+ */
 function moveRecorded(zones: ModifiedZones, from: string, to: string): void {
   moveKeys(zones.files, from, to);
   moveKeys(zones.inDoubt, from, to);
@@ -143,7 +155,9 @@ function moveRecorded(zones: ModifiedZones, from: string, to: string): void {
   moveSet(zones.copies, from, to);
   moveSet(zones.doubtful, from, to);
   moveSet(zones.attrs, from, to);
-  zones.namespace.add(from).add(to);
+  zones.namespace.add(from);
+  zones.doubtful.add(to);
+  zones.renames.push([from, to]);
 }
 
 /** The log records an op needs before it changes anything (extents of writes, names of the rest). */
@@ -197,6 +211,7 @@ export class ZoneTracker {
       namespace: new Set(snap.namespace),
       copies: new Set(snap.copies ?? []),
       doubtful: new Set(snap.doubtful ?? []),
+      renames: snap.renames ?? [],
       attrs: new Set(snap.attrs),
     };
     for (const rec of DurableLog.read(path.join(dir, "zones.log")) as LogRecord[]) {
@@ -218,10 +233,10 @@ export class ZoneTracker {
 
   /**
    * Before a change: logs, durably, the extents a write touches and the names any other op
-   * changes, unless already logged since the last checkpoint. `replicating`: the op is also sent
-   * to the secondary, so it is recorded as changed only if it does not get there (commit()).
+   * changes, unless already logged since the last checkpoint. Until commit() or replicated(), they
+   * are in flight: a checkpoint meanwhile saves them as in doubt, since it empties the log.
    */
-  async admit(op: MutationOp, replicating: boolean): Promise<void> {
+  async admit(op: MutationOp): Promise<void> {
     if (this.checkpointing) await this.checkpointing;
     const records: LogRecord[] = [];
     for (const r of recordsOf(op)) {
@@ -237,11 +252,6 @@ export class ZoneTracker {
       }
       this.hot.add(key);
       records.push(r);
-    }
-    // Alone, names go into the live set now, not at commit: a checkpoint taken while this op runs
-    // must already contain them, since it empties the log that records them.
-    if (!replicating) {
-      for (const p of opPaths(op)) if (p !== null && op.kind !== "write" && op.kind !== "fallocate" && op.kind !== "fsync") (op.kind === "setattr" ? this.zones.attrs : this.zones.namespace).add(p);
     }
     this.stats.logged += records.length;
     await Promise.all(records.map((r) => this.log.append(r)));
@@ -315,8 +325,8 @@ export class ZoneTracker {
     this.checkpointing = (async () => {
       // What a resync pass has taken and the secondary has not acknowledged is still owed.
       const all = emptyZones();
+      if (this.pending) mergeZones(all, this.pending); // taken first: its renames came first
       mergeZones(all, this.zones);
-      if (this.pending) mergeZones(all, this.pending);
       for (const key of this.inFlight.keys()) {
         const [t, p, e] = key.split("\0") as [string, string, string];
         if (t === "ns") all.namespace.add(p);
@@ -333,6 +343,7 @@ export class ZoneTracker {
         namespace: [...all.namespace],
         copies: [...all.copies],
         doubtful: [...all.doubtful],
+        renames: all.renames,
         attrs: [...all.attrs],
         inDoubt: plain(all.inDoubt),
       };
@@ -375,7 +386,7 @@ export class ZoneTracker {
   /** Whether anything at all is recorded (content, names or metadata). */
   get clean(): boolean {
     const z = this.zones;
-    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.doubtful.size + z.attrs.size === 0;
+    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.doubtful.size + z.attrs.size + z.renames.length === 0;
   }
 
   /**
@@ -399,7 +410,11 @@ export class ZoneTracker {
 
   /** The pass did not complete: what it took and was not acknowledged is owed again. */
   passFailed(): void {
-    if (this.pending) mergeZones(this.zones, this.pending);
+    if (this.pending) {
+      const later = this.zones.renames.splice(0);
+      mergeZones(this.zones, this.pending);
+      this.zones.renames.push(...later);
+    }
     this.pending = null;
   }
 

@@ -81,7 +81,7 @@ describe("failback resync", () => {
     writeFileSync(path.join(secondary, "f"), data);
     data.fill(9, 4096 * 2, 4096 * 2 + 100); // the write the crash left in doubt
     writeFileSync(path.join(backing, "f"), data);
-    await tracker.admit({ kind: "write", path: "f", offset: 8192, data: Buffer.alloc(100) }, false); // logged, never committed
+    await tracker.admit({ kind: "write", path: "f", offset: 8192, data: Buffer.alloc(100) }); // logged, never committed
     tracker.close();
     tracker = ZoneTracker.open(path.join(dir, "zones")); // the restart after the crash
     sink = new ReplicatedDirSink(tracker, () => undefined, () => undefined);

@@ -20,7 +20,7 @@ afterEach(() => {
 });
 
 async function run(t: ZoneTracker, op: MutationOp): Promise<void> {
-  await t.admit(op, false);
+  await t.admit(op);
   await t.commit(op);
 }
 const write = (p: string, offset: number, length: number): MutationOp => ({ kind: "write", path: p, offset, data: Buffer.alloc(length) });
@@ -64,13 +64,13 @@ describe("ZoneTracker", () => {
 
   it("replicating: names changed and acknowledged are not recorded; unacknowledged ones are in doubt after a crash", async () => {
     const acked: MutationOp = { kind: "create", path: "acked", mode: 0o644, uid: 0, gid: 0 };
-    await tracker.admit(acked, true);
+    await tracker.admit(acked);
     tracker.replicated(acked);
     expect([tracker.modified().namespace.size, tracker.stats.logged]).toEqual([0, 1]);
     // Applied here, then the crash before the secondary's acknowledgement: the secondary may lack it.
-    await tracker.admit({ kind: "create", path: "lost", mode: 0o644, uid: 0, gid: 0 }, true);
-    await tracker.admit({ kind: "unlink", path: "gone" }, true);
-    await tracker.admit({ kind: "setattr", path: "chmodded", mode: 0o600 }, true);
+    await tracker.admit({ kind: "create", path: "lost", mode: 0o644, uid: 0, gid: 0 });
+    await tracker.admit({ kind: "unlink", path: "gone" });
+    await tracker.admit({ kind: "setattr", path: "chmodded", mode: 0o600 });
     const t = crashAndRestart();
     expect([...t.modified().namespace].sort()).toEqual(["acked", "gone", "lost"]);
     expect([...t.modified().attrs]).toEqual(["chmodded"]);
@@ -79,8 +79,8 @@ describe("ZoneTracker", () => {
   it("replicating: a checkpoint keeps names still in flight as in doubt, and forgets acknowledged ones", async () => {
     const inFlight: MutationOp = { kind: "mkdir", path: "slow", mode: 0o755, uid: 0, gid: 0 };
     const acked: MutationOp = { kind: "create", path: "acked", mode: 0o644, uid: 0, gid: 0 };
-    await tracker.admit(acked, true);
-    await tracker.admit(inFlight, true);
+    await tracker.admit(acked);
+    await tracker.admit(inFlight);
     tracker.replicated(acked);
     await tracker.checkpoint();
     expect(tracker.modified().namespace.size).toBe(0); // nothing owed while it runs...
@@ -110,7 +110,7 @@ describe("ZoneTracker", () => {
 
   it("keeps a write admitted before a checkpoint and committed after it in doubt across a crash", async () => {
     const op = write("slow", 0, 4096);
-    await tracker.admit(op, false);
+    await tracker.admit(op);
     await tracker.checkpoint();
     const t = crashAndRestart();
     expect(ranges(t, "inDoubt")).toEqual({ slow: [[0, EXTENT_SIZE]] });
@@ -126,6 +126,19 @@ describe("ZoneTracker", () => {
     await run(tracker, { kind: "unlink", path: "moved/f" });
     expect(ranges(tracker, "files")).toEqual({});
     expect(tracker.modified().namespace.has("moved/f")).toBe(true);
+  });
+
+  it("alone: a rename is kept in order, its source to be sent as it is and its target compared; a failed pass keeps the order", async () => {
+    await run(tracker, { kind: "rename", from: "wal/1", to: "wal/9", noReplace: false });
+    const pass = tracker.takeDirty();
+    expect([[...pass.namespace], [...pass.doubtful], pass.renames]).toEqual([["wal/1"], ["wal/9"], [["wal/1", "wal/9"]]]);
+    await run(tracker, { kind: "rename", from: "wal/2", to: "wal/1", noReplace: false }); // while the pass runs
+    tracker.passFailed();
+    expect(tracker.modified().renames).toEqual([["wal/1", "wal/9"], ["wal/2", "wal/1"]]);
+    await tracker.checkpoint();
+    tracker.close();
+    tracker = ZoneTracker.open(dir);
+    expect(tracker.modified().renames).toEqual([["wal/1", "wal/9"], ["wal/2", "wal/1"]]);
   });
 
   it("ignores a torn last log line (a crash in the middle of an append)", async () => {
