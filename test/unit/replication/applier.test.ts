@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
-import { BackingApplier } from "../../../agent/drivers/replication/applier";
+import { BackingApplier, WRITEBACK_BYTES } from "../../../agent/drivers/replication/applier";
 import type { ResyncOp, StreamOp } from "../../../agent/drivers/replication/op-codec";
 
 const E = osConstants.errno;
@@ -81,6 +81,23 @@ describe("replication applier", () => {
     expect(await applier.apply({ kind: "write", path: "f", offset: 2, data: pieces })).toBe(0);
     expect(await applier.apply({ kind: "write", path: "f", offset: 0, data: [] })).toBe(0);
     expect(await fsp.readFile(path.join(backing, "f"))).toEqual(Buffer.concat([Buffer.alloc(2), ...pieces]));
+  });
+
+  it("flushes a file in the background once WRITEBACK_BYTES were written to it since its last flush", async () => {
+    await apply({ kind: "create", path: "f", mode: 0o644, uid, gid });
+    const mib = Buffer.alloc(1024 * 1024, 7);
+    for (let at = 0; at < WRITEBACK_BYTES - mib.length; at += mib.length) await apply({ kind: "write", path: "f", offset: at, data: mib });
+    expect(await apply({ kind: "write", path: "f", offset: WRITEBACK_BYTES - mib.length, data: mib.subarray(1) })).toBe(0);
+    expect(applier.backgroundFlushes).toBe(0);
+    expect(await apply({ kind: "write", path: "f", offset: WRITEBACK_BYTES - 1, data: Buffer.from("x") })).toBe(0);
+    expect(applier.backgroundFlushes).toBe(1);
+    // An explicit fsync starts the count again; a rename closes the descriptor (after its flush).
+    expect(await apply({ kind: "fsync", path: "f", datasync: false })).toBe(0);
+    expect(await apply({ kind: "write", path: "f", offset: 0, data: mib })).toBe(0);
+    expect(await apply({ kind: "rename", from: "f", to: "g", noReplace: false })).toBe(0);
+    expect(applier.backgroundFlushes).toBe(1);
+    const data = await fsp.readFile(path.join(backing, "g"));
+    expect([data.length, data.subarray(0, WRITEBACK_BYTES - 1).every((b) => b === 7), data[WRITEBACK_BYTES - 1]]).toEqual([WRITEBACK_BYTES, true, 0x78]);
   });
 
   it("answers the errno a failed op got, as the ack will carry it", async () => {
