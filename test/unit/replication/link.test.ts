@@ -3,13 +3,14 @@
 // the waiting commits instead of hanging them.
 import { promises as fsp, mkdtempSync, rmSync } from "node:fs";
 import * as net from "node:net";
+import { Duplex } from "node:stream";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { BackingApplier } from "../../../agent/drivers/replication/applier";
 import { encodeAck, encodeOp } from "../../../agent/drivers/replication/op-codec";
 import { ReplicationReceiver } from "../../../agent/drivers/replication/receiver";
-import { ReplicationLinkLost, ReplicationSender } from "../../../agent/drivers/replication/sender";
+import { ReplicationLinkLost, ReplicationSender, WRITE_PIECE } from "../../../agent/drivers/replication/sender";
 
 const uid = process.getuid?.() ?? 0;
 const gid = process.getgid?.() ?? 0;
@@ -56,6 +57,43 @@ describe("replication link", () => {
     expect([data[0], data[299_999]]).toEqual([0, 299 % 256]);
     expect(s.stats.maxInFlight).toBeGreaterThan(1);
     expect([s.stats.sent, s.stats.acked, receiver.stats.applied]).toEqual([302, 302, 302]);
+  });
+
+  it("sends a write larger than WRITE_PIECE as consecutive frames, acknowledged as one op", async () => {
+    const [a, b] = await socketPair();
+    const receiver = new ReplicationReceiver(b, await BackingApplier.open(dir), log);
+    const s = sender(a);
+    await s.commit({ kind: "create", path: "f", mode: 0o644, uid, gid });
+    const data = Buffer.alloc(4 * WRITE_PIECE + 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) % 251;
+    await s.commit({ kind: "write", path: "f", offset: 5, data });
+    expect([s.stats.sent, s.stats.acked, receiver.stats.applied]).toEqual([6, 6, 6]);
+    expect((await fsp.readFile(path.join(dir, "f"))).equals(Buffer.concat([Buffer.alloc(5), data]))).toBe(true);
+    // A piece failing there fails the whole write.
+    await expect(s.commit({ kind: "write", path: "missing", offset: 0, data })).rejects.toThrow(/secondary failed op 7/);
+  });
+
+  it("sends the frames of one tick in one writev, after the code that sent them ran on", async () => {
+    const batches: number[] = [];
+    const stream = new Duplex({
+      read() {},
+      write(_chunk, _enc, done) {
+        batches.push(1);
+        done();
+      },
+      writev(chunks, done) {
+        batches.push(chunks.length);
+        done();
+      },
+    });
+    const s = new ReplicationSender(stream, { ackTimeoutMs: 5000, now: () => performance.now(), log });
+    void s.commit({ kind: "unlink", path: "x" }).catch(() => undefined);
+    void s.commit({ kind: "write", path: "y", offset: 0, data: Buffer.from("abc") }).catch(() => undefined);
+    void s.commit({ kind: "fsync", path: "y", datasync: true }).catch(() => undefined);
+    expect(batches).toEqual([]);
+    await new Promise((resolve) => process.nextTick(resolve));
+    expect(batches).toEqual([4]); // unlink, write head + data, fsync
+    s.close();
   });
 
   it("answers checksum requests with the secondary's block digests, in line with other ops", async () => {
