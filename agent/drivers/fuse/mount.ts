@@ -121,7 +121,7 @@ export async function cleanStaleMount(mountpoint: string): Promise<"none" | "dea
  * Aborts a FUSE connection through fusectl (mounted here if the system has not), which fails
  * every pending request so no process stays stuck on a hung server.
  */
-async function abortConnection(device: string): Promise<void> {
+export async function abortConnection(device: string): Promise<void> {
   const dir = "/sys/fs/fuse/connections";
   if (!listMounts().some((m) => m.mountPoint === dir)) await run("mount", ["-t", "fusectl", "fusectl", dir]);
   const abort = `${dir}/${device.split(":")[1] ?? ""}/abort`;

@@ -11,7 +11,8 @@
 // "alone" / "readonly" (what the mirror core would decide), "checkpoint", and for a replicated
 // pair "cut" (drop the link), "resync" (reconnect and resynchronise what changed while alone);
 // each of these answers {"event":"ok","command":...}. SIGTERM, SIGINT and stdin closing (the
-// parent died) unmount too, so a parent never leaves a mount served by nobody.
+// parent died) unmount too, so a parent never leaves a mount served by nobody; a busy mount is
+// detached, its connection aborted if it does not end within STOP_GRACE_MS, and the process exits.
 // Tests and benchmarks use it so that a hung server can never hang them, and to kill -9 it.
 import * as net from "node:net";
 import * as readline from "node:readline";
@@ -28,6 +29,9 @@ import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
 process.env.UV_THREADPOOL_SIZE ??= "16";
 
 type Log = (e: Record<string, unknown>) => void;
+
+/** At a stop, how long a busy mount may take to end by itself before its connection is aborted. */
+const STOP_GRACE_MS = 2_000;
 
 function emit(event: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -139,12 +143,9 @@ async function main(): Promise<void> {
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    try {
-      await mount.unmount();
-    } catch {
-      await mount.unmount(true);
-    }
-    emit({ event: "unmounted" });
+    // Busy (a file held open, a request held by the sink): detached, then aborted if need be.
+    const outcome = await mount.close(STOP_GRACE_MS);
+    emit({ event: "unmounted", outcome });
     process.exit(0);
   };
   mount.done.then(({ reason }) => {

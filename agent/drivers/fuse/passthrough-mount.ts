@@ -3,16 +3,10 @@
 import * as fs from "node:fs";
 import { MirrorfarmError } from "../../errors";
 import { adoptExistingData } from "./adopt";
-import { cleanStaleMount, mountFuse, unmountFuse } from "./mount";
+import { abortConnection, cleanStaleMount, listMounts, mountFuse, unmountFuse } from "./mount";
 import { type MutationSink, noopMutationSink } from "./mutation";
 import { PassthroughFs } from "./passthrough/passthrough-fs";
 import { FuseSession, type SessionLog, type SessionStats } from "./session";
-
-/**
- * Notifications written at once. Each may wait in the kernel for a request in flight (the locks
- * it holds), whose reply needs a thread of the pool too: a few, never the whole pool.
- */
-const NOTIFY_CONCURRENCY = 4;
 
 export interface PassthroughMountOptions {
   mountpoint: string;
@@ -36,6 +30,13 @@ export interface PassthroughMount {
    * before may be stale. Resolves once the kernel took them all.
    */
   invalidateCaches(): Promise<void>;
+  /**
+   * Ends the mount for good, whatever holds it: unmounts, or if it is busy (files open, requests
+   * in flight) detaches it lazily and lets the request loop end by itself for up to `graceMs`;
+   * past that, aborts the connection (the kernel fails whatever is left, ENOTCONN), so nothing
+   * keeps this process serving. Says which of the three it took.
+   */
+  close(graceMs: number): Promise<"unmounted" | "detached" | "aborted">;
   /** Unmounts (lazily if `lazy`) and resolves when the request loop has ended. */
   unmount(lazy?: boolean): Promise<void>;
   /** Resolves when the request loop ends, whoever unmounted. */
@@ -86,19 +87,27 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
       const nodes = cached.nodes;
       // An older kernel would unhash the names (a cwd in there would break): they expire by themselves.
       const names = session.canExpireNames ? cached.names : [];
-      const total = names.length + nodes.length;
-      let next = 0;
-      const worker = async () => {
-        while (next < total && !ended) {
-          const i = next++;
-          const n = names[i];
-          await (n ? session.invalidate(n.parent, n.name) : session.invalidate(nodes[i - names.length] as number));
-        }
-      };
-      await Promise.all(Array.from({ length: NOTIFY_CONCURRENCY }, worker));
+      // One at a time: a notification may wait in the kernel for a request in flight (the locks it
+      // holds, a held create say), blocking a thread of the pool that the request needs to finish.
+      for (const n of names) if (!ended) await session.invalidate(n.parent, n.name);
+      for (const id of nodes) if (!ended) await session.invalidate(id);
       log({ event: "fuse_caches_invalidated", nodes: nodes.length, names: names.length, namesLeftToExpire: cached.names.length - names.length, ms: Math.round(performance.now() - started) });
     },
     done,
+    async close(graceMs) {
+      const device = listMounts().filter((m) => m.mountPoint === options.mountpoint).pop()?.device;
+      let outcome: "unmounted" | "detached" = "unmounted";
+      await unmountFuse(options.mountpoint).catch(() => {
+        outcome = "detached";
+        return unmountFuse(options.mountpoint, true).catch(() => undefined);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const ended = await Promise.race([done.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
+      clearTimeout(timer);
+      if (ended) return outcome;
+      if (device) await abortConnection(device);
+      return "aborted";
+    },
     async unmount(lazy = false) {
       await unmountFuse(options.mountpoint, lazy);
       await done;

@@ -50,6 +50,8 @@ export interface FuseServer {
   command(name: "cut" | "alone" | "readonly" | "checkpoint" | "resync"): Promise<void>;
   /** Clean unmount; falls back to SIGKILL + lazy unmount if the server does not finish in time. */
   stop(): Promise<void>;
+  /** Sends SIGINT or SIGTERM; "exited" if the server then exits within the deadline. */
+  signal(name: "SIGINT" | "SIGTERM"): Promise<"exited" | "alive">;
   /** A crash: SIGKILL, the mount is left behind, dead. */
   kill9(): Promise<void>;
   /** stderr so far (the server's JSON log), for failure messages. */
@@ -116,6 +118,10 @@ export async function startPassthroughServer(mountpoint: string, backing: string
       if (child.exitCode !== null) return;
       child.stdin?.write("unmount\n");
       if ((await withDeadline(exited)) === "timeout") await forceStop(child, mountpoint, exited);
+    },
+    async signal(name) {
+      child.kill(name);
+      return (await withDeadline(exited)) === "timeout" ? "alive" : "exited";
     },
     async kill9() {
       child.kill("SIGKILL");
