@@ -2,9 +2,11 @@
 // order, the secondary answers each with an ack (seq + errno). Framed, length-bounded, versioned.
 //
 // Besides the mutations of the FUSE path, a resynchronisation sends "entry" (make the secondary's
-// entry at a path the given dir/file/symlink, replacing what differs), "absent" (remove it) and
+// entry at a path the given dir/file/symlink, replacing what differs), "absent" (remove it),
 // "checksums" (answered by a sums record: sha256 of each block of a range, to send only the
-// blocks that differ).
+// blocks that differ) and "move" (replay a rename made while alone, where the secondary still
+// can: what it moved is then compared, not resent). "flush" makes everything applied so far
+// durable on the secondary (its filesystem synced): an ack alone means applied, in its page cache.
 //
 //   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
 //   op     = type 1: u8 kind | fields of that kind
@@ -38,12 +40,16 @@ export type ResyncOp =
   /** `size` for files (truncated or extended to it), `target` for symlinks; the others ignore them. */
   | { kind: "entry"; path: string; type: "dir" | "file" | "symlink"; mode: number; uid: number; gid: number; size: number; target: string }
   | { kind: "absent"; path: string }
+  /** Rename `from` to `to` if the secondary can (`from` there, `to` free or replaceable); otherwise nothing. */
+  | { kind: "move"; from: string; to: string }
+  /** Everything applied before it is on the secondary's disk once it is acknowledged. */
+  | { kind: "flush" }
   | { kind: "checksums"; path: string; offset: number; length: number; blockSize: number };
 
 /** Everything the primary sends on the stream. */
 export type StreamOp = MutationOp | ResyncOp;
 
-const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums"] as const;
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums", "move", "flush"] as const;
 const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
 const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
 
@@ -210,6 +216,11 @@ export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: 
     case "checksums":
       w.str(op.path).u64(op.offset).u64(op.length).u32(op.blockSize);
       break;
+    case "move":
+      w.str(op.from).str(op.to);
+      break;
+    case "flush":
+      break;
   }
   return { head: w.finish(), data: null };
 }
@@ -224,7 +235,7 @@ export function encodeSums(seq: number, errno: number, digests: Buffer): Buffer 
 
 /** Every path an op names (null = a file without a name). */
 export function opPaths(op: StreamOp): (string | null)[] {
-  return op.kind === "link" || op.kind === "rename" ? [op.from, op.to] : [op.path];
+  return op.kind === "link" || op.kind === "rename" || op.kind === "move" ? [op.from, op.to] : op.kind === "flush" ? [] : [op.path];
 }
 
 // ---- decoding ----
@@ -441,6 +452,10 @@ function decodeOpBody(r: Reader): ReceivedOp {
       }
       return { kind, path, offset, length, blockSize };
     }
+    case "move":
+      return { kind, from: r.path(), to: r.path() };
+    case "flush":
+      return { kind };
     default:
       throw new ReadError(`unknown op kind ${code}`);
   }

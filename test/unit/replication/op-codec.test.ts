@@ -19,6 +19,8 @@ const op: fc.Arbitrary<StreamOp> = fc.oneof(
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant("") }),
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target }),
   fc.record({ kind: fc.constant("absent" as const), path: relPath }),
+  fc.record({ kind: fc.constant("move" as const), from: relPath, to: relPath }),
+  fc.constant({ kind: "flush" as const }),
   fc.record({ kind: fc.constant("checksums" as const), path: relPath, offset: safe, blockSize: fc.integer({ min: 512, max: 65536 }), length: fc.nat({ max: 16384 * 512 }) }),
   fc.record({ kind: fc.constant("write" as const), path: optPath, offset: safe, data: fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)) }),
   fc.record({ kind: fc.constantFrom("create" as const, "mkdir" as const), path: relPath, mode: u32, uid: u32, gid: u32 }),
