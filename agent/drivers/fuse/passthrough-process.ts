@@ -67,6 +67,9 @@ export async function startPassthroughServer(mountpoint: string, backing: string
   ];
   const child = spawn(process.execPath, [...SCRIPT_ARGS, "--mountpoint", mountpoint, "--backing", backing, ...extra], {
     stdio: ["pipe", "pipe", "pipe"],
+    // Set from the start: under tsx the loader has started the pool (4 threads) before
+    // passthrough-main could size it, and the requests in flight would share those.
+    env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? "16" },
   });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
