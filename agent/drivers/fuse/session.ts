@@ -25,6 +25,7 @@ import {
   READ_BUFFER_SIZE,
 } from "./protocol/constants";
 import {
+  type Attr,
   type EntryOut,
   type Request,
   decodeRequest,
@@ -226,7 +227,8 @@ export class FuseSession {
     const h = req.header;
     if (req.op === "init") return [this.init(req.init.major, req.init.minor, req.init.maxReadahead, req.init.flags)];
     if (!this.initialized) throw new Error(`request ${req.op} before INIT`);
-    const valid = { sec: this.options.cacheValidSec(), nsec: 0 };
+    // Read once the handler is done: a reply finishing after a change of writer takes the new validity.
+    const attrOut = (reply: { attr: Attr }) => [encodeAttrOut({ sec: this.options.cacheValidSec(), nsec: 0 }, reply.attr)];
     const entry = (e: EntryOut) => [encodeEntryOut(e)];
     switch (req.op) {
       case "destroy":
@@ -235,10 +237,10 @@ export class FuseSession {
         return entry(await f.lookup(ctx, h.nodeid, req.name));
       case "getattr": {
         const fh = req.flags & FUSE_GETATTR_FH ? req.fh : null;
-        return [encodeAttrOut(valid, (await f.getattr(ctx, h.nodeid, fh)).attr)];
+        return attrOut(await f.getattr(ctx, h.nodeid, fh));
       }
       case "setattr":
-        return [encodeAttrOut(valid, (await f.setattr(ctx, h.nodeid, req.attr)).attr)];
+        return attrOut(await f.setattr(ctx, h.nodeid, req.attr));
       case "readlink":
         return [Buffer.from(await f.readlink(ctx, h.nodeid), NAME_ENCODING)];
       case "symlink":
