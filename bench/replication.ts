@@ -1,4 +1,4 @@
-// npm run bench -- replication [--json] [--pgbench-seconds 30] [--pgbench-rounds 2] [fuse-passthrough options]
+// npm run bench -- replication [--json] [--pgbench-seconds 30] [--pgbench-rounds 2] [--no-pgbench] [fuse-passthrough options]
 // The replicated directory against what a user would otherwise run, measured in the same run:
 // - the FUSE data path (bench/fuse-passthrough: sequential write, 4 KiB write+fsync latency,
 //   small-file creates for local disk / our passthrough / our replicated pair; failback resync
@@ -11,6 +11,8 @@
 // - the FUSE server's resident memory while PostgreSQL runs on it (sampled from /proc), and its
 //   CPU (in cores) during the mirror's pgbench rounds;
 // - the loopback TCP round trip (the "one round trip" of the replicated fsync target).
+// --no-pgbench leaves PostgreSQL out (its figures and targets are null): the data path alone, in
+// about a minute, to compare changes of the replication path.
 // Both sides of every pair share this machine and its disk. The instances run on loopback
 // addresses of their own, all started before the first round; one pgbench runs at a time.
 // Progress on stderr; JSON on the last line of stdout.
@@ -147,15 +149,15 @@ async function main(): Promise<void> {
   const rttUs = round(await loopbackRttUs(1000));
   progress(`loopback TCP round trip p50: ${rttUs} us`);
   const teardown = new Teardown();
-  const pg = await teardown.around(() => pgbenchFigures(teardown));
+  const pg = process.argv.includes("--no-pgbench") ? null : await teardown.around(() => pgbenchFigures(teardown));
 
   const fsyncBound = fuse.fsync4kP50Us.local + rttUs + TARGETS.fsyncSlackUs;
   const resync = fuse.failbackResync;
-  const rss = Math.max(pg.agentRssMiBUnderPgbench.max, fuse.serverRssMiB.replicated);
+  const rss = Math.max(pg?.agentRssMiBUnderPgbench.max ?? 0, fuse.serverRssMiB.replicated);
   const target = (value: number, bound: number, higherIsBetter: boolean) => ({ value, target: `${higherIsBetter ? ">=" : "<="} ${bound}`, met: higherIsBetter ? value >= bound : value <= bound });
   const result = {
     bench: "replication",
-    params: { pgbench: PGBENCH, fuse: fuseParams },
+    params: { pgbench: pg ? PGBENCH : null, fuse: fuseParams },
     seqWriteMBps: fuse.seqWriteMBps,
     fsync4kP50Us: fuse.fsync4kP50Us,
     fsync4kP99Us: fuse.fsync4kP99Us,
@@ -163,15 +165,15 @@ async function main(): Promise<void> {
     failbackResync: resync,
     loopbackRttUs: rttUs,
     loadAverage: { before: loadBefore, after: os.loadavg().map((l) => round(l, 1)), cores: os.cpus().length },
-    pgbenchTps: pg.tps,
-    mirrorLink: pg.mirrorLink,
-    agentRssMiB: { underPgbench: pg.agentRssMiBUnderPgbench.max, fuseBench: fuse.serverRssMiB },
-    agentCpuCoresUnderPgbench: pg.agentCpuCoresUnderPgbench,
+    pgbenchTps: pg?.tps ?? null,
+    mirrorLink: pg?.mirrorLink ?? null,
+    agentRssMiB: { underPgbench: pg?.agentRssMiBUnderPgbench.max ?? null, fuseBench: fuse.serverRssMiB },
+    agentCpuCoresUnderPgbench: pg?.agentCpuCoresUnderPgbench ?? null,
     targets: {
       passthroughVsLocalSeq: target(fuse.seqWriteMBps.passthroughVsLocal, TARGETS.passthroughVsLocalSeq, true),
       replicatedVsPassthroughSeq: target(fuse.seqWriteMBps.replicatedVsPassthrough, TARGETS.replicatedVsPassthroughSeq, true),
       replicatedFsyncP50Us: target(fuse.fsync4kP50Us.replicated, fsyncBound, false),
-      mirrorVsPgSyncTps: target(pg.tps.mirrorVsPgSync, TARGETS.mirrorVsPgSync, true),
+      mirrorVsPgSyncTps: pg ? target(pg.tps.mirrorVsPgSync, TARGETS.mirrorVsPgSync, true) : null,
       resyncSentOverModified: target(resync?.sentOverModified ?? NaN, TARGETS.resyncSentOverModified, false),
       agentRssMiB: target(rss, TARGETS.agentRssMiB, false),
     },
