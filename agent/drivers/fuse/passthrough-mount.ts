@@ -26,8 +26,9 @@ export interface PassthroughMount {
   /** Nodes the kernel currently references. */
   nodeCount(): number;
   /**
-   * Makes the kernel drop every name, attribute and page it cached until now. For a change of who writes the backing directory: what the kernel holds from
-   * before may be stale. Resolves once the kernel took them all.
+   * Makes the kernel drop every name, attribute and page it cached until now: for a change of
+   * who writes the backing directory, when what it holds from before may be stale. Resolves once
+   * the kernel took them all.
    */
   invalidateCaches(): Promise<void>;
   /**
