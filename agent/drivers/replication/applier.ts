@@ -8,6 +8,7 @@
 // directory (applications see it read-only), so what lstat saw stays true until we act.
 // A symlink's target is data: stored as given, never resolved here.
 // Ops are applied one at a time, in stream order: apply() calls must not overlap.
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -43,6 +44,7 @@ const fchown = promisify(fs.fchown);
 const fchmod = promisify(fs.fchmod);
 const fsyncFd = promisify(fs.fsync);
 const fdatasyncFd = promisify(fs.fdatasync);
+const execFileP = promisify(execFile);
 
 /** Open descriptors kept for files being written (a write stream is many writes to few files). */
 const FD_CACHE_SIZE = 32;
@@ -73,7 +75,7 @@ export class BackingApplier {
   /** Background flushes started (a benchmark and test figure). */
   backgroundFlushes = 0;
 
-  private constructor(rootReal: string) {
+  private constructor(private readonly rootReal: string) {
     this.root = Buffer.from(rootReal, "utf8").toString(NAME_ENCODING);
   }
 
@@ -264,6 +266,24 @@ export class BackingApplier {
       }
       case "entry":
         return this.entry(op);
+      case "move": {
+        // A rename the primary made alone, replayed where it can be: a source already gone, a
+        // missing parent or a target in the way leave things as they are (no error), since the
+        // entries sent next make both names match anyway.
+        const from = await this.resolve(op.from).catch(() => null);
+        const to = await this.resolve(op.to).catch(() => null);
+        if (from && to) await P.rename(from, to).catch(() => undefined);
+        await this.forgetNames();
+        return;
+      }
+      case "flush":
+        // Everything applied so far, on disk: the filesystem is synced (syncfs(2) through sync -f,
+        // Node has no binding), background flushes included.
+        await Promise.all(this.flushing.values());
+        await execFileP("sync", ["-f", this.rootReal]).catch((err: Error) => {
+          throw new FuseError(Errno.EIO, `sync -f ${this.rootReal} failed: ${err.message}`);
+        });
+        return;
       case "checksums":
         throw new FuseError(Errno.EINVAL, "a checksum request is answered by checksums(), not applied");
       case "absent": {

@@ -154,6 +154,22 @@ describe("replication applier", () => {
     expect((await fsp.readdir(backing)).sort()).toEqual(["new", "was-dir"]);
   });
 
+  it("replays a rename where it can and leaves things as they are where it cannot; flushes", async () => {
+    await apply({ kind: "mkdir", path: "wal", mode: 0o755, uid, gid });
+    await apply({ kind: "create", path: "wal/1", mode: 0o644, uid, gid });
+    await apply({ kind: "write", path: "wal/1", offset: 0, data: Buffer.from("segment one") });
+    expect(await applier.apply({ kind: "move", from: "wal/1", to: "wal/9" })).toBe(0);
+    expect([(await fsp.readdir(path.join(backing, "wal"))).sort(), await fsp.readFile(path.join(backing, "wal", "9"), "utf8")]).toEqual([["9"], "segment one"]);
+    // Source gone, parent missing, a file onto a non-empty directory: no error, nothing changed.
+    await apply({ kind: "mkdir", path: "full", mode: 0o755, uid, gid });
+    await apply({ kind: "create", path: "full/x", mode: 0o644, uid, gid });
+    for (const [from, to] of [["wal/1", "wal/2"], ["wal/9", "nowhere/9"], ["wal/9", "full"]] as const) {
+      expect(await applier.apply({ kind: "move", from, to })).toBe(0);
+    }
+    expect([(await fsp.readdir(path.join(backing, "wal"))).sort(), (await fsp.readdir(path.join(backing, "full"))).sort()]).toEqual([["9"], ["x"]]);
+    expect(await applier.apply({ kind: "flush" })).toBe(0);
+  });
+
   it("removes a link to the outside as a link, never what it points to", async () => {
     await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
     const before = await snapshot(outside);
@@ -184,6 +200,7 @@ describe("replication applier", () => {
       fc.record({ kind: fc.constant("link" as const), from: names, to: names }),
       fc.record({ kind: fc.constantFrom("unlink" as const, "rmdir" as const), path: names }),
       fc.record({ kind: fc.constant("rename" as const), from: names, to: names, noReplace: fc.boolean() }),
+      fc.record({ kind: fc.constant("move" as const), from: names, to: names }),
       fc.record({ kind: fc.constant("setattr" as const), path: names, mode: fc.constant(0o777), size: fc.constant(0), mtime: fc.constant({ sec: 1, nsec: 0 }) }),
       fc.record({ kind: fc.constant("fallocate" as const), path: names, offset: fc.constant(0), length: fc.constant(4096) }),
       fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),
