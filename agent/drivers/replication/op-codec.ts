@@ -261,7 +261,7 @@ function slicePieces(pieces: readonly Buffer[], start: number, end: number): Buf
  * a write's data is taken as views into the pieces.
  */
 class Reader {
-  private readonly buf: Buffer;
+  private buf: Buffer;
   off = 0;
   constructor(
     private readonly pieces: readonly Buffer[],
@@ -274,38 +274,43 @@ class Reader {
   private need(n: number): void {
     if (this.off + n > this.length) throw new ReadError("frame shorter than its fields");
   }
+  /** Fields from `buf`; past its first MAX_HEAD bytes (a long symlink target), the whole frame is joined. */
+  private field(n: number): void {
+    this.need(n);
+    if (this.off + n > this.buf.length) this.buf = Buffer.concat(this.pieces);
+  }
   u8(): number {
-    this.need(1);
+    this.field(1);
     return this.buf.readUInt8(this.off++);
   }
   u16(): number {
-    this.need(2);
+    this.field(2);
     const v = this.buf.readUInt16LE(this.off);
     this.off += 2;
     return v;
   }
   u32(): number {
-    this.need(4);
+    this.field(4);
     const v = this.buf.readUInt32LE(this.off);
     this.off += 4;
     return v;
   }
   i32(): number {
-    this.need(4);
+    this.field(4);
     const v = this.buf.readInt32LE(this.off);
     this.off += 4;
     return v;
   }
   u64(): number {
-    this.need(8);
+    this.field(8);
     const v = this.buf.readBigUInt64LE(this.off);
     this.off += 8;
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ReadError(`number ${v} too large`);
     return Number(v);
   }
   bytes(n: number): Buffer {
-    this.need(n);
-    const b = this.off + n <= this.buf.length ? this.buf.subarray(this.off, this.off + n) : Buffer.concat(slicePieces(this.pieces, this.off, this.off + n));
+    this.field(n);
+    const b = this.buf.subarray(this.off, this.off + n);
     this.off += n;
     return b;
   }

@@ -111,6 +111,19 @@ describe("replication stream codec", () => {
     expect(ack).toEqual({ type: "ack", seq: 8, errno: 0 });
   });
 
+  it("decodes fields past the first bytes of a frame split into chunks (a long symlink target, then ids)", () => {
+    const op: StreamOp = { kind: "symlink", path: "l", target: "t".repeat(20_000), uid: 7, gid: 8 };
+    const frame = encodeOp(3, op);
+    const reader = new FrameReader();
+    const got: StreamRecord[] = [];
+    for (let at = 0; at < frame.length; at += 4096) {
+      const r = reader.push(frame.subarray(at, at + 4096));
+      if (!r.ok) throw new Error(r.error);
+      got.push(...r.value);
+    }
+    expect(got).toEqual([{ type: "op", seq: 3, op }]);
+  });
+
   it("never throws on garbage", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
