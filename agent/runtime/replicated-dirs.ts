@@ -495,7 +495,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   }
 
   private async checkpoint(): Promise<void> {
-    for (const d of this.dirs) await d.tracker.checkpoint().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "error", path: d.path, error: String(err) }));
+    for (const d of this.dirs) await d.sink.checkpoint().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "warn", path: d.path, error: String(err) }));
   }
 
   status(): ReplicationStatus {

@@ -22,15 +22,22 @@
 // - alone (ALONE): a change is recorded as modified zones, durably before the acknowledgement.
 // - resyncing (ALONE, secondary catching up): as alone; the resync takes what is recorded pass
 //   after pass, and for the last one pauses changes (pause()) until it switches to replicating.
+// - Leaving replicating (whatever the reason), the secondary may lose what it acknowledged since
+//   its last flush (a power loss): the tracker puts it in doubt. A checkpoint while replicating
+//   flushes the secondary first (checkpoint()).
 // - blocked: the link was lost. The op that found out is recorded as modified (it is applied here
 //   but not there) and waits, with every new change, until the core picks alone (they proceed),
 //   replicating again, or readonly (they fail: EROFS for new ones, EIO for the one already applied).
 import { Errno, FuseError } from "../fuse/errno";
 import type { MutationOp, MutationSink } from "../fuse/mutation";
+import type { StreamOp } from "./op-codec";
 import { ReplicationLinkLost } from "./sender";
 import type { ZoneTracker } from "./zone-tracker";
 
 export type ReplicatedMode = "readonly" | "replicating" | "alone" | "blocked" | "resyncing";
+
+/** What a replicating sink sends on: the replication sender, which also takes a flush. */
+export type ReplicationLink = MutationSink & { commit(op: StreamOp, signal?: AbortSignal): Promise<void> };
 
 const ALLOWED: Record<ReplicatedMode, ReplicatedMode[]> = {
   readonly: ["replicating", "alone"],
@@ -42,7 +49,7 @@ const ALLOWED: Record<ReplicatedMode, ReplicatedMode[]> = {
 
 export class ReplicatedDirSink implements MutationSink {
   private current: ReplicatedMode = "readonly";
-  private link: MutationSink | null = null;
+  private link: ReplicationLink | null = null;
   private waiters: (() => void)[] = [];
   /** Writes already sent at admit (while being applied here), with the link they went on. */
   private readonly early = new WeakMap<MutationOp, { link: MutationSink; acked: Promise<void> }>();
@@ -62,13 +69,14 @@ export class ReplicatedDirSink implements MutationSink {
   }
 
   /** Changes mode (with the replication link for "replicating"); throws on an illegal transition. */
-  setMode(to: ReplicatedMode, reason: string, link?: MutationSink): void {
+  setMode(to: ReplicatedMode, reason: string, link?: ReplicationLink): void {
     const from = this.current;
     if (!ALLOWED[from].includes(to)) {
       throw new Error(`replicated directory: illegal transition ${from} -> ${to} (${reason})`);
     }
     if (to === "replicating" && !link) throw new Error("replicated directory: replicating needs a replication link");
     this.current = to;
+    if (from === "replicating") this.tracker.secondaryLeft();
     this.link = to === "replicating" ? (link ?? null) : to === "blocked" ? this.link : null;
     this.log({ event: "replicated_dir_mode", from, to, reason });
     this.wake();
@@ -76,6 +84,12 @@ export class ReplicatedDirSink implements MutationSink {
 
   private wake(): void {
     for (const wake of this.waiters.splice(0)) wake();
+  }
+
+  /** The tracker's checkpoint; while replicating, the secondary flushes first. */
+  checkpoint(): Promise<void> {
+    const link = this.current === "replicating" ? this.link : null;
+    return this.tracker.checkpoint(link ? () => link.commit({ kind: "flush" }) : undefined);
   }
 
   /** Holds new changes and resolves once none is in flight (the resync's last pass). */

@@ -38,7 +38,10 @@ const openFd = promisify(fs.open);
 const closeFd = promisify(fs.close);
 const readFd = promisify(fs.read);
 
-/** The link the resync sends on (the replication sender, which then carries live changes). */
+/**
+ * The link the resync sends on (the replication sender, which then carries live changes). Commits
+ * settle in the order sent, as the stream's acknowledgements come.
+ */
 export interface ResyncLink {
   commit(op: StreamOp): Promise<void>;
   checksums(op: StreamOp & { kind: "checksums" }): Promise<{ errno: number; digests: Buffer }>;
@@ -66,6 +69,8 @@ export interface ResyncOptions {
   maxPasses?: number;
   /** Ops sent before waiting for acknowledgements. */
   window?: number;
+  /** Content sent between two flushes of the secondary (default FLUSH_EVERY_BYTES). */
+  flushEveryBytes?: number;
   /** After each pass, and while one runs at most every PROGRESS_EVERY_MS (a full copy is one long pass). */
   onProgress?: (p: ResyncProgress) => void;
   /** Caps the content sent (bytes per second); unlimited when absent. */
@@ -77,6 +82,11 @@ export interface ResyncOptions {
 const realClock = { now: () => performance.now(), sleep: (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) };
 
 const PROGRESS_EVERY_MS = 250;
+/**
+ * A resync flushes the secondary after this much content by default: what it acknowledged counts
+ * as sent only then, so an interrupted resync resends at most this much the secondary already had.
+ */
+const FLUSH_EVERY_BYTES = 16 * 1024 * 1024;
 
 /** Paces the content sent: under `maxBytesPerSec` on average since the start, with progress reports. */
 class Pacer {
@@ -107,7 +117,7 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
   const finalPassBytes = options.finalPassBytes ?? 8 * 1024 * 1024;
   const maxPasses = options.maxPasses ?? 10;
   const progress: ResyncProgress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
-  const sender = new WindowedSender(link, options.window ?? 32);
+  const sender = new WindowedSender(link, options.window ?? 32, options.flushEveryBytes ?? FLUSH_EVERY_BYTES);
   const throttle = new Pacer(options.maxBytesPerSec, options.clock ?? realClock, () => options.onProgress?.({ ...progress }));
   sink.setMode("resyncing", "secondary back: resynchronising");
   for (;;) {
@@ -130,28 +140,39 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
     if (last) {
       sink.setMode("replicating", `resync complete after ${progress.pass} passes`, link);
       sink.resume();
-      await tracker.checkpoint();
+      await sink.checkpoint();
       progress.done = true;
       return progress;
     }
   }
 }
 
-/** Keeps up to `window` ops unacknowledged; the first failure fails the pass; `acked` runs in order. */
+/**
+ * Keeps up to `window` ops unacknowledged; the first failure fails the pass. An op's `durable`
+ * callback runs once a flush sent after it is acknowledged (the secondary acknowledges an op once
+ * applied, in its page cache: only a flush makes it survive a power loss there); in order.
+ */
 class WindowedSender {
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown = null;
+  /** Callbacks of acknowledged ops, waiting for the next flush. */
+  private acked: (() => void)[] = [];
+  /** Content bytes sent since the last flush. */
+  private unflushed = 0;
   constructor(
     private readonly link: ResyncLink,
     private readonly window: number,
+    private readonly flushEveryBytes: number,
   ) {}
 
-  async send(op: StreamOp, acked?: () => void): Promise<void> {
+  async send(op: StreamOp, durable?: () => void): Promise<void> {
     if (this.failure) throw this.failure;
     const p: Promise<void> = this.link.commit(op).then(
       () => {
         this.inFlight.delete(p);
-        if (!this.failure) acked?.();
+        if (this.failure) return;
+        if (op.kind === "flush") for (const done of this.acked.splice(0)) done();
+        else if (durable) this.acked.push(durable);
       },
       (err: unknown) => {
         this.inFlight.delete(p);
@@ -159,10 +180,20 @@ class WindowedSender {
       },
     );
     this.inFlight.add(p);
+    if (op.kind === "write") this.unflushed += op.data.length;
     if (this.inFlight.size >= this.window) await Promise.race(this.inFlight);
   }
 
+  /** Sends a flush once `flushEveryBytes` of content went since the last (`always`: in any case). */
+  async flush(always = false): Promise<void> {
+    if (!always && this.unflushed < this.flushEveryBytes) return;
+    this.unflushed = 0;
+    await this.send({ kind: "flush" });
+  }
+
+  /** Waits for every op sent, flushed: their callbacks have run. */
   async drain(): Promise<void> {
+    await this.flush(true);
     await Promise.all(this.inFlight);
     if (this.failure) throw this.failure;
   }
@@ -180,6 +211,9 @@ async function sendPass(
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
   const gone: string[] = [];
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+  // Renames made here, replayed there first where the secondary can: what they moved is then
+  // compared below (the targets are "doubtful"), not resent.
+  for (const [from, to] of [...dirty.renames]) await sender.send({ kind: "move", from, to }, () => void dirty.renames.shift());
   const isGone = (rel: string) => gone.some((g) => under(rel, g));
   /** Entries sent with their content (or subtree) in this pass, in order; and files sent whole. */
   const sentDeep = new Set<string>();
@@ -244,7 +278,9 @@ async function sendPass(
   }
   for (const rel of [...dirty.doubtful].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, "compare", false);
   for (const rel of [...new Set([...dirty.attrs, ...dirty.inDoubt.keys()])].sort()) if (!sentDeep.has(rel)) await sendEntry(rel, "shallow", false);
-  await sender.drain(); // sizes are set on the secondary before its checksums are asked for
+  // Sizes are set on the secondary before its checksums are asked for, and the entries' callbacks
+  // have run (new files' whole content is in dirty.files).
+  await sender.drain();
   for (const [rel, set] of [...dirty.inDoubt]) {
     if (!sentWhole.has(rel) && !isGone(rel)) {
       const differing = await differingBlocks(backing, rel, set, link);
@@ -296,6 +332,7 @@ async function sendZones(file: Buffer, rel: string, zones: RangeSet, sender: Win
         if (bytesRead === 0) break; // past the end of the file (a later truncate)
         const op: MutationOp = { kind: "write", path: rel, offset: off, data: data.subarray(0, bytesRead) };
         await sender.send(op, () => zones.remove(off, off + bytesRead));
+        await sender.flush();
         progress.bytesSent += bytesRead;
         await throttle.after(progress.bytesSent);
       }

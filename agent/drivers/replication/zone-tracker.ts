@@ -14,8 +14,12 @@
 //   checkpoint: on a replicating primary too, since a crash between the change here and its
 //   acknowledgement leaves the secondary without it, and after a crash logged names are "in doubt":
 //   the resync makes those entries match. A rename also moves what was recorded under the old name.
-// - A resync pass takes what is recorded and removes each part once the secondary acknowledged it,
+// - A resync pass takes what is recorded and removes each part once the secondary has it on disk,
 //   so a pass that fails hands back exactly what is still owed: an interrupted resync resumes.
+// - The secondary acknowledges an op once applied (in its page cache), not on disk: a power loss
+//   there can lose what it acknowledged since its last flush. A checkpoint while replicating first
+//   flushes the secondary, so what was logged since (the hot extents and names) covers what it may
+//   lose; when the secondary leaves, all of that becomes in doubt (compared at the resync).
 // Known gap: zones written through one hard link are recorded under that name only.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -318,11 +322,13 @@ export class ZoneTracker {
   /**
    * Saves the exact zones and empties the log (so extents and names become cold again); what is
    * in flight is saved as in doubt. Changes wait while it runs. Called periodically by the runtime
-   * and at a clean stop.
+   * and at a clean stop. `flushSecondary` (while replicating): everything the secondary applied
+   * is made durable there first, since its extents stop being hot.
    */
-  async checkpoint(): Promise<void> {
+  async checkpoint(flushSecondary?: () => Promise<void>): Promise<void> {
     if (this.checkpointing) return this.checkpointing;
     this.checkpointing = (async () => {
+      await flushSecondary?.();
       // What a resync pass has taken and the secondary has not acknowledged is still owed.
       const all = emptyZones();
       if (this.pending) mergeZones(all, this.pending); // taken first: its renames came first
@@ -373,6 +379,24 @@ export class ZoneTracker {
   async oweAll(): Promise<void> {
     this.zones.namespace.add("");
     await this.log.append({ t: "ns", p: "" } satisfies LogRecord);
+  }
+
+  /**
+   * The secondary left while replicating: what it acknowledged since its last flush (at the last
+   * checkpoint) may be lost with its page cache. Everything logged since is in doubt: compared by
+   * block checksums at the next resync, so only what it really lacks is sent.
+   */
+  secondaryLeft(): void {
+    for (const key of this.hot) {
+      const [t, p, e] = key.split("\0") as [string, string, string];
+      if (t !== "extent") {
+        this.zones.doubtful.add(p);
+        continue;
+      }
+      const set = this.zones.inDoubt.get(p) ?? new RangeSet(ZONE_SIZE);
+      set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
+      this.zones.inDoubt.set(p, set);
+    }
   }
 
   /** Bytes a resync would send now (exact zones plus in-doubt extents). */

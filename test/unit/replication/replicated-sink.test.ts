@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp, MutationSink } from "../../../agent/drivers/fuse/mutation";
+import type { StreamOp } from "../../../agent/drivers/replication/op-codec";
 import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated-sink";
 import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
 import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
@@ -19,13 +20,13 @@ let logs: Record<string, unknown>[];
 let sink: ReplicatedDirSink;
 
 /** A link that records what it was given and fails on demand. */
-function fakeLink(): MutationSink & { sent: MutationOp[]; failNext: string | null } {
+function fakeLink(): MutationSink & { sent: StreamOp[]; failNext: string | null; commit(op: StreamOp): Promise<void> } {
   const link = {
-    sent: [] as MutationOp[],
+    sent: [] as StreamOp[],
     failNext: null as string | null,
     abandon: () => undefined,
     admit: () => (link.failNext ? Promise.reject(new ReplicationLinkLost(link.failNext)) : Promise.resolve()),
-    commit: (op: MutationOp) => {
+    commit: (op: StreamOp) => {
       if (link.failNext) return Promise.reject(new ReplicationLinkLost(link.failNext));
       link.sent.push(op);
       return Promise.resolve();
@@ -83,6 +84,20 @@ describe("replicated directory sink", () => {
     expect(tracker.modified().files.size).toBe(0);
     expect(tracker.modified().namespace.size).toBe(0);
     expect(tracker.stats.logged).toBe(2); // the write's extent and the new name, durable before the ack
+  });
+
+  it("while replicating, a checkpoint flushes the secondary first; when the secondary leaves, what it may not have flushed is in doubt", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    await run(write(0));
+    await sink.checkpoint();
+    expect(link.sent.map((o) => o.kind)).toEqual(["write", "flush"]);
+    await run(write(5 * 1024 * 1024)); // after the flush: its extent is hot again
+    await run({ kind: "create", path: "new", mode: 0o644, uid: 0, gid: 0 });
+    expect([tracker.modified().inDoubt.size, tracker.modified().doubtful.size]).toEqual([0, 0]);
+    sink.setMode("alone", "peer lost, witness granted");
+    expect(Object.fromEntries([...tracker.modified().inDoubt].map(([p, set]) => [p, set.list()]))).toEqual({ f: [[4 * 1024 * 1024, 8 * 1024 * 1024]] });
+    expect([...tracker.modified().doubtful]).toEqual(["new"]);
   });
 
   it("records every change while alone", async () => {

@@ -19,6 +19,9 @@ let secondary: string;
 let tracker: ZoneTracker;
 let sink: ReplicatedDirSink;
 
+/** What a link carried, flushes left out, as "kind:path". */
+const shown = (l: { sent: StreamOp[] }) => l.sent.filter((o) => o.kind !== "flush").map((o) => `${o.kind}:${"path" in o ? o.path : ""}`);
+
 /** Records what is sent; checksums come from the secondary's applier on `secondary`. */
 function recordingLink(failAt = Infinity) {
   const sent: StreamOp[] = [];
@@ -67,10 +70,13 @@ describe("failback resync", () => {
     expect(progress).toMatchObject({ pass: 1, done: true, bytesSent: 4096 + 5 });
     expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}${o.kind === "entry" ? `:${o.type}` : ""}`)).toEqual([
       "entry:d/new:file",
+      "flush:",
       "write:d/new",
       "write:big",
+      "flush:", // the pass ends durable on the secondary
+      "flush:", // and the checkpoint that follows, now replicating, flushes it too
     ]);
-    const w = link.sent[2] as MutationOp & { kind: "write" };
+    const w = link.sent[3] as MutationOp & { kind: "write" };
     expect([w.offset, w.data.length, w.data[50_000 - 49_152]]).toEqual([49_152, 4096, 2]);
     expect(sink.mode).toBe("replicating");
     expect(tracker.dirtyBytes()).toBe(0);
@@ -107,12 +113,34 @@ describe("failback resync", () => {
     for (const p of ["same", "d", "theirs-only"]) tracker.modified().doubtful.add(p);
     const link = recordingLink();
     const applier = await BackingApplier.open(secondary);
-    const applying = { ...link, commit: async (op: StreamOp) => (await link.commit(op), void (await applier.apply(op))) };
+    let order = Promise.resolve(); // acknowledgements come in order, as on the stream
+    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void (await applier.apply(op))))) };
     const progress = await resync({ sink, tracker, backing, link: applying });
     await applier.close();
-    expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}`)).toEqual(["entry:d", "entry:d/f", "entry:same", "absent:theirs-only", "write:d/f"]);
+    expect(shown(link)).toEqual(["entry:d", "entry:d/f", "entry:same", "absent:theirs-only", "write:d/f"]);
     expect(progress.bytesSent).toBe(4096); // the one differing block of d/f
     expect(readFileSync(path.join(secondary, "d", "f")).equals(data)).toBe(true);
+  });
+
+  it("a file renamed while alone is renamed there too, then compared: only what was written after goes", async () => {
+    const segment = Buffer.alloc(16 * 4096, 3);
+    mkdirSync(path.join(backing, "wal"));
+    mkdirSync(path.join(secondary, "wal"));
+    writeFileSync(path.join(secondary, "wal", "A"), segment); // in sync before the peer left
+    // Alone: the segment is recycled under a new name (PostgreSQL), then one block rewritten.
+    const recycled = Buffer.from(segment);
+    recycled.fill(4, 2 * 4096, 3 * 4096);
+    await change({ kind: "rename", from: "wal/A", to: "wal/B", noReplace: false }, () => writeFileSync(path.join(backing, "wal", "B"), segment));
+    await change({ kind: "write", path: "wal/B", offset: 2 * 4096, data: recycled.subarray(2 * 4096, 3 * 4096) }, () => writeFileSync(path.join(backing, "wal", "B"), recycled));
+    const link = recordingLink();
+    const applier = await BackingApplier.open(secondary);
+    let order = Promise.resolve();
+    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void (await applier.apply(op))))) };
+    const progress = await resync({ sink, tracker, backing, link: applying });
+    await applier.close();
+    expect(shown(link)).toEqual(["move:", "absent:wal/A", "entry:wal/B", "write:wal/B"]);
+    expect(progress.bytesSent).toBe(4096);
+    expect(readFileSync(path.join(secondary, "wal", "B")).equals(recycled)).toBe(true);
   });
 
   it("keeps to the bandwidth cap, reporting progress while the pass runs", async () => {
@@ -145,10 +173,10 @@ describe("failback resync", () => {
     const link = recordingLink();
     await resync({ sink, tracker, backing, link });
     // d/e: removed first (an older directory there may hold other names), then made; f: removed.
-    expect(link.sent.map((o) => `${o.kind}:${"path" in o ? o.path : ""}`)).toEqual(["absent:d/e", "entry:d/e", "absent:f"]);
+    expect(shown(link)).toEqual(["absent:d/e", "entry:d/e", "absent:f"]);
   });
 
-  it("an interrupted resync resumes: what the secondary acknowledged is not sent again", async () => {
+  it("an interrupted resync resumes: what the secondary acknowledged and flushed is not sent again", async () => {
     // A directory made while alone, holding 3 files of 3 MiB: a 1 MiB write per op.
     mkdirSync(path.join(backing, "d", "new"));
     for (const n of ["a", "b", "c"]) writeFileSync(path.join(backing, "d", "new", n), Buffer.alloc(3 * 1024 * 1024, n));
@@ -170,13 +198,15 @@ describe("failback resync", () => {
         },
       };
     };
-    const first = applying(7); // absent, dir entry, 3 file entries, then 2 of the 9 writes
-    await expect(resync({ sink, tracker, backing, link: first, window: 1 })).rejects.toBeInstanceOf(ReplicationLinkLost);
-    expect(tracker.dirtyBytes()).toBe(7 * 1024 * 1024); // 9 MiB less the 2 acknowledged
+    // absent, dir entry, 3 file entries, flush, then writes with a flush after each 2 MiB: the link
+    // is lost after a0 a1 flush a2 b0 flush b1 (b1 acknowledged, never flushed).
+    const first = applying(13);
+    await expect(resync({ sink, tracker, backing, link: first, window: 1, flushEveryBytes: 2 * 1024 * 1024 })).rejects.toBeInstanceOf(ReplicationLinkLost);
+    expect(tracker.dirtyBytes()).toBe(5 * 1024 * 1024); // 9 MiB less the 4 flushed
     const second = applying();
     const done = await resync({ sink, tracker, backing, link: second });
     const writes = (l: { sent: StreamOp[] }) => l.sent.filter((o) => o.kind === "write").length;
-    expect([writes(first), writes(second), done.bytesSent]).toEqual([2, 7, 7 * 1024 * 1024]);
+    expect([writes(first), writes(second), done.bytesSent]).toEqual([5, 5, 5 * 1024 * 1024]);
     expect(second.sent.some((o) => o.kind === "absent")).toBe(false); // the partial copy is kept
     for (const n of ["a", "b", "c"]) expect(readFileSync(path.join(secondary, "d", "new", n)).equals(readFileSync(path.join(backing, "d", "new", n)))).toBe(true);
     await applier.close();
