@@ -53,7 +53,6 @@ export class ReplicationSender implements MutationSink {
   /** Waiting for their ack, oldest first (acks arrive in sequence order). */
   private readonly pending: Pending[] = [];
   private lost: ReplicationLinkLost | null = null;
-  private corked = false;
   private readonly reader = new FrameReader();
   private readonly timer: NodeJS.Timeout;
   /** Resolves once, with the reason, when the link fails. */
@@ -111,23 +110,13 @@ export class ReplicationSender implements MutationSink {
       this.stats.bytesSent += head.length + (data?.length ?? 0);
       this.stats.inFlight = this.pending.length;
       this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.pending.length);
-      this.corkUntilTickEnd();
+      if (!data) {
+        this.stream.write(head);
+        return;
+      }
+      this.stream.cork(); // head and data in one writev
       this.stream.write(head);
-      if (data) this.stream.write(data);
-    });
-  }
-
-  /**
-   * Frames sent in this tick go out together in one writev once the code that sent them has run
-   * on: the FUSE request that sent a write starts its local pwrite before this thread spends time
-   * copying 1 MiB into the socket, and ops sent together cost one syscall.
-   */
-  private corkUntilTickEnd(): void {
-    if (this.corked) return;
-    this.corked = true;
-    this.stream.cork();
-    process.nextTick(() => {
-      this.corked = false;
+      this.stream.write(data);
       this.stream.uncork();
     });
   }
