@@ -34,7 +34,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
-import { listMounts, unmountFuse } from "../drivers/fuse/mount";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
 import { buildManifest } from "../drivers/replication/manifest";
 import { BackingApplier } from "../drivers/replication/applier";
@@ -57,7 +56,7 @@ process.env.UV_THREADPOOL_SIZE ??= "16";
 const ACK_TIMEOUT_MS = 10_000;
 /** Zones are saved and the activity log emptied this often (and at a clean stop). */
 const CHECKPOINT_EVERY_MS = 10_000;
-/** A clean unmount at stop waits at most this long before detaching lazily. */
+/** A clean unmount at stop waits at most this long before the connection is aborted. */
 const UNMOUNT_WAIT_MS = 5_000;
 /** Entries a manifest answer may hold (about 200 bytes each in JSON). */
 const MAX_MANIFEST_ENTRIES = 1_000_000;
@@ -133,12 +132,6 @@ function resyncFigures(s: { peer: string; startedAt: string }, planned: number, 
   const elapsedSec = Math.max(0.001, (Date.now() - Date.parse(s.startedAt)) / 1000);
   const bytesPerSec = Math.round(sent / elapsedSec);
   return { peer: s.peer, bytesPlanned: planned, bytesSent: sent, startedAt: s.startedAt, bytesPerSec, etaSec: bytesPerSec > 0 ? Math.max(0, Math.round((planned - sent) / bytesPerSec)) : null };
-}
-
-/** Aborts the FUSE connection of a mount ("major:minor", the minor is its fusectl number), if fusectl is there. */
-function abortFuseConnection(device: string | undefined): void {
-  const abort = `/sys/fs/fuse/connections/${device?.split(":")[1] ?? ""}/abort`;
-  if (device && fs.existsSync(abort)) fs.writeFileSync(abort, "1");
 }
 
 /** Removes everything inside `dir` (not `dir` itself); names are taken as bytes, whatever they are. */
@@ -252,6 +245,11 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   private readonly stuckWatch: NodeJS.Timeout;
   private resyncBytesSent = 0;
   private manifestBusy = false;
+  /**
+   * fullsync ran and no full copy started yet: the node's own (still in sync) state must not mark
+   * its copies in lineage again meanwhile (the stop that follows persists "up to date").
+   */
+  private readonly fullCopyWanted = new Set<ReplicatedDir>();
   private readonly checkpoints: NodeJS.Timeout;
 
   private constructor(
@@ -354,6 +352,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   dataUpToDate(upToDate: boolean): void {
     if (!upToDate || this.role !== "SECOND") return;
     for (const d of this.dirs) {
+      if (this.fullCopyWanted.has(d)) continue;
       markInLineage(d);
       if (!d.tracker.clean) {
         void d.tracker.clear().catch((err: unknown) => this.log({ event: "replication-checkpoint-failed", level: "error", path: d.path, error: String(err) }));
@@ -474,6 +473,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     if (full) {
       await emptyDirectory(d.backing);
       createMarker(d.copyMarker);
+      this.fullCopyWanted.delete(d);
     }
     sock.write(encodeAnswer(full ? { full: true } : { full: false, owed: owedBy(d.tracker) }));
     await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
@@ -487,6 +487,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
   forgetCopies(): string | null {
     if (this.role === "PRIM" || this.role === "ALONE") return `this node is ${this.role}: its copy is the reference; run fullsync on the node whose copy is to be replaced`;
     for (const d of this.dirs) {
+      this.fullCopyWanted.add(d);
       removeMarker(d.marker);
       removeMarker(d.copyMarker);
     }
@@ -540,26 +541,11 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       await d.closeReceiver();
       await d.tracker.checkpoint().catch(() => undefined);
       d.tracker.close();
-      // Busy (an application still has files open): detach lazily, the kernel fails what follows.
+      // Busy (an application still has files open): detached lazily; not ended in time (the mount
+      // lives on in a mount namespace copied while it existed, say): the connection is aborted.
       const started = performance.now();
-      const device = listMounts().find((m) => m.mountPoint === d.path)?.device;
-      const outcome = await Promise.race([
-        d.mount
-          .unmount()
-          .catch(() => d.mount.unmount(true))
-          .then(() => "unmounted" as const),
-        new Promise<"detached">((r) => setTimeout(() => r("detached"), UNMOUNT_WAIT_MS).unref()),
-      ]).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
-      // Not finished in time (files still open, say): detached lazily; the process exit ends the session.
-      // Not finished in time: the mount may live on in another mount namespace copied while it
-      // existed (unshare --mount), which keeps the connection and our read of /dev/fuse open
-      // forever. Detach it here and abort the connection (fusectl): the copies fail ENOTCONN.
-      const stillMounted = listMounts().some((m) => m.mountPoint === d.path);
-      if (outcome === "detached") {
-        if (stillMounted) await unmountFuse(d.path, true).catch(() => undefined);
-        abortFuseConnection(device);
-      }
-      this.log({ event: "replication-unmounted", path: d.path, outcome, stillMounted, ms: Math.round(performance.now() - started) });
+      const outcome = await d.mount.close(UNMOUNT_WAIT_MS).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.log({ event: "replication-unmounted", path: d.path, outcome, ms: Math.round(performance.now() - started) });
     }
   }
 }
