@@ -209,12 +209,16 @@ async function sendPass(
 ): Promise<void> {
   const root = Buffer.from(path.resolve(backing), "utf8").toString(NAME_ENCODING);
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
-  const gone: string[] = [];
+  /** Names sent as absent in this pass: nothing under them is sent. */
+  const gone = new Set<string>();
   const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
   // Renames made here, replayed there first where the secondary can: what they moved is then
   // compared below (the targets are "doubtful"), not resent.
   for (const [from, to] of [...dirty.renames]) await sender.send({ kind: "move", from, to }, () => void dirty.renames.shift());
-  const isGone = (rel: string) => gone.some((g) => under(rel, g));
+  const isGone = (rel: string) => {
+    for (let i = rel.length; i > 0; i = rel.lastIndexOf("/", i - 1)) if (gone.has(rel.slice(0, i))) return true;
+    return false;
+  };
   /** Entries sent with their content (or subtree) in this pass, in order; and files sent whole. */
   const sentDeep = new Set<string>();
   const sentWhole = new Set<string>();
@@ -242,7 +246,7 @@ async function sendPass(
     };
     if (deep) sentDeep.add(rel);
     if (!st || !type) {
-      gone.push(rel);
+      gone.add(rel);
       return sender.send({ kind: "absent", path: rel }, () => {
         settled();
         for (const p of dirty.files.keys()) if (under(p, rel)) dirty.files.delete(p);
