@@ -241,7 +241,8 @@ export class ZoneTracker {
    * are in flight: a checkpoint meanwhile saves them as in doubt, since it empties the log.
    */
   async admit(op: MutationOp): Promise<void> {
-    if (this.checkpointing) await this.checkpointing;
+    // A checkpoint that failed (its flush of the secondary, say) changed nothing: go on.
+    if (this.checkpointing) await this.checkpointing.catch(() => undefined);
     const records: LogRecord[] = [];
     for (const r of recordsOf(op)) {
       const key = inFlightKey(r);

@@ -141,6 +141,18 @@ describe("ZoneTracker", () => {
     expect(tracker.modified().renames).toEqual([["wal/1", "wal/9"], ["wal/2", "wal/1"]]);
   });
 
+  it("a checkpoint whose flush of the secondary fails changes nothing, and changes waiting for it go on", async () => {
+    await run(tracker, write("a", 0, 10));
+    let fail: (e: Error) => void = () => undefined;
+    const cp = tracker.checkpoint(() => new Promise((_, reject) => (fail = reject)));
+    const waiting = run(tracker, write("b", 0, 10));
+    fail(new Error("link lost"));
+    await expect(cp).rejects.toThrow("link lost");
+    await waiting;
+    const t = crashAndRestart();
+    expect(Object.keys(ranges(t, "inDoubt")).sort()).toEqual(["a", "b"]); // the log was not emptied
+  });
+
   it("ignores a torn last log line (a crash in the middle of an append)", async () => {
     await run(tracker, write("x", 0, 1));
     tracker.close();
