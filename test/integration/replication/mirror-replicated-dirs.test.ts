@@ -4,7 +4,8 @@
 // what is written through the primary's mount is in
 // the secondary's backing directory; after kill -9 of the primary, every file whose write+fsync
 // returned is on the new primary; the old primary comes back as SECOND and is resynchronised with
-// about what changed meanwhile, not the whole data set (the agent's own byte counters).
+// about what changed meanwhile, not the whole data set (the agent's own byte counters); fullsync
+// replaces the secondary's copy whole, and a full copy cut by kill -9 resumes.
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, promises as fsp, readFileSync, rmSync, writeFileSync } from "node:fs";
