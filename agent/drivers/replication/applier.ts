@@ -185,13 +185,18 @@ export class BackingApplier {
       return cached;
     }
     const fd = await openFd(await this.resolve(rel), C.O_WRONLY | C.O_NOFOLLOW);
+    await this.cacheFd(rel, fd);
+    return fd;
+  }
+
+  /** Keeps a writable descriptor of `rel`, closing the least recently used one past FD_CACHE_SIZE. */
+  private async cacheFd(rel: string, fd: number): Promise<void> {
     this.fds.set(rel, fd);
     if (this.fds.size > FD_CACHE_SIZE) {
       const [oldest, oldFd] = this.fds.entries().next().value as [string, number];
       this.fds.delete(oldest);
       await this.closeCached(oldFd);
     }
-    return fd;
   }
 
   private async applyOrThrow(op: StreamOp | ReceivedOp): Promise<void> {
@@ -219,9 +224,12 @@ export class BackingApplier {
         try {
           await fchown(fd, op.uid, op.gid);
           await fchmod(fd, op.mode);
-        } finally {
+        } catch (err) {
           await closeFd(fd);
+          throw err;
         }
+        // Kept open: what follows a create is mostly writes to it (no close and open again).
+        await this.cacheFd(op.path, fd);
         return;
       }
       case "mkdir": {

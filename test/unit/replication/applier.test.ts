@@ -100,6 +100,21 @@ describe("replication applier", () => {
     expect([data.length, data.subarray(0, WRITEBACK_BYTES - 1).every((b) => b === 7), data[WRITEBACK_BYTES - 1]]).toEqual([WRITEBACK_BYTES, true, 0x78]);
   });
 
+  it("keeps a file it created open for the writes that follow, and closes it when the name goes", async () => {
+    const openOn = async (file: string) => {
+      const fds = await fsp.readdir("/proc/self/fd");
+      const targets = await Promise.all(fds.map((fd) => fsp.readlink(`/proc/self/fd/${fd}`).catch(() => "")));
+      return targets.filter((t) => t === file).length;
+    };
+    const file = path.join(await fsp.realpath(backing), "f");
+    expect(await apply({ kind: "create", path: "f", mode: 0o600, uid, gid })).toBe(0);
+    expect(await openOn(file)).toBe(1);
+    expect(await apply({ kind: "write", path: "f", offset: 0, data: Buffer.from("data") })).toBe(0);
+    expect(await openOn(file)).toBe(1);
+    expect(await apply({ kind: "unlink", path: "f" })).toBe(0);
+    expect(await openOn(`${file} (deleted)`)).toBe(0);
+  });
+
   it("answers the errno a failed op got, as the ack will carry it", async () => {
     await apply({ kind: "mkdir", path: "d", mode: 0o755, uid, gid });
     await apply({ kind: "create", path: "d/f", mode: 0o644, uid, gid });
