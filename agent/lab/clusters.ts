@@ -1,5 +1,6 @@
 // Clusters in the lab: generates each node's agent config and secrets, deploys the agents through
 // the on-prem deployer over SSH (exactly as on real servers), and waits until they are healthy.
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
 import * as path from "node:path";
@@ -7,11 +8,11 @@ import { exampleConfigDocument } from "../config/example";
 import { parseAgentConfig, type AgentConfigInput } from "../config/schema";
 import { MirrorfarmError } from "../errors";
 import * as deployer from "../../components/onprem/deployer";
-import { APPS_DIR, appModules, type LabApp } from "./apps";
-import { PRIVATE_PATHS } from "./host";
+import { agentCheckers, agentScripts, demoModule, type AppModule } from "../../templates/modules";
+import { LAB_CHECKER_TIMING, labAppModule, type LabApp } from "./apps";
 import { execArgv } from "./lab";
 import { labAddresses } from "./names";
-import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
+import { labDir, updateState, type ClusterState, type LabState } from "./state";
 import { allSettledOrThrow, run, waitFor } from "./sys";
 
 
@@ -52,30 +53,13 @@ async function secrets(lab: string, cluster: string, nodes: Array<{ name: string
 }
 
 /**
- * The application's role scripts and its checker: a TCP connect to its port on the node itself.
- * Every 500 ms, 3 failures in a row restart it (a mirror primary sees a dead application within
- * 1.5 s); a farm node gives its buckets away at the first failure. Each start script returns only
- * once the port answers, and checkers count only where the application runs.
+ * The application's role scripts and checkers, as on a real server. Each start script returns only
+ * once the application answers, and checkers count only where it runs (a farm node gives its
+ * buckets away at the first failure).
  */
-function appControl(doc: AgentConfigInput, app: LabApp): void {
-  doc.scripts = {
-    start_prim: { path: `${APPS_DIR}/${app}/start.sh`, timeoutMs: 40_000 },
-    stop_prim: { path: `${APPS_DIR}/${app}/stop.sh`, timeoutMs: 40_000 },
-  };
-  doc.checkers = [{ name: app, type: "tcp", host: "127.0.0.1", port: appModules[app].port, intervalMs: 500, timeoutMs: 400, failures: 3, action: "restart" }];
-}
-
-/**
- * Installs an application into a host's private /var/lib/mirrorfarm (what an application module
- * does on a server) and runs its one-time setup inside the host.
- */
-async function installApp(state: LabState, host: string, app: LabApp): Promise<void> {
-  const varLib = PRIVATE_PATHS.find(([, target]) => target === "/var/lib/mirrorfarm")?.[0] ?? "var-lib-mirrorfarm";
-  const dir = path.join(hostDir(state.name, host), varLib, path.relative("/var/lib/mirrorfarm", APPS_DIR), app);
-  fs.mkdirSync(dir, { recursive: true });
-  const mod = appModules[app];
-  for (const [file, { text, mode }] of Object.entries(mod.files(host))) fs.writeFileSync(path.join(dir, file), text, { mode });
-  if (mod.setup) await run("nsenter", execArgv(state.name, host, mod.setup).slice(1), { timeoutMs: 60_000 });
+function appControl(doc: AgentConfigInput, app: AppModule): void {
+  doc.scripts = agentScripts(app);
+  doc.checkers = agentCheckers(app, LAB_CHECKER_TIMING);
 }
 
 interface PlannedNode {
@@ -84,7 +68,7 @@ interface PlannedNode {
   config: string;
 }
 
-function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>>): PlannedNode[] {
+function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined, secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>>): PlannedNode[] {
   const addrs = labAddresses(state.subnet);
   const addressOf = (h: string): string => state.hosts[h]?.address ?? "";
   const nodes: PlannedNode[] = [];
@@ -106,9 +90,8 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         patch: (d) => {
           admin(node)(d);
           if (d.vip) d.vip = { ...d.vip, prefixLength: 24 };
-          if (opts.app && node !== "witness") appControl(d, opts.app);
-          const dirs = opts.app ? appModules[opts.app].replicatedDirs : undefined;
-          if (dirs && d.mirror) d.mirror.replicatedDirs = dirs;
+          if (app && node !== "witness") appControl(d, app);
+          if (app && d.mirror) d.mirror.replicatedDirs = [...app.replicatedDirs];
         },
       });
       nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
@@ -127,8 +110,8 @@ function plan(state: LabState, opts: ClusterOptions, secretsByCluster: Record<st
         secrets: secretsByCluster.farm?.[m.name],
         patch: (d) => {
           admin(m.name)(d);
-          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [appModules[opts.app ?? "demo"].port] }];
-          if (opts.app) appControl(d, opts.app);
+          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [...(app ?? demoModule()).ports] }];
+          if (app) appControl(d, app);
         },
       });
       nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
@@ -205,15 +188,15 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   if (opts.mirror) secretsByCluster.mirror = await secrets(state.name, "mirror", ["host1", "host2", "witness"].map((h) => ({ name: h, address: addressOf(h) })));
   const farmHosts = Array.from({ length: opts.farm }, (_, i) => `host${(opts.mirror ? 3 : 1) + i}`);
   if (opts.farm > 0) secretsByCluster.farm = await secrets(state.name, "farm", farmHosts.map((h) => ({ name: h, address: addressOf(h) })));
-  const nodes = plan(state, opts, secretsByCluster);
-  const app = opts.app;
-  if (app) await allSettledOrThrow(nodes.filter((n) => n.node !== "witness").map((n) => installApp(state, n.host, app)));
+  // One module for the whole deployment: both nodes of a mirror share the application's password.
+  const app = opts.app ? labAppModule(opts.app, { subnet: state.subnet, password: crypto.randomBytes(16).toString("hex") }) : undefined;
+  const nodes = plan(state, opts, app, secretsByCluster);
 
   const addrs = labAddresses(state.subnet);
   const clusterState = (vip: string, members: string[], token: string): ClusterState => ({
     vip,
     nodes: members,
-    ...(opts.app ? { app: { url: appModules[opts.app].url(vip) } } : {}),
+    ...(app ? { app: { url: app.url(vip) } } : {}),
     admin: Object.fromEntries(members.map((m) => [m, { url: `http://${addressOf(m)}:${ADMIN_PORT}`, token }])),
   });
   const updated = updateState(state.name, (s) => {

@@ -82,8 +82,8 @@ function document(input: PlanInput, node: NodeFacts, kind: "mirror" | "farm" | "
   };
   if (input.witness) doc.witness = { name: input.witness.name, address: input.witness.address };
   if (kind === "witness") return doc;
-  doc.scripts = roleScripts(spec);
-  doc.checkers = checkers(spec);
+  doc.scripts = roleScripts(spec, secrets);
+  doc.checkers = checkers(spec, secrets);
   if (kind === "mirror") {
     const first = input.nodes[0]?.name ?? "";
     doc.mirror = { defaultPrimary: first, replicatedDirs: spec.replicatedDirs.map((d) => ({ path: d.path, backing: d.backingPath })) };

@@ -1,76 +1,85 @@
 /**
- * Role scripts and checkers of each application module. Scripts are inline `/bin/sh -c` argv so
- * nothing but the agent and its config has to reach the node (the on-prem deployer ships exactly
- * those two files).
+ * The spec's application module (templates/modules) with a real server's arguments: the spec's
+ * ports, directories and unit, the distro's paths, and a password derived from the cluster's
+ * secrets. Scripts become inline `/bin/sh -c` argv so nothing but the agent and its config has to
+ * reach the node (the on-prem deployer ships exactly those two files).
  */
+import * as crypto from "node:crypto";
+import {
+  agentCheckers,
+  agentScripts,
+  demoModule,
+  dockerModule,
+  nginxModule,
+  postgresqlModule,
+  serviceModule,
+  type AppModule,
+} from "../../templates/modules";
 import { checkerAddress } from "../spec/validate";
 import type { ResolvedSpec } from "../spec/types";
 import type { AgentConfigInput } from "../../agent/config/schema";
 
+export { shellQuote } from "../../templates/modules";
+
 type Scripts = NonNullable<AgentConfigInput["scripts"]>;
 type Checkers = NonNullable<AgentConfigInput["checkers"]>;
 
-const sh = (command: string, timeoutMs = 60_000) => ({ path: "/bin/sh", args: ["-c", command], timeoutMs });
-
-/** Single-quotes a value for /bin/sh. */
-export function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
+/** The secret the application's password is derived from. */
+export interface AppSecrets {
+  readonly adminToken: string;
 }
 
-function serviceScripts(unit: string, mirror: boolean): Scripts {
-  const start = sh(`systemctl start ${shellQuote(unit)}`);
-  const stop = sh(`systemctl stop ${shellQuote(unit)}`);
-  // On a mirror the service must only run where the data is writable: never let boot start it.
-  const prestart = mirror ? sh(`systemctl disable --now ${shellQuote(unit)} || true`) : undefined;
-  return { ...(prestart ? { prestart } : {}), start_prim: start, stop_prim: stop };
+/**
+ * The application's password (PostgreSQL's role): derived from the admin token, a secret the
+ * stack already keeps, so it needs no resource of its own and is stable across runs.
+ */
+export function applicationPassword(secrets: AppSecrets): string {
+  return crypto.createHmac("sha256", secrets.adminToken).update("mirrorfarm application password").digest("hex").slice(0, 32);
 }
 
-function dockerScripts(spec: ResolvedSpec): Scripts {
-  const name = shellQuote(`mirrorfarm-${spec.clusterName}`);
-  const ports = spec.appPorts.map((p) => `-p ${p}:${p}`).join(" ");
-  const volumes = spec.replicatedDirs.map((d) => `-v ${shellQuote(`${d.path}:${d.path}`)}`).join(" ");
-  const run = ["docker run -d --rm --name", name, ports, volumes, shellQuote(spec.dockerImage ?? "")].filter((x) => x !== "").join(" ");
-  return {
-    start_prim: sh(`docker rm -f ${name} >/dev/null 2>&1; ${run}`, 300_000),
-    stop_prim: sh(`docker stop -t 20 ${name} || true`),
-  };
-}
-
-/** The demo module: a tiny HTTP server answering with the node name and a request counter kept in the replicated directory. */
-function demoScripts(spec: ResolvedSpec): Scripts {
-  const port = spec.appPorts[0] ?? 8080;
-  const dir = spec.replicatedDirs[0]?.path ?? "/var/lib/mirrorfarm-demo";
-  const server =
-    `const fs=require("fs"),os=require("os"),f=${JSON.stringify(`${dir}/count`)};` +
-    `require("http").createServer((q,r)=>{let n=0;try{n=+fs.readFileSync(f,"utf8")||0}catch{}` +
-    `try{fs.writeFileSync(f,String(n+1))}catch{}r.end(os.hostname()+" "+(n+1)+"\\n")}).listen(${port})`;
-  const pidFile = "/run/mirrorfarm-demo.pid";
-  return {
-    start_prim: sh(`setsid node -e ${shellQuote(server)} >/dev/null 2>&1 < /dev/null & echo $! > ${pidFile}`),
-    stop_prim: sh(`[ -f ${pidFile} ] && kill "$(cat ${pidFile})" 2>/dev/null; rm -f ${pidFile}; true`),
-  };
-}
-
-export function roleScripts(spec: ResolvedSpec): Scripts {
-  const mirror = spec.kind === "mirror";
+export function applicationModule(spec: ResolvedSpec, secrets: AppSecrets): AppModule {
+  const dirs = spec.replicatedDirs.map((d) => ({ path: d.path, backing: d.backingPath }));
+  const port = spec.appPorts[0];
   switch (spec.application) {
-    case "docker":
-      return dockerScripts(spec);
+    case "postgresql": {
+      const dir = dirs[0];
+      return postgresqlModule({
+        dir: dir?.path ?? "/var/lib/postgresql",
+        ...(dir ? { backing: dir.backing } : {}),
+        ...(port !== undefined ? { port } : {}),
+        user: "postgres",
+        password: applicationPassword(secrets),
+        database: "postgres",
+        clientCidrs: spec.clientCidrs,
+        distroUnit: spec.serviceName ?? "postgresql",
+      });
+    }
+    case "nginx":
+      return nginxModule({ ...(port !== undefined ? { port } : {}), conf: "/etc/nginx/nginx.conf", pidFile: "/run/nginx.pid", distroUnit: spec.serviceName ?? "nginx" });
     case "demo":
-      return demoScripts(spec);
+      return demoModule({ ...(port !== undefined ? { port } : {}), ...(dirs[0] ? { dir: dirs[0] } : {}) });
+    case "docker":
+      return dockerModule({ container: `mirrorfarm-${spec.clusterName}`, image: spec.dockerImage ?? "", ports: spec.appPorts, replicatedDirs: dirs });
     default:
-      return spec.serviceName ? serviceScripts(spec.serviceName, mirror) : {};
+      return serviceModule({ name: spec.application, unit: spec.serviceName ?? "", ports: spec.appPorts, replicatedDirs: dirs, mirror: spec.kind === "mirror" });
   }
+}
+
+/** The URL a client uses to reach the application at `host` (the cluster's endpoint address). */
+export function applicationUrl(spec: ResolvedSpec, secrets: AppSecrets, host: string): string {
+  return applicationModule(spec, secrets).url(host);
+}
+
+export function roleScripts(spec: ResolvedSpec, secrets: AppSecrets): Scripts {
+  return agentScripts(applicationModule(spec, secrets));
 }
 
 /**
  * The module's own liveness checker (its first port over TCP) followed by the spec's checkers.
  * The agent counts checker results only where the application runs (mirror primary, farm UP).
  */
-export function checkers(spec: ResolvedSpec): Checkers {
-  const out: Checkers = [];
-  const port = spec.appPorts[0];
-  if (port !== undefined) out.push({ name: `${spec.application}-port`, type: "tcp", host: "127.0.0.1", port, action: "restart" });
+export function checkers(spec: ResolvedSpec, secrets: AppSecrets): Checkers {
+  const out: Checkers = agentCheckers(applicationModule(spec, secrets));
   for (const c of spec.checkers) {
     const common = { name: c.name, intervalMs: c.intervalMs, timeoutMs: c.timeoutMs, failures: c.failuresBeforeAction, action: c.action };
     const addr = checkerAddress(c.target);

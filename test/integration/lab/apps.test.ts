@@ -41,8 +41,15 @@ describe.skipIf(!needsRoot("lab applications"))("lab applications on a mirror cl
     await down(LAB);
     await deployClusters(await upHosts({ name: LAB, servers: 2 }), { mirror: true, farm: 0, app: "postgresql", bundlePath: BUNDLE });
     const mirror = info(requireState(LAB)).mirror;
-    expect(mirror?.app?.url).toBe(`postgresql://postgres@${mirror?.vip}:5432/postgres`);
-    const served = await poll("PostgreSQL on the VIP", () => fromClient(["psql", mirror?.app?.url ?? "", "-Atc", "select 6 * 7"]));
+    const url = mirror?.app?.url ?? "";
+    expect(url).toMatch(new RegExp(`^postgresql://postgres:[0-9a-f]{32}@${mirror?.vip?.replace(/\./g, "\\.")}:5432/postgres$`));
+    const served = await poll("PostgreSQL on the VIP", () => fromClient(["psql", url, "-Atc", "select 6 * 7"]));
     expect(served).toBe("42");
+    // The URL's password is what lets a client in: without it, or with another, it is refused.
+    const noPassword = new URL(url);
+    noPassword.password = "";
+    expect(await fromClient(["psql", "-w", noPassword.toString(), "-Atc", "select 1"])).toBeUndefined();
+    noPassword.password = "0".repeat(32);
+    expect(await fromClient(["psql", "-w", noPassword.toString(), "-Atc", "select 1"])).toBeUndefined();
   }, 120_000);
 });

@@ -20,8 +20,12 @@ describe("agent config plan", () => {
     expect(a.mirror).toMatchObject({ defaultPrimary: "a", replicatedDirs: [{ path: "/var/lib/postgresql", backing: "/var/lib/mirrorfarm/backing/var/lib/postgresql" }] });
     expect(a.witness).toEqual(witness);
     expect(a.vip).toBeUndefined();
-    expect(a.scripts.start_prim?.args).toEqual(["-c", "systemctl start 'postgresql'"]);
-    expect(a.checkers[0]).toMatchObject({ type: "tcp", host: "127.0.0.1", port: 5432, action: "restart" });
+    // PostgreSQL runs under the agent (pg_ctl) on a data directory inside the replicated one; the distro's unit is kept away.
+    expect(a.scripts.start_prim?.args[1]).toContain("PGDATA='/var/lib/postgresql/data'");
+    expect(a.scripts.start_prim?.args[1]).toContain('"$PGBIN/pg_ctl" start');
+    expect(a.scripts.start_prim?.args[1]).not.toContain("systemctl");
+    expect(a.scripts.prestart?.args).toEqual(["-c", "if command -v systemctl >/dev/null 2>&1; then systemctl mask --now 'postgresql' || exit 1; fi\n"]);
+    expect(a.checkers[0]).toMatchObject({ name: "postgresql", type: "tcp", host: "127.0.0.1", port: 5432, action: "restart" });
     expect(a.timing).toMatchObject({ heartbeatTimeoutMs: 1500, leaseMs: 1050 });
     const w = configs["orders-witness"]!;
     expect(w).toMatchObject({ kind: "witness", node: "orders-witness", admin: { listen: "10.0.3.10" } });
