@@ -21,6 +21,7 @@ export class ReplicationLinkLost extends Error {
 }
 
 export interface SenderStats {
+  /** Frames (a write above WRITE_PIECE is several), as are acked, inFlight and maxInFlight. */
   sent: number;
   acked: number;
   bytesSent: number;
