@@ -104,8 +104,8 @@ ${bins}as_pg() { runuser -u postgres -- "$@"; }
 install -d -o postgres -g postgres -m 2775 /run/postgresql
 mkdir -p "$(dirname ${shellQuote(log)})" && touch ${shellQuote(log)} && chown postgres ${shellQuote(log)}
 if ! as_pg "$PGBIN/pg_ctl" status -D "$PGDATA" >/dev/null 2>&1; then
-  # The module's directory may be a new mount whose root only root may enter: postgres must reach PGDATA.
-  chmod go+x ${shellQuote(p.dir)}
+  # The module's directory may be missing, or a new mount whose root only root may enter: postgres must reach PGDATA.
+  mkdir -p ${shellQuote(p.dir)} && chmod go+x ${shellQuote(p.dir)}
   install -d -o postgres -g postgres -m 700 "$PGDATA"
   if [ ! -f "$PGDATA/PG_VERSION" ]; then
     # Initialised only when empty: never over files that are not a cluster.
