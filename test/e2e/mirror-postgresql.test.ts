@@ -88,7 +88,7 @@ describe.skipIf(!needsRoot("mirror PostgreSQL e2e"))("PostgreSQL on a mirror wit
       return r.code === 0 ? Number(r.out.trim()) : undefined;
     }, 500);
     expect(counted).toBe(acked);
-    const check = await inHost("host2", [`${PGBIN}/pg_amcheck`, "-h", "127.0.0.1", "-U", "postgres", "--install-missing", "--heapallindexed", "--all"]);
+    const check = await inHost("host2", ["env", `PGPASSWORD=${new URL(url).password}`, `${PGBIN}/pg_amcheck`, "-h", "127.0.0.1", "-U", "postgres", "--install-missing", "--heapallindexed", "--all"]);
     expect(check.code, check.out).toBe(0);
   });
 
@@ -104,7 +104,7 @@ describe.skipIf(!needsRoot("mirror PostgreSQL e2e"))("PostgreSQL on a mirror wit
     expect(repl?.resyncBytesSent).toBeLessThan(total);
     expect((await psql("checkpoint")).code).toBe(0);
     const sums = async (host: string) =>
-      (await inHost(host, ["sh", "-c", `cd ${BACKING} && find . -type f ! -name postmaster.pid ! -path './pg_stat_tmp/*' -print0 | sort -z | xargs -0 md5sum`])).out;
+      (await inHost(host, ["sh", "-c", `cd ${BACKING} && find . -type f ! -name postmaster.pid ! -path '*/pg_stat_tmp/*' -print0 | sort -z | xargs -0 md5sum`])).out;
     const [a, b] = [await sums("host1"), await sums("host2")];
     expect(a.split("\n").length).toBeGreaterThan(100);
     expect(a).toBe(b);
