@@ -1,11 +1,14 @@
 // Applications the lab runs on its hosts: the modules of templates/modules with the lab's
 // arguments (paths in a host's private directories, a password per deployment, the lab's subnet).
-// The agent's config carries their scripts, exactly as on a real server.
+// Their scripts are installed on each host under APPS_DIR/<module>/ (to read and run by hand);
+// the agent's config runs those files.
 import { demoModule, nginxModule, postgresqlModule, type AppModule, type CheckerTiming } from "../../templates/modules";
 import { labAddresses } from "./names";
 
 export type LabApp = "demo" | "postgresql" | "nginx";
 export const LAB_APPS: readonly LabApp[] = ["demo", "postgresql", "nginx"];
+
+export const APPS_DIR = "/var/lib/mirrorfarm/apps";
 
 export interface LabAppParams {
   /** The lab's subnet number: its clients may connect. */
@@ -37,7 +40,7 @@ export function labAppModule(app: LabApp, p: LabAppParams): AppModule {
     case "demo":
       return demoModule();
     case "nginx":
-      return nginxModule({ conf: "/var/lib/mirrorfarm/apps/nginx/nginx.conf", pidFile: "/run/mirrorfarm-nginx.pid", confText: NGINX_CONF });
+      return nginxModule({ conf: `${APPS_DIR}/nginx/nginx.conf`, pidFile: "/run/mirrorfarm-nginx.pid", confText: NGINX_CONF });
     case "postgresql":
       // /var/lib/postgresql is private to each host: the backing is beside the replicated directory, on the same filesystem.
       return postgresqlModule({

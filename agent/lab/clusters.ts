@@ -8,11 +8,12 @@ import { exampleConfigDocument } from "../config/example";
 import { parseAgentConfig, type AgentConfigInput } from "../config/schema";
 import { MirrorfarmError } from "../errors";
 import * as deployer from "../../components/onprem/deployer";
-import { agentCheckers, agentScripts, demoModule, type AppModule } from "../../templates/modules";
-import { LAB_CHECKER_TIMING, labAppModule, type LabApp } from "./apps";
+import { agentCheckers, agentScripts, demoModule, scriptFiles, type AppModule } from "../../templates/modules";
+import { APPS_DIR, LAB_CHECKER_TIMING, labAppModule, type LabApp } from "./apps";
+import { PRIVATE_PATHS } from "./host";
 import { execArgv } from "./lab";
 import { labAddresses } from "./names";
-import { labDir, updateState, type ClusterState, type LabState } from "./state";
+import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
 import { allSettledOrThrow, run, waitFor } from "./sys";
 
 
@@ -58,8 +59,16 @@ async function secrets(lab: string, cluster: string, nodes: Array<{ name: string
  * buckets away at the first failure).
  */
 function appControl(doc: AgentConfigInput, app: AppModule): void {
-  doc.scripts = agentScripts(app);
+  doc.scripts = agentScripts(app, `${APPS_DIR}/${app.name}`);
   doc.checkers = agentCheckers(app, LAB_CHECKER_TIMING);
+}
+
+/** Installs the application's scripts into a host's private /var/lib/mirrorfarm. */
+function installApp(state: LabState, host: string, app: AppModule): void {
+  const varLib = PRIVATE_PATHS.find(([, target]) => target === "/var/lib/mirrorfarm")?.[0] ?? "var-lib-mirrorfarm";
+  const dir = path.join(hostDir(state.name, host), varLib, path.relative("/var/lib/mirrorfarm", APPS_DIR), app.name);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [file, text] of Object.entries(scriptFiles(app))) fs.writeFileSync(path.join(dir, file), text, { mode: 0o755 });
 }
 
 interface PlannedNode {
@@ -191,6 +200,7 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   // One module for the whole deployment: both nodes of a mirror share the application's password.
   const app = opts.app ? labAppModule(opts.app, { subnet: state.subnet, password: crypto.randomBytes(16).toString("hex") }) : undefined;
   const nodes = plan(state, opts, app, secretsByCluster);
+  if (app) for (const n of nodes) if (n.node !== "witness") installApp(state, n.host, app);
 
   const addrs = labAddresses(state.subnet);
   const clusterState = (vip: string, members: string[], token: string): ClusterState => ({

@@ -1,7 +1,7 @@
 // The application modules: each declares its replicated directories, role scripts, checkers,
 // ports and client URL from its arguments (lab or real server). See types.ts for the contract.
 export type { AppModule, ModuleChecker, ModuleDir, ModuleScript } from "./types";
-export { agentCheckers, agentScripts, type CheckerTiming } from "./agent";
+export { agentCheckers, agentScripts, scriptFiles, SCRIPT_FILES, type CheckerTiming } from "./agent";
 export { demoModule, type DemoParams } from "./demo";
 export { dockerModule, type DockerParams } from "./docker";
 export { nginxModule, type NginxParams } from "./nginx";

@@ -10,7 +10,7 @@ import { LAB_APPS, labAppModule } from "../../../agent/lab/apps";
 import { applicationModule, applicationPassword, applicationUrl } from "../../../components/plan/app-module";
 import { applicationModules, resolveSpec } from "../../../components/spec";
 import type { ApplicationModule } from "../../../components/spec/types";
-import { agentScripts, pgdataOf, postgresqlModule, type AppModule } from "../../../templates/modules";
+import { agentScripts, pgdataOf, postgresqlModule, scriptFiles, SCRIPT_FILES, type AppModule } from "../../../templates/modules";
 import { needsRoot } from "../../support/privileges";
 import { testSecrets } from "./fixtures";
 
@@ -50,6 +50,14 @@ describe("application modules", () => {
       expect(syntax.status, `${name}: ${syntax.stderr}`).toBe(0);
     }
     expect(mod.url("10.0.0.9")).toContain("10.0.0.9");
+    // Installed as files (the lab), the agent runs the same texts from them.
+    const files = scriptFiles(mod);
+    const installed = agentScripts(mod, "/opt/app");
+    for (const [name, s] of Object.entries(mod.scripts)) {
+      const file = SCRIPT_FILES[name as keyof typeof SCRIPT_FILES];
+      expect(files[file]).toBe(`#!/bin/sh\n${s.text}`);
+      expect(installed[name as keyof typeof installed]).toEqual({ path: "/bin/sh", args: [`/opt/app/${file}`], timeoutMs: s.timeoutMs });
+    }
   });
 
   it("PostgreSQL keeps its data directory inside the replicated directory, in the lab and on a real server", () => {
