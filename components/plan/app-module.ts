@@ -5,6 +5,7 @@
  * reach the node (the on-prem deployer ships exactly those two files).
  */
 import * as crypto from "node:crypto";
+import { MirrorfarmError } from "../../agent/errors";
 import {
   agentCheckers,
   agentScripts,
@@ -79,8 +80,12 @@ export function roleScripts(spec: ResolvedSpec, secrets: AppSecrets): Scripts {
  * The agent counts checker results only where the application runs (mirror primary, farm UP).
  */
 export function checkers(spec: ResolvedSpec, secrets: AppSecrets): Checkers {
-  const out: Checkers = agentCheckers(applicationModule(spec, secrets));
+  const mod = applicationModule(spec, secrets);
+  const out: Checkers = agentCheckers(mod);
   for (const c of spec.checkers) {
+    if (mod.checkers.some((m) => m.name === c.name)) {
+      throw new MirrorfarmError("MF_SPEC_INVALID", `checkers: "${c.name}" is the name of the ${mod.name} module's own checker; give your checker another name, e.g. "${c.name}-extra"`);
+    }
     const common = { name: c.name, intervalMs: c.intervalMs, timeoutMs: c.timeoutMs, failures: c.failuresBeforeAction, action: c.action };
     const addr = checkerAddress(c.target);
     switch (c.type) {

@@ -7,4 +7,4 @@ export { dockerModule, type DockerParams } from "./docker";
 export { nginxModule, type NginxParams } from "./nginx";
 export { pgdataOf, postgresqlModule, scramVerifier, type PostgresqlParams } from "./postgresql";
 export { serviceModule, type ServiceParams } from "./service";
-export { keepUnitAway, shellQuote } from "./shell";
+export { shellQuote } from "./shell";

@@ -32,10 +32,9 @@ const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 /**
  * The role's password as PostgreSQL stores it (SCRAM-SHA-256 verifier, RFC 5802/7677): the
  * scripts, visible in a process list while they run, carry this and never the password. The salt
- * comes from the password so the same arguments give the same scripts (and agent config).
+ * comes from the password by default, so the same arguments give the same scripts (and agent config).
  */
-export function scramVerifier(password: string, iterations = 4096): string {
-  const salt = crypto.createHmac("sha256", password).update("mirrorfarm scram salt").digest().subarray(0, 16);
+export function scramVerifier(password: string, salt = crypto.createHmac("sha256", password).update("mirrorfarm scram salt").digest().subarray(0, 16), iterations = 4096): string {
   const salted = crypto.pbkdf2Sync(password.normalize("NFKC"), salt, iterations, 32, "sha256");
   const hmac = (key: Buffer, text: string) => crypto.createHmac("sha256", key).update(text).digest();
   const stored = crypto.createHash("sha256").update(hmac(salted, "Client Key")).digest();

@@ -2,15 +2,16 @@
 // arguments, and the PostgreSQL module's start script run for real against stand-in binaries:
 // it initialises the data directory only when it is empty.
 import { spawnSync } from "node:child_process";
+import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LAB_APPS, labAppModule } from "../../../agent/lab/apps";
-import { applicationModule, applicationPassword, applicationUrl } from "../../../components/plan/app-module";
+import { applicationModule, applicationPassword, applicationUrl, checkers as planCheckers } from "../../../components/plan/app-module";
 import { applicationModules, resolveSpec } from "../../../components/spec";
 import type { ApplicationModule } from "../../../components/spec/types";
-import { agentScripts, pgdataOf, postgresqlModule, scriptFiles, SCRIPT_FILES, type AppModule } from "../../../templates/modules";
+import { agentScripts, pgdataOf, postgresqlModule, scramVerifier, scriptFiles, SCRIPT_FILES, type AppModule } from "../../../templates/modules";
 import { needsRoot } from "../../support/privileges";
 import { testSecrets } from "./fixtures";
 
@@ -89,11 +90,31 @@ describe("application modules", () => {
     }
   });
 
+  it("makes SCRAM-SHA-256 verifiers that check RFC 7677's example exchange", () => {
+    // RFC 7677 section 3: password "pencil"; the proof the client sent and the server's signature.
+    const salt = Buffer.from("W22ZaJ0SNY7soEsUEjb6gQ==", "base64");
+    const m = /^SCRAM-SHA-256\$4096:([^$]+)\$([^:]+):(.+)$/.exec(scramVerifier("pencil", salt));
+    expect(m?.[1]).toBe("W22ZaJ0SNY7soEsUEjb6gQ==");
+    const [storedKey, serverKey] = [Buffer.from(m?.[2] ?? "", "base64"), Buffer.from(m?.[3] ?? "", "base64")];
+    const nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    const authMessage = `n=user,r=rOprNGfwEbeRWgbNEkqO,r=${nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=${nonce}`;
+    const hmac = (key: Buffer) => crypto.createHmac("sha256", key).update(authMessage).digest();
+    const proof = Buffer.from("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=", "base64");
+    const clientKey = Buffer.from(proof.map((b, i) => b ^ (hmac(storedKey)[i] ?? 0)));
+    expect(crypto.createHash("sha256").update(clientKey).digest().equals(storedKey)).toBe(true);
+    expect(hmac(serverKey).toString("base64")).toBe("6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+  });
+
   it("refuses a PostgreSQL role or database name the scripts could not quote, naming it", () => {
     const base = { dir: "/var/lib/postgresql", password: "0123456789abcdef", database: "app", clientCidrs: [] };
     expect(() => postgresqlModule({ ...base, user: "Robert'); drop" })).toThrow(/MF_APP_POSTGRESQL.*user "Robert'\); drop"/);
     expect(() => postgresqlModule({ ...base, user: "app", database: "1db" })).toThrow(/database "1db"/);
     expect(() => postgresqlModule({ ...base, user: "app", password: "short" })).toThrow(/at least 8/);
+  });
+
+  it("names the clash when a spec checker takes the module checker's name", () => {
+    const spec = resolveSpec({ clusterName: "c", kind: "mirror", nodes: [{ name: "a" }, { name: "b" }], application: "postgresql", checkers: [{ name: "postgresql", type: "tcp", target: "5432" }] });
+    expect(() => planCheckers(spec, secrets)).toThrow(/MF_SPEC_INVALID.*"postgresql" is the name of the postgresql module's own checker/);
   });
 
   it("keeps the distro's unit away on a real server only (the lab's hosts share the machine's systemd)", () => {
