@@ -75,6 +75,8 @@ interface PlannedNode {
   host: string;
   node: string;
   config: string;
+  /** The application's checkers on this node. */
+  checkers: number;
 }
 
 function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined, secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>>): PlannedNode[] {
@@ -103,7 +105,7 @@ function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined,
           if (app && d.mirror) d.mirror.replicatedDirs = [...app.replicatedDirs];
         },
       });
-      nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
+      nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2), checkers: node === "witness" ? 0 : (app?.checkers.length ?? 0) });
     }
   }
   if (opts.farm > 0) {
@@ -123,7 +125,7 @@ function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined,
           if (app) appControl(d, app);
         },
       });
-      nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
+      nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2), checkers: app?.checkers.length ?? 0 });
     }
   }
   return nodes;
@@ -157,23 +159,32 @@ export function agentStatus(url: string, token: string, timeoutMs = 1_000): Prom
   });
 }
 
-// States in which a node does its part of the cluster's work (a witness only has to answer).
+// States in which a node does its part of the cluster's work (a witness only has to answer), and
+// those in which it runs the application.
 const SETTLED = new Set(["PRIM", "SECOND", "ALONE", "UP"]);
+const SERVING = new Set(["PRIM", "ALONE", "UP"]);
+
+type NodeHealth = { state?: string; checkers?: Array<{ name: string; ok: boolean; detail: string }> };
 
 /**
  * Healthy: the agent answers /status in a settled state (mirror PRIM/SECOND/ALONE, farm UP; a
- * witness: any answer). An agent that exits (e.g. rejecting its config) fails at once with its log.
+ * witness: any answer) and, where it runs the application, every checker of the application passes
+ * (a first start may initialise a database: the lab is up once clients get answers). An agent that
+ * exits (e.g. rejecting its config) fails at once with its log.
  */
 async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string, abort: { failed: boolean }): Promise<void> {
   const target = sshTarget(state, n.host);
   let last = "no answer";
-  await waitFor(() => `agent ${n.node} on ${n.host} in a settled state (last state: ${last})`, 60_000, async () => {
+  await waitFor(() => `agent ${n.node} on ${n.host} in a settled state with its application answering (last: ${last})`, n.checkers > 0 ? 180_000 : 60_000, async () => {
     // Another node failed: the lab is being torn down, stop probing its addresses.
     if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
-    const status = await agentStatus(url, token);
+    const status = (await agentStatus(url, token)) as NodeHealth | undefined;
     if (status) {
-      last = String(status.state);
-      if (n.node === "witness" || SETTLED.has(last)) return true;
+      const checkers = status.checkers ?? [];
+      last = [String(status.state), ...checkers.map((c) => `${c.name} ${c.ok ? "ok" : c.detail}`)].join(", ");
+      if (n.node === "witness") return true;
+      const role = String(status.state);
+      if (SETTLED.has(role) && (!SERVING.has(role) || (checkers.length >= n.checkers && checkers.every((c) => c.ok)))) return true;
     }
     const st = await deployer.status(target, n.node);
     if (st.restarts > 0) {
