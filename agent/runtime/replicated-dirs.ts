@@ -140,16 +140,21 @@ async function emptyDirectory(dir: string): Promise<void> {
   for (const name of await fs.promises.readdir(dir, { encoding: "buffer" })) await fs.promises.rm(Buffer.concat([root, name]), { recursive: true, force: true });
 }
 
+/** fsync of a file or directory by path (a new or removed name is durable once its directory is). */
+function fsyncPath(p: string): void {
+  const fd = fs.openSync(p, "r");
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Removes a marker file, durably (absent already is fine). */
 function removeMarker(marker: string): void {
   if (!fs.existsSync(marker)) return;
   fs.rmSync(marker, { force: true });
-  const dfd = fs.openSync(path.dirname(marker), "r");
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
+  fsyncPath(path.dirname(marker));
 }
 
 /**
@@ -159,18 +164,9 @@ function removeMarker(marker: string): void {
  */
 function createMarker(marker: string): void {
   if (fs.existsSync(marker)) return;
-  const fd = fs.openSync(marker, "w");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  const dfd = fs.openSync(path.dirname(marker), "r");
-  try {
-    fs.fsyncSync(dfd);
-  } finally {
-    fs.closeSync(dfd);
-  }
+  fs.closeSync(fs.openSync(marker, "w"));
+  fsyncPath(marker);
+  fsyncPath(path.dirname(marker));
 }
 
 /** This node's copy of `d` is the cluster's data: a full copy towards it is over, or never needed. */
