@@ -23,7 +23,7 @@ import { SecurityGroupEgressRule } from "@pulumi/aws/vpc/securityGroupEgressRule
 import { SecurityGroupIngressRule } from "@pulumi/aws/vpc/securityGroupIngressRule";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { appUrl, configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type FirewallRule, type NodeFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
@@ -197,6 +197,7 @@ export function buildAwsCluster(self: pulumi.ComponentResource, component: strin
   const firstPort = planListeners(spec)[0]?.port ?? 0;
   return {
     endpoint: pulumi.interpolate`${nlb.dnsName}:${firstPort}`,
+    appUrl: appUrl(spec, secrets, nlb.dnsName),
     nodes,
     consoleUrl: consoleUrl(nodes, spec.adminPort),
     agentConfigHash: configHash(configs),

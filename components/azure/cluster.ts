@@ -20,7 +20,7 @@ import { StorageAccount } from "@pulumi/azure-native/storage/storageAccount";
 import { RandomString } from "@pulumi/random/randomString";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { appUrl, configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type NodeFacts, type VipFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
@@ -201,6 +201,7 @@ export function buildAzureCluster(self: pulumi.ComponentResource, component: str
   ]);
   return {
     endpoint: pulumi.interpolate`${frontendIp}:${planListeners(spec)[0]?.port ?? 0}`,
+    appUrl: appUrl(spec, secrets, frontendIp),
     nodes,
     consoleUrl: consoleUrl(nodes, spec.adminPort),
     agentConfigHash: configHash(configs),

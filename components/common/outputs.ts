@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { clusterConfigHash, renderAgentConfig, planAgentConfigs, type ClusterSecrets, type NodeFacts, type VipFacts } from "../plan";
+import { applicationUrl } from "../plan/app-module";
 import type { ResolvedSpec } from "../spec/types";
 
 /** One node of a deployed cluster, as the `nodes` output lists it. */
@@ -15,6 +16,12 @@ export interface ClusterNode {
 export interface ClusterOutputs {
   /** Where clients connect: "address:port" of the VIP or the internal load balancer. */
   readonly endpoint: pulumi.Output<string>;
+  /**
+   * The application's client URL on the endpoint's address, e.g.
+   * "postgresql://postgres:PASSWORD@10.0.1.50:5432/postgres" (the password derives from the admin
+   * token). Secret: it holds the password (`pulumi stack output --show-secrets` prints it).
+   */
+  readonly appUrl: pulumi.Output<string>;
   readonly nodes: pulumi.Output<ClusterNode[]>;
   /** The agent's HTTP API on the first node (status and metrics need the admin token). */
   readonly consoleUrl: pulumi.Output<string>;
@@ -35,6 +42,11 @@ export function plannedConfigs(
     return Object.fromEntries(Object.entries(planned).map(([k, c]) => [k, renderAgentConfig(c)]));
   });
   return pulumi.secret(configs);
+}
+
+/** The application's client URL on the endpoint's address (secret: it holds the password). */
+export function appUrl(spec: ResolvedSpec, secrets: pulumi.Output<ClusterSecrets>, host: pulumi.Input<string>): pulumi.Output<string> {
+  return pulumi.secret(pulumi.all([secrets, host]).apply(([s, h]) => applicationUrl(spec, s, h)));
 }
 
 export function configHash(configs: pulumi.Output<Record<string, string>>): pulumi.Output<string> {

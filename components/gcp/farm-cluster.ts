@@ -9,6 +9,8 @@ import { buildGcpCluster, type GcpClusterArgs } from "./cluster";
 export class FarmCluster extends pulumi.ComponentResource {
   /** "frontend address:first app port". */
   readonly endpoint: pulumi.Output<string>;
+  /** The application's client URL on the endpoint's address (secret: it holds the password). */
+  readonly appUrl: pulumi.Output<string>;
   readonly nodes: pulumi.Output<ClusterNode[]>;
   readonly consoleUrl: pulumi.Output<string>;
   readonly agentConfigHash: pulumi.Output<string>;
@@ -17,9 +19,10 @@ export class FarmCluster extends pulumi.ComponentResource {
     super("mirrorfarm:gcp:FarmCluster", name, {}, opts);
     const out = buildGcpCluster(this, "gcp.FarmCluster", name, "farm", args);
     this.endpoint = out.endpoint;
+    this.appUrl = out.appUrl;
     this.nodes = out.nodes;
     this.consoleUrl = out.consoleUrl;
     this.agentConfigHash = out.agentConfigHash;
-    this.registerOutputs({ endpoint: this.endpoint, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+    this.registerOutputs({ endpoint: this.endpoint, appUrl: this.appUrl, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
   }
 }

@@ -6,7 +6,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { configHash, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { appUrl, configHash, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planListeners, sha256Hex, witnessName, type NodeFacts } from "../plan";
 import { parseIpv4 } from "../spec/ipv4";
@@ -109,6 +109,7 @@ export function buildOnpremCluster(self: pulumi.ComponentResource, component: st
   ]);
   return {
     endpoint: pulumi.output(`${spec.vipAddress}:${planListeners(spec)[0]?.port ?? 0}`),
+    appUrl: appUrl(spec, secrets, vip.address),
     nodes,
     // The agent binds the API to each node's own address; the VIP reaches whichever node holds it.
     consoleUrl: pulumi.output(`http://${nodeFacts[0]?.address ?? spec.vipAddress}:${spec.adminPort}/status`),

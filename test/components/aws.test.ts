@@ -1,8 +1,10 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
 import { cloudInitSchema, hasCloudInit } from "./cloud-init";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
 import { byType, fakeBundle, recorded, resolve, settled, resetRecorded } from "./mocks";
 import { aws } from "../../index";
+import { applicationPassword } from "../../components/plan/app-module";
 
 resetRecorded();
 
@@ -77,6 +79,15 @@ describe("aws.MirrorCluster", () => {
     expect(await resolve(cluster.agentConfigHash)).toMatch(/^[0-9a-f]{64}$/);
     expect(await resolve(cluster.endpoint)).toBe("pg-nlb.elb.eu-west-1.amazonaws.com:5432");
     expect(await resolve(cluster.consoleUrl)).toBe(`http://${a.members[0]!.addresses.lan}:7412/status`);
+  });
+
+  it("gives PostgreSQL's URL on the NLB's name, as a secret, with the password derived from the cluster's admin token", async () => {
+    const config = inputsOf("pg", "aws:s3/bucketObjectv2:BucketObjectv2").find((o) => o.key === "mirrorfarm/orders/a.json")!;
+    const { adminToken } = (JSON.parse(config.content as string) as { secrets: { adminToken: string } }).secrets;
+    const host = (await resolve(cluster.endpoint)).replace(/:\d+$/, "");
+    expect(host).toBe("pg-nlb.elb.eu-west-1.amazonaws.com");
+    expect(await resolve(cluster.appUrl)).toBe(`postgresql://postgres:${applicationPassword({ adminToken })}@${host}:5432/postgres`);
+    expect(await pulumi.isSecret(cluster.appUrl)).toBe(true);
   });
 
   it("renders the user data of node a", () => {

@@ -48,12 +48,13 @@ describe("gcp.FarmCluster", () => {
     expect(inputsOf("web", "gcp:compute/instance:Instance")[0]).toMatchObject({ serviceAccount: { email: "mf-web-n@p.iam.gserviceaccount.com" } });
   });
 
-  it("gives every node the frontend address as its farm VIP, and its power", async () => {
+  it("gives every node the frontend address as its farm VIP, and its power; endpoint and application URL on that address", async () => {
     const configs = inputsOf("web", "gcp:storage/bucketObject:BucketObject").filter((o) => String(o.name).endsWith(".json")).map((o) => JSON.parse(o.content as string) as { farm: { mode: string; rules: { vip: string }[] }; members: { power: number }[] });
     expect(configs).toHaveLength(3);
     expect(configs.map((c) => [c.farm.mode, c.farm.rules[0]!.vip])).toEqual([["probe", "10.1.0.80"], ["probe", "10.1.0.80"], ["probe", "10.1.0.80"]]);
     expect(configs[0]!.members.map((m) => m.power)).toEqual([1, 1, 2]);
     expect(await resolve(farm.endpoint)).toBe("10.1.0.80:80");
+    expect(await resolve(farm.appUrl)).toBe("http://10.1.0.80/");
   });
 
   it.skipIf(!hasCloudInit)("renders user data that cloud-init's schema accepts, reading GCS with the metadata token", () => {

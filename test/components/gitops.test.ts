@@ -37,6 +37,7 @@ describe("stack config (GitOps) program", () => {
     expect(Object.keys(out)).toEqual(["orders", "edge"]);
     expect(await resolve(out.orders!.endpoint)).toBe("orders-nlb.elb.eu-west-1.amazonaws.com:5432");
     expect(await resolve(out.edge!.endpoint)).toBe("192.168.10.100:80");
+    expect(await resolve(out.orders!.appUrl)).toMatch(/^postgresql:\/\/postgres:[0-9a-f]{32}@orders-nlb\.elb\.eu-west-1\.amazonaws\.com:5432\/postgres$/);
     await settled();
     expect(byType("orders", "mirrorfarm:aws:MirrorCluster")).toHaveLength(1);
     const deployments = byType("edge", "pulumi-nodejs:dynamic/mirrorfarm:NodeDeployment");

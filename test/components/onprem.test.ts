@@ -1,7 +1,9 @@
 import { beforeAll, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
 // The mocks module installs Pulumi mocks when loaded: it must stay the first import of a component.
 import { byType, fakeBundle, resolve, settled, resetRecorded } from "./mocks";
 import { onprem } from "../../index";
+import { applicationPassword } from "../../components/plan/app-module";
 import { nodeDeploymentProvider, type NodeDeploymentProps } from "../../components/onprem/node-deployment";
 
 resetRecorded();
@@ -50,19 +52,32 @@ describe("onprem.FarmCluster", () => {
 });
 
 describe("onprem.MirrorCluster", () => {
-  it("puts the VIP in l2 mode on the named interface and deploys the witness first", async () => {
-    const m = new onprem.MirrorCluster("pgm", {
+  let m: InstanceType<typeof onprem.MirrorCluster>;
+  beforeAll(async () => {
+    m = new onprem.MirrorCluster("pgm", {
       cluster: { clusterName: "pgm", nodes: [{ name: "db1" }, { name: "db2" }], application: "postgresql", vipAddress: "10.0.1.50" },
       hosts: [host("10.0.1.21"), host("10.0.1.22")], witnessHost: host("10.0.1.23"), vipPrefixLength: 24, agentBundlePath: bundle,
     });
     await resolve(m.agentConfigHash);
     await settled();
+  });
+
+  it("puts the VIP in l2 mode on the named interface and deploys the witness first", () => {
     const deployments = byType("pgm", DYNAMIC);
     expect(deployments.map((d) => d.name)).toEqual(["pgm-db1", "pgm-db2", "pgm-pgm-witness"]);
     const db1 = JSON.parse(deployments[0]!.inputs.config as string) as { vip: unknown; witness: unknown };
     expect(db1.vip).toEqual({ mode: "l2", address: "10.0.1.50", prefixLength: 24, interface: "eth0", arpRefreshMs: 10_000 });
     expect(db1.witness).toEqual({ name: "pgm-witness", address: "10.0.1.23" });
     expect(JSON.parse(deployments[2]!.inputs.config as string)).toMatchObject({ kind: "witness", node: "pgm-witness" });
+  });
+
+  it("gives PostgreSQL's URL on the VIP, as a secret, with the password derived from the cluster's admin token", async () => {
+    const db1 = byType("pgm", DYNAMIC).find((d) => d.name === "pgm-db1")!;
+    const { adminToken } = (JSON.parse(db1.inputs.config as string) as { secrets: { adminToken: string } }).secrets;
+    const host = (await resolve(m.endpoint)).replace(/:\d+$/, "");
+    expect(host).toBe("10.0.1.50");
+    expect(await resolve(m.appUrl)).toBe(`postgresql://postgres:${applicationPassword({ adminToken })}@${host}:5432/postgres`);
+    expect(await pulumi.isSecret(m.appUrl)).toBe(true);
   });
 });
 
