@@ -46,6 +46,7 @@ const db = new aws.MirrorCluster("orders-db", {
 });
 
 export const endpoint = db.endpoint;
+export const appUrl = db.appUrl;
 export const nodes = db.nodes;
 export const consoleUrl = db.consoleUrl;
 export const agentConfigHash = db.agentConfigHash;

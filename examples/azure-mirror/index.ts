@@ -29,5 +29,6 @@ const db = new azure.MirrorCluster("shop-db", {
 });
 
 export const endpoint = db.endpoint;
+export const appUrl = db.appUrl;
 export const nodes = db.nodes;
 export const consoleUrl = db.consoleUrl;

@@ -29,5 +29,6 @@ const web = new gcp.FarmCluster("web", {
 });
 
 export const endpoint = web.endpoint;
+export const appUrl = web.appUrl;
 export const nodes = web.nodes;
 export const agentConfigHash = web.agentConfigHash;

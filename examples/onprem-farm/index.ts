@@ -26,5 +26,6 @@ const web = new onprem.FarmCluster("edge", {
 });
 
 export const endpoint = web.endpoint;
+export const appUrl = web.appUrl;
 export const nodes = web.nodes;
 export const agentConfigHash = web.agentConfigHash;

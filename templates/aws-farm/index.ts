@@ -1,4 +1,4 @@
-// A mirrorfarm farm on AWS: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm farm on AWS: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { getSubnet } from "@pulumi/aws/ec2/getSubnet";
 import { aws, type ApplicationModule } from "mirrorfarm";
@@ -24,5 +24,5 @@ export = async () => {
     amiId: config.require("amiId"),
     instanceType: config.get("instanceType") ?? "t3.small",
   });
-  return { endpoint: cluster.endpoint, nodes: cluster.nodes, consoleUrl: cluster.consoleUrl, agentConfigHash: cluster.agentConfigHash };
+  return { endpoint: cluster.endpoint, appUrl: cluster.appUrl, nodes: cluster.nodes, consoleUrl: cluster.consoleUrl, agentConfigHash: cluster.agentConfigHash };
 };

@@ -1,4 +1,4 @@
-// A mirrorfarm farm on Azure: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm farm on Azure: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { azure, type ApplicationModule } from "mirrorfarm";
 
@@ -20,6 +20,7 @@ const cluster = new azure.FarmCluster(config.get("clusterName") ?? "web", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

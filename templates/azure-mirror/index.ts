@@ -1,4 +1,4 @@
-// A mirrorfarm mirror on Azure: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm mirror on Azure: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { azure, type ApplicationModule } from "mirrorfarm";
 
@@ -21,6 +21,7 @@ const cluster = new azure.MirrorCluster(config.get("clusterName") ?? "db", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

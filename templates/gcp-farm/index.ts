@@ -1,4 +1,4 @@
-// A mirrorfarm farm on Google Cloud: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm farm on Google Cloud: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { gcp, type ApplicationModule } from "mirrorfarm";
 
@@ -18,6 +18,7 @@ const cluster = new gcp.FarmCluster(config.get("clusterName") ?? "web", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

@@ -1,4 +1,4 @@
-// A mirrorfarm mirror on Google Cloud: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm mirror on Google Cloud: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { gcp, type ApplicationModule } from "mirrorfarm";
 
@@ -19,6 +19,7 @@ const cluster = new gcp.MirrorCluster(config.get("clusterName") ?? "db", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

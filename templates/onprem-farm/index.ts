@@ -1,4 +1,4 @@
-// A mirrorfarm farm on your own servers: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm farm on your own servers: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { onprem, type ApplicationModule } from "mirrorfarm";
 
@@ -22,6 +22,7 @@ const cluster = new onprem.FarmCluster(config.get("clusterName") ?? "web", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

@@ -1,4 +1,4 @@
-// A mirrorfarm mirror on your own servers: see README.md. Outputs: endpoint, nodes, consoleUrl, agentConfigHash.
+// A mirrorfarm mirror on your own servers: see README.md. Outputs: endpoint, appUrl (secret), nodes, consoleUrl, agentConfigHash.
 import * as pulumi from "@pulumi/pulumi";
 import { onprem, type ApplicationModule } from "mirrorfarm";
 
@@ -23,6 +23,7 @@ const cluster = new onprem.MirrorCluster(config.get("clusterName") ?? "db", {
 });
 
 export const endpoint = cluster.endpoint;
+export const appUrl = cluster.appUrl;
 export const nodes = cluster.nodes;
 export const consoleUrl = cluster.consoleUrl;
 export const agentConfigHash = cluster.agentConfigHash;

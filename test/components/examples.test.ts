@@ -15,7 +15,7 @@ pulumi.runtime.setAllConfig({
   "mirrorfarm-test:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n",
 }, ["mirrorfarm-test:sshPrivateKey"]);
 
-type Example = { endpoint: pulumi.Output<string>; nodes: pulumi.Output<{ name: string; zone: string }[]> };
+type Example = { endpoint: pulumi.Output<string>; appUrl: pulumi.Output<string>; nodes: pulumi.Output<{ name: string; zone: string }[]> };
 
 describe("examples", () => {
   it("aws-postgresql-mirror: mirror over two AZs, witness in the third, S3 reachable privately", async () => {
@@ -24,11 +24,14 @@ describe("examples", () => {
     await settled();
     expect(nodes.map((n) => n.zone)).toEqual(["eu-west-1a", "eu-west-1b", "eu-west-1c"]);
     expect(byType("orders-s3", "aws:ec2/vpcEndpoint:VpcEndpoint")[0]?.inputs).toMatchObject({ serviceName: "com.amazonaws.eu-west-1.s3", vpcEndpointType: "Gateway" });
-    expect(await resolve(ex.endpoint)).toMatch(/:5432$/);
+    const endpoint = await resolve(ex.endpoint);
+    expect(endpoint).toMatch(/:5432$/);
+    expect(await resolve(ex.appUrl)).toMatch(new RegExp(`^postgresql://postgres:[0-9a-f]{32}@${endpoint.replace(/\./g, "\\.")}/postgres$`));
   });
   it("gcp-nginx-farm: four nodes over three zones on the fixed frontend", async () => {
     const ex = (await import("../../examples/gcp-nginx-farm/index")) as unknown as Example;
     expect(await resolve(ex.endpoint)).toBe("10.30.0.80:80");
+    expect(await resolve(ex.appUrl)).toBe("http://10.30.0.80/");
     expect(new Set((await resolve(ex.nodes)).map((n) => n.zone)).size).toBe(3);
   });
   it("azure-mirror: zones 1, 2 and witness in 3", async () => {
