@@ -12,7 +12,9 @@ import {
   demoModule,
   dockerModule,
   nginxModule,
+  NGINX_DEFAULTS,
   postgresqlModule,
+  POSTGRESQL_DEFAULTS,
   serviceModule,
   type AppModule,
 } from "../../templates/modules";
@@ -45,18 +47,18 @@ export function applicationModule(spec: ResolvedSpec, secrets: AppSecrets): AppM
     case "postgresql": {
       const dir = dirs[0];
       return postgresqlModule({
-        dir: dir?.path ?? "/var/lib/postgresql",
+        dir: dir?.path ?? POSTGRESQL_DEFAULTS.dir,
         ...(dir ? { backing: dir.backing } : {}),
         ...(port !== undefined ? { port } : {}),
         user: "postgres",
         password: applicationPassword(secrets),
         database: "postgres",
         clientCidrs: spec.clientCidrs,
-        distroUnit: spec.serviceName ?? "postgresql",
+        distroUnit: spec.serviceName ?? POSTGRESQL_DEFAULTS.distroUnit,
       });
     }
     case "nginx":
-      return nginxModule({ ...(port !== undefined ? { port } : {}), conf: "/etc/nginx/nginx.conf", pidFile: "/run/nginx.pid", distroUnit: spec.serviceName ?? "nginx" });
+      return nginxModule({ ...(port !== undefined ? { port } : {}), conf: "/etc/nginx/nginx.conf", pidFile: "/run/nginx.pid", distroUnit: spec.serviceName ?? NGINX_DEFAULTS.distroUnit });
     case "demo":
       return demoModule({ ...(port !== undefined ? { port } : {}), ...(dirs[0] ? { dir: dirs[0] } : {}) });
     case "docker":

@@ -8,6 +8,9 @@ export interface DemoParams {
   readonly dir?: ModuleDir;
 }
 
+/** The demo's port, and the directory a mirror of it replicates unless the cluster says otherwise. */
+export const DEMO_DEFAULTS = { port: 8080, dir: "/var/lib/mirrorfarm-demo" } as const;
+
 const PID_FILE = "/run/mirrorfarm-demo-app.pid";
 const LOG_FILE = "/var/log/mirrorfarm/demo-app.log";
 
@@ -16,7 +19,7 @@ const LOG_FILE = "/var/log/mirrorfarm/demo-app.log";
  * request count kept there (so it follows the data on failover) comes in x-mirrorfarm-count.
  */
 export function demoModule(p: DemoParams = {}): AppModule {
-  const port = p.port ?? 8080;
+  const port = p.port ?? DEMO_DEFAULTS.port;
   const countFile = p.dir ? `${p.dir.path}/count` : null;
   const server =
     `const fs=require("fs"),os=require("os"),f=${JSON.stringify(countFile)};` +

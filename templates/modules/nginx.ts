@@ -14,9 +14,12 @@ export interface NginxParams {
   readonly distroUnit?: string;
 }
 
+/** A real server's nginx unless the cluster says otherwise: its port and the distro's unit. */
+export const NGINX_DEFAULTS = { port: 80, distroUnit: "nginx" } as const;
+
 /** nginx started and stopped by the agent (`nginx -c conf`), never by the distro's unit. */
 export function nginxModule(p: NginxParams): AppModule {
-  const port = p.port ?? 80;
+  const port = p.port ?? NGINX_DEFAULTS.port;
   const conf = shellQuote(p.conf);
   const pid = shellQuote(p.pidFile);
   const write = p.confText === undefined ? "" : `mkdir -p "$(dirname ${conf})"\ncat > ${conf} <<'MIRRORFARM_NGINX_CONF'\n${p.confText}MIRRORFARM_NGINX_CONF\n`;

@@ -24,6 +24,9 @@ export interface PostgresqlParams {
   readonly logFile?: string;
 }
 
+/** A real server's PostgreSQL unless the cluster says otherwise: its port, the directory holding its data, the distro's unit. */
+export const POSTGRESQL_DEFAULTS = { port: 5432, dir: "/var/lib/postgresql", distroUnit: "postgresql" } as const;
+
 /** The data directory of a module whose directory is `dir`: inside it, so a mirror replicates it. */
 export const pgdataOf = (dir: string): string => `${dir}/data`;
 
@@ -70,7 +73,7 @@ export function postgresqlModule(p: PostgresqlParams): AppModule {
     }
   }
   if (p.password.length < 8) throw new MirrorfarmError("MF_APP_POSTGRESQL", `the PostgreSQL password has ${p.password.length} characters: use at least 8 (a random one)`);
-  const port = p.port ?? 5432;
+  const port = p.port ?? POSTGRESQL_DEFAULTS.port;
   const pgdata = pgdataOf(p.dir);
   const log = p.logFile ?? "/var/log/mirrorfarm/postgresql.log";
   const bins = `${SYSTEM_PATH}${findBinaries(pgdata, p.binDir)}`;

@@ -11,7 +11,7 @@ import { LAB_APPS, labAppModule } from "../../../agent/lab/apps";
 import { applicationModule, applicationPassword, applicationUrl, checkers as planCheckers } from "../../../components/plan/app-module";
 import { applicationModules, resolveSpec } from "../../../components/spec";
 import type { ApplicationModule } from "../../../components/spec/types";
-import { agentScripts, pgdataOf, postgresqlModule, scramVerifier, scriptFiles, SCRIPT_FILES, type AppModule } from "../../../templates/modules";
+import { agentScripts, demoModule, nginxModule, pgdataOf, postgresqlModule, scramVerifier, scriptFiles, SCRIPT_FILES, type AppModule } from "../../../templates/modules";
 import { needsRoot } from "../../support/privileges";
 import { testSecrets } from "./fixtures";
 
@@ -115,6 +115,19 @@ describe("application modules", () => {
   it("names the clash when a spec checker takes the module checker's name", () => {
     const spec = resolveSpec({ clusterName: "c", kind: "mirror", nodes: [{ name: "a" }, { name: "b" }], application: "postgresql", checkers: [{ name: "postgresql", type: "tcp", target: "5432" }] });
     expect(() => planCheckers(spec, secrets)).toThrow(/MF_SPEC_INVALID.*"postgresql" is the name of the postgresql module's own checker/);
+  });
+
+  it("gives a spec without ports the port its module listens on when given none", () => {
+    const own = {
+      postgresql: postgresqlModule({ dir: "/d", user: "postgres", password: "0123456789abcdef", database: "postgres", clientCidrs: [] }),
+      nginx: nginxModule({ conf: "/etc/nginx/nginx.conf", pidFile: "/run/nginx.pid" }),
+      demo: demoModule(),
+    };
+    for (const [app, mod] of Object.entries(own)) {
+      const spec = realServerSpec(app as ApplicationModule, "mirror");
+      expect(spec.appPorts, app).toEqual(mod.ports);
+      expect(applicationModule(spec, secrets).ports, app).toEqual(mod.ports);
+    }
   });
 
   it("keeps the distro's unit away on a real server only (the lab's hosts share the machine's systemd)", () => {
