@@ -80,15 +80,19 @@ export interface ClusterSpec {
    * docker and generic have none and need this prop.
    */
   readonly appPorts?: readonly number[];
-  /** generic: the systemd unit the role scripts start and stop. @default the module's unit */
+  /**
+   * generic/mysql/apache: the systemd unit the role scripts start and stop; postgresql/nginx: the
+   * distro unit kept from running the application (masked at agent start; the agent runs it itself).
+   * @default the module's unit
+   */
   readonly serviceName?: string;
   /** docker: image the role scripts run (e.g. "nginx:1.27"). Required for docker. */
   readonly dockerImage?: string;
 
   /**
    * Mirror only: directories replicated synchronously from the primary to the secondary.
-   * @default the module's data directory: postgresql /var/lib/postgresql, mysql /var/lib/mysql;
-   * other modules have none and a mirror of them needs this prop.
+   * @default the module's data directory: postgresql /var/lib/postgresql, mysql /var/lib/mysql,
+   * demo /var/lib/mirrorfarm-demo; other modules have none and a mirror of them needs this prop.
    */
   readonly replicatedDirs?: readonly ReplicatedDirSpec[];
 
