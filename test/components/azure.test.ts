@@ -63,10 +63,11 @@ describe("azure.MirrorCluster", () => {
     expect(inputsOf("files", "azure-native:storage:StorageAccount")[0]).toMatchObject({ allowBlobPublicAccess: false, minimumTlsVersion: "TLS1_2", accountName: "mfabc123def456" });
   });
 
-  it("gives the nodes the LB frontend as a probe-mode VIP and reports the endpoint", async () => {
+  it("gives the nodes the LB frontend as a probe-mode VIP and reports the endpoint and application URL on it", async () => {
     const blobs = inputsOf("files", "azure-native:storage:Blob").filter((b) => String(b.blobName).endsWith("/a.json"));
     expect(blobs).toHaveLength(1);
     expect(await resolve(m.endpoint)).toBe("10.2.0.200:445");
+    expect(await resolve(m.appUrl)).toBe("tcp://10.2.0.200:445");
     const nodes = await resolve(m.nodes);
     expect(nodes.map((n) => [n.name, n.zone, n.role])).toEqual([["a", "1", "member"], ["b", "2", "member"], ["files-witness", "3", "witness"]]);
   });
