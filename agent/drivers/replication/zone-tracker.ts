@@ -179,6 +179,19 @@ function recordsOf(op: MutationOp): LogRecord[] {
   return opPaths(op).flatMap((p) => (p === null ? [] : [{ t, p }]));
 }
 
+/** Adds extent `e` of file `p` to `map`. */
+function addExtent(map: Map<string, RangeSet>, p: string, e: number): void {
+  const set = map.get(p) ?? new RangeSet(ZONE_SIZE);
+  set.add(e * EXTENT_SIZE, (e + 1) * EXTENT_SIZE);
+  map.set(p, set);
+}
+
+/** The log record of an extent or name key (the inverse of inFlightKey). */
+function recordOf(key: InFlightKey): Exclude<LogRecord, { t: "mv" }> {
+  const [t, p, e] = key.split("\0") as ["extent" | "ns" | "attr", string, string];
+  return t === "extent" ? { t, p, e: Number(e) } : { t, p };
+}
+
 function inFlightKey(r: LogRecord): InFlightKey | null {
   return r.t === "extent" ? `extent\0${r.p}\0${r.e}` : r.t === "mv" ? null : `${r.t}\0${r.p}`;
 }
@@ -187,10 +200,15 @@ export class ZoneTracker {
   readonly stats: ZoneTrackerStats = { logged: 0, hotHits: 0, syncs: 0 };
   private readonly zones: ModifiedZones;
   /** Extents and names logged since the last checkpoint (InFlightKey). */
-  private readonly hot = new Set<string>();
+  private readonly hot = new Set<InFlightKey>();
   /** Extents and names of ops between admit and commit/replicated, with their count. */
   private readonly inFlight = new Map<InFlightKey, number>();
+  /** The part of a checkpoint that changes wait for (saving the zones, emptying the log). */
   private checkpointing: Promise<void> | null = null;
+  /** A whole checkpoint, the secondary's flush included. */
+  private checkpointRun: Promise<void> | null = null;
+  /** While the secondary flushes: keys of the changes in flight or admitted since it was asked. */
+  private sinceFlush: Set<InFlightKey> | null = null;
   /** Taken by a resync pass; what the secondary acknowledged is removed from it as it goes. */
   private pending: ModifiedZones | null = null;
 
@@ -219,11 +237,8 @@ export class ZoneTracker {
       attrs: new Set(snap.attrs),
     };
     for (const rec of DurableLog.read(path.join(dir, "zones.log")) as LogRecord[]) {
-      if (rec.t === "extent") {
-        const set = zones.inDoubt.get(rec.p) ?? new RangeSet(ZONE_SIZE);
-        set.add(rec.e * EXTENT_SIZE, (rec.e + 1) * EXTENT_SIZE);
-        zones.inDoubt.set(rec.p, set);
-      } else if (rec.t === "ns") zones.namespace.add(rec.p);
+      if (rec.t === "extent") addExtent(zones.inDoubt, rec.p, rec.e);
+      else if (rec.t === "ns") zones.namespace.add(rec.p);
       else if (rec.t === "attr") zones.attrs.add(rec.p);
       else moveRecorded(zones, rec.from, rec.to);
     }
@@ -251,6 +266,7 @@ export class ZoneTracker {
         continue;
       }
       this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+      this.sinceFlush?.add(key);
       if (this.hot.has(key)) {
         this.stats.hotHits++;
         continue;
@@ -322,55 +338,74 @@ export class ZoneTracker {
 
   /**
    * Saves the exact zones and empties the log (so extents and names become cold again); what is
-   * in flight is saved as in doubt. Changes wait while it runs. Called periodically by the runtime
-   * and at a clean stop. `flushSecondary` (while replicating): everything the secondary applied
-   * is made durable there first, since its extents stop being hot.
+   * in flight is saved as in doubt. Changes wait while that runs. Called periodically by the
+   * runtime and at a clean stop. `flushSecondary` (while replicating): everything the secondary
+   * applied is made durable there first, since its extents stop being hot; changes go on meanwhile,
+   * and what they touch (and what was in flight when the flush was asked) is logged again.
    */
   async checkpoint(flushSecondary?: () => Promise<void>): Promise<void> {
-    if (this.checkpointing) return this.checkpointing;
-    this.checkpointing = (async () => {
-      await flushSecondary?.();
-      // What a resync pass has taken and the secondary has not acknowledged is still owed.
-      const all = emptyZones();
-      if (this.pending) mergeZones(all, this.pending); // taken first: its renames came first
-      mergeZones(all, this.zones);
-      for (const key of this.inFlight.keys()) {
-        const [t, p, e] = key.split("\0") as [string, string, string];
-        if (t === "ns") all.namespace.add(p);
-        else if (t === "attr") all.attrs.add(p);
-        else {
-          const set = all.inDoubt.get(p) ?? new RangeSet(ZONE_SIZE);
-          set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
-          all.inDoubt.set(p, set);
+    if (this.checkpointRun) return this.checkpointRun;
+    this.checkpointRun = (async () => {
+      if (flushSecondary) {
+        this.sinceFlush = new Set(this.inFlight.keys());
+        try {
+          await flushSecondary();
+        } catch (err) {
+          this.sinceFlush = null;
+          throw err;
         }
       }
-      const snap: Snapshot = {
-        version: 1,
-        files: plain(all.files),
-        namespace: [...all.namespace],
-        copies: [...all.copies],
-        doubtful: [...all.doubtful],
-        renames: all.renames,
-        attrs: [...all.attrs],
-        inDoubt: plain(all.inDoubt),
-      };
-      const file = path.join(this.dir, "zones.json");
-      const tmp = `${file}.tmp`;
-      const fd = fs.openSync(tmp, "w");
+      this.checkpointing = this.saveAndEmptyLog();
       try {
-        fs.writeSync(fd, Buffer.from(JSON.stringify(snap), "latin1"));
-        fs.fsyncSync(fd);
+        await this.checkpointing;
       } finally {
-        fs.closeSync(fd);
+        this.checkpointing = null;
       }
-      fs.renameSync(tmp, file);
-      const dfd = fs.openSync(this.dir, "r");
-      fs.fsyncSync(dfd);
-      fs.closeSync(dfd);
-      await this.log.truncate();
-      this.hot.clear();
-    })().finally(() => (this.checkpointing = null));
-    return this.checkpointing;
+    })().finally(() => (this.checkpointRun = null));
+    return this.checkpointRun;
+  }
+
+  private async saveAndEmptyLog(): Promise<void> {
+    // What a resync pass has taken and the secondary has not acknowledged is still owed.
+    const all = emptyZones();
+    if (this.pending) mergeZones(all, this.pending); // taken first: its renames came first
+    mergeZones(all, this.zones);
+    for (const key of this.inFlight.keys()) {
+      const r = recordOf(key);
+      if (r.t === "ns") all.namespace.add(r.p);
+      else if (r.t === "attr") all.attrs.add(r.p);
+      else addExtent(all.inDoubt, r.p, r.e);
+    }
+    const snap: Snapshot = {
+      version: 1,
+      files: plain(all.files),
+      namespace: [...all.namespace],
+      copies: [...all.copies],
+      doubtful: [...all.doubtful],
+      renames: all.renames,
+      attrs: [...all.attrs],
+      inDoubt: plain(all.inDoubt),
+    };
+    const file = path.join(this.dir, "zones.json");
+    const tmp = `${file}.tmp`;
+    const fd = fs.openSync(tmp, "w");
+    try {
+      fs.writeSync(fd, Buffer.from(JSON.stringify(snap), "latin1"));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    const dfd = fs.openSync(this.dir, "r");
+    fs.fsyncSync(dfd);
+    fs.closeSync(dfd);
+    await this.log.truncate();
+    this.hot.clear();
+    // Touched after the secondary's flush was asked: it may not have them on disk, they stay hot.
+    const again = [...(this.sinceFlush ?? [])];
+    this.sinceFlush = null;
+    for (const key of again) this.hot.add(key);
+    await Promise.all(again.map((key) => this.log.append(recordOf(key))));
   }
 
   /**
@@ -389,14 +424,9 @@ export class ZoneTracker {
    */
   secondaryLeft(): void {
     for (const key of this.hot) {
-      const [t, p, e] = key.split("\0") as [string, string, string];
-      if (t !== "extent") {
-        this.zones.doubtful.add(p);
-        continue;
-      }
-      const set = this.zones.inDoubt.get(p) ?? new RangeSet(ZONE_SIZE);
-      set.add(Number(e) * EXTENT_SIZE, (Number(e) + 1) * EXTENT_SIZE);
-      this.zones.inDoubt.set(p, set);
+      const r = recordOf(key);
+      if (r.t === "extent") addExtent(this.zones.inDoubt, r.p, r.e);
+      else this.zones.doubtful.add(r.p);
     }
   }
 

@@ -153,6 +153,20 @@ describe("ZoneTracker", () => {
     expect(Object.keys(ranges(t, "inDoubt")).sort()).toEqual(["a", "b"]); // the log was not emptied
   });
 
+  it("changes go on while the secondary flushes; what they touch (or what was in flight) stays hot, the rest cools", async () => {
+    await run(tracker, write("before", 0, 10)); // acknowledged before the flush was asked: on its disk after it
+    const slow = write("in-flight", 0, 10);
+    await tracker.admit(slow); // sent, not yet acknowledged when the flush is asked
+    let flushed: () => void = () => undefined;
+    const cp = tracker.checkpoint(() => new Promise<void>((resolve) => (flushed = resolve)));
+    await run(tracker, write("during", 0, 10)); // not held by the flush
+    tracker.replicated(slow);
+    flushed();
+    await cp;
+    const t = crashAndRestart();
+    expect(Object.keys(ranges(t, "inDoubt")).sort()).toEqual(["during", "in-flight"]);
+  });
+
   it("ignores a torn last log line (a crash in the middle of an append)", async () => {
     await run(tracker, write("x", 0, 1));
     tracker.close();
