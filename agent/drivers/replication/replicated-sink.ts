@@ -18,7 +18,8 @@
 // - readonly (SECOND, WAIT, STOP): every change is refused with EROFS.
 // - replicating (PRIM): a write's extent is in the zone tracker's activity log (durable, so a
 //   crash leaves "in doubt" zones), then it is sent and applied here at the same time, and
-//   acknowledged when both are done. Other changes are applied here first, then sent.
+//   acknowledged when both are done; an fsync likewise (both disks flush at once). Other changes
+//   are applied here first, then sent.
 // - alone (ALONE): a change is recorded as modified zones, durably before the acknowledgement.
 // - resyncing (ALONE, secondary catching up): as alone; the resync takes what is recorded pass
 //   after pass, and for the last one pauses changes (pause()) until it switches to replicating.
@@ -106,7 +107,7 @@ export class ReplicatedDirSink implements MutationSink {
   abandon(op: MutationOp): void {
     const early = this.early.get(op);
     this.early.delete(op);
-    if (early) {
+    if (early && op.kind !== "fsync") {
       // Sent, maybe applied there, but failed here: the two sides may differ on that range. Record
       // it and drop the link: the resync after reconnection sends this node's content.
       void this.tracker.commit(op);
@@ -142,8 +143,9 @@ export class ReplicatedDirSink implements MutationSink {
       try {
         await link.admit(op, signal);
         // A write goes out now, in parallel with its local apply (the kernel never has two
-        // writes in flight for one file, so the order on the stream is the order applied).
-        if (op.kind === "write") {
+        // writes in flight for one file, so the order on the stream is the order applied); so
+        // does an fsync, which changes nothing: both disks flush at the same time.
+        if (op.kind === "write" || op.kind === "fsync") {
           const acked = link.commit(op, signal);
           acked.catch(() => undefined); // handled in commit()
           this.early.set(op, { link, acked });

@@ -28,7 +28,7 @@ import type { MutationOp, MutationSink } from "../fuse/mutation";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { MAX_WRITE } from "../fuse/protocol/constants";
 import { blockChecksums } from "./manifest";
-import type { StreamOp } from "./op-codec";
+import { MAX_SUM_BLOCKS, type StreamOp } from "./op-codec";
 import { RangeSet } from "./range-set";
 import type { ReplicatedDirSink } from "./replicated-sink";
 import { ZONE_SIZE, type ModifiedZones, type ZoneTracker } from "./zone-tracker";
@@ -305,7 +305,10 @@ async function sendPass(
 /** The blocks of `ranges` where the secondary's copy differs from this one (all of them if it cannot say). */
 async function differingBlocks(backing: string, rel: string, ranges: RangeSet, link: ResyncLink): Promise<RangeSet> {
   const out = new RangeSet(ZONE_SIZE);
-  for (const [start, end] of ranges.list()) {
+  // One request covers at most MAX_SUM_BLOCKS blocks (64 MiB): a longer range is asked in parts.
+  const step = MAX_SUM_BLOCKS * ZONE_SIZE;
+  const parts = ranges.list().flatMap(([s, e]) => Array.from({ length: Math.ceil((e - s) / step) }, (_, k) => [s + k * step, Math.min(e, s + (k + 1) * step)] as const));
+  for (const [start, end] of parts) {
     const local = await blockChecksums(backing, rel, [[start, end]], ZONE_SIZE).catch(() => null);
     if (!local) continue; // gone here: its entry says so
     const remote = await link.checksums({ kind: "checksums", path: rel, offset: start, length: end - start, blockSize: ZONE_SIZE });

@@ -163,6 +163,18 @@ describe("replicated directory sink", () => {
     await until(() => tracker.modified().files.has("f"));
   });
 
+  it("sends an fsync while it runs here (both disks flush at once); one that fails here keeps the link", async () => {
+    const link = Object.assign(fakeLink(), { closed: "" });
+    (link as unknown as { close: (r: string) => void }).close = (r: string) => (link.closed = r);
+    sink.setMode("replicating", "became PRIM", link);
+    const op: MutationOp = { kind: "fsync", path: "f", datasync: true };
+    await sink.admit(op, signal);
+    expect(link.sent).toEqual([op]); // before the local fsync returned
+    sink.abandon(op); // the local fsync failed: nothing changed, nothing differs
+    expect(link.closed).toBe("");
+    expect(sink.mode).toBe("replicating");
+  });
+
   it("refuses illegal transitions, naming both modes", () => {
     expect(() => sink.setMode("blocked", "x")).toThrow(/illegal transition readonly -> blocked/);
     sink.setMode("alone", "x");

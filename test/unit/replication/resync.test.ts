@@ -1,11 +1,12 @@
 // Failback resync against a recording link: what a pass sends, and a failed pass handing back
 // what it took (the full path through a real mount and link is in the integration suite).
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
-import type { StreamOp } from "../../../agent/drivers/replication/op-codec";
+import { type StreamOp, decodeFrame, encodeOp } from "../../../agent/drivers/replication/op-codec";
+import { RangeSet } from "../../../agent/drivers/replication/range-set";
 import { BackingApplier } from "../../../agent/drivers/replication/applier";
 import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated-sink";
 import { resync } from "../../../agent/drivers/replication/resync";
@@ -141,6 +142,27 @@ describe("failback resync", () => {
     expect(shown(link)).toEqual(["move:", "absent:wal/A", "entry:wal/B", "write:wal/B"]);
     expect(progress.bytesSent).toBe(4096);
     expect(readFileSync(path.join(secondary, "wal", "B")).equals(recycled)).toBe(true);
+  });
+
+  it("compares an in-doubt range longer than one checksum request allows, in parts", async () => {
+    const size = 80 * 1024 * 1024; // sparse: more than MAX_SUM_BLOCKS (16384) blocks of 4 KiB
+    for (const side of [backing, secondary]) {
+      writeFileSync(path.join(side, "big"), "");
+      truncateSync(path.join(side, "big"), size);
+    }
+    writeFileSync(path.join(backing, "big"), Buffer.alloc(4096, 5), { flag: "r+" }); // its first block differs
+    const inDoubt = new RangeSet(4096);
+    inDoubt.add(0, size);
+    tracker.modified().inDoubt.set("big", inDoubt);
+    const link = recordingLink();
+    // Checksum requests go through the stream codec, which bounds them as the secondary does.
+    const bounded = { ...link, checksums: (op: StreamOp & { kind: "checksums" }) => {
+      const decoded = decodeFrame(encodeOp(1, op));
+      if (!decoded.ok) throw new Error(decoded.error);
+      return link.checksums(op);
+    } };
+    const progress = await resync({ sink, tracker, backing, link: bounded });
+    expect(progress.bytesSent).toBe(4096);
   });
 
   it("keeps to the bandwidth cap, reporting progress while the pass runs", async () => {
