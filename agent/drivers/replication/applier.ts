@@ -55,6 +55,19 @@ const FD_CACHE_SIZE = 32;
  * (a share of RAM), after the primary's fsync already waits for us.
  */
 export const WRITEBACK_BYTES = 8 * 1024 * 1024;
+/**
+ * A flush syncs each file and directory changed since the last one, or, past this many, the whole
+ * filesystem at once (one syncfs, which also writes what other programs left dirty there).
+ */
+export const FLUSH_EACH_MAX = 256;
+/** fsyncs of a flush run at once (the thread pool has 16 threads; the stream needs some). */
+const FLUSH_CONCURRENCY = 8;
+
+/** The directory holding `rel` ("" for a name at the root). */
+function parentOf(rel: string): string {
+  const i = rel.lastIndexOf("/");
+  return i < 0 ? "" : rel.slice(0, i);
+}
 
 export class BackingApplier {
   private readonly root: string;
@@ -74,6 +87,10 @@ export class BackingApplier {
   private writebackError: Error | null = null;
   /** Background flushes started (a benchmark and test figure). */
   backgroundFlushes = 0;
+  /** Files and directories changed since the last flush op (relative paths; "" is the root). */
+  private readonly changed = new Set<string>();
+  /** How the last flush op went: each changed path synced, or the whole filesystem. */
+  lastFlush: { paths: number; syncfs: boolean } | null = null;
 
   private constructor(private readonly rootReal: string) {
     this.root = Buffer.from(rootReal, "utf8").toString(NAME_ENCODING);
@@ -200,6 +217,85 @@ export class BackingApplier {
   }
 
   private async applyOrThrow(op: StreamOp | ReceivedOp): Promise<void> {
+    await this.applyOp(op);
+    this.noteChanged(op);
+  }
+
+  /** Records what a flush will have to sync after `op` (applied). */
+  private noteChanged(op: StreamOp | ReceivedOp): void {
+    const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
+    switch (op.kind) {
+      case "write":
+      case "fallocate":
+      case "setattr":
+        if (op.path !== null) this.changed.add(op.path);
+        return;
+      case "create":
+      case "mkdir":
+      case "symlink":
+      case "entry":
+        this.changed.add(op.path).add(parentOf(op.path));
+        return;
+      case "link":
+        this.changed.add(op.to).add(parentOf(op.to));
+        return;
+      case "unlink":
+      case "rmdir":
+      case "absent":
+        for (const p of [...this.changed]) if (under(p, op.path)) this.changed.delete(p);
+        this.changed.add(parentOf(op.path));
+        return;
+      case "rename":
+      case "move":
+        for (const p of [...this.changed]) {
+          if (!under(p, op.from)) continue;
+          this.changed.delete(p);
+          this.changed.add(op.to + p.slice(op.from.length));
+        }
+        this.changed.add(parentOf(op.from)).add(parentOf(op.to));
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Makes what changed since the last flush durable: path by path, or the filesystem past FLUSH_EACH_MAX. */
+  private async flush(): Promise<void> {
+    await Promise.all(this.flushing.values());
+    const paths = [...this.changed];
+    this.changed.clear();
+    if (paths.length > FLUSH_EACH_MAX) {
+      // Node has no syncfs(2) binding: sync -f makes it.
+      await execFileP("sync", ["-f", this.rootReal]).catch((err: Error) => {
+        throw new FuseError(Errno.EIO, `sync -f ${this.rootReal} failed: ${err.message}`);
+      });
+      this.lastFlush = { paths: paths.length, syncfs: true };
+      return;
+    }
+    for (let i = 0; i < paths.length; i += FLUSH_CONCURRENCY) await Promise.all(paths.slice(i, i + FLUSH_CONCURRENCY).map((p) => this.syncPath(p)));
+    this.lastFlush = { paths: paths.length, syncfs: false };
+  }
+
+  /** fsync of one path (its cached descriptor if any); gone since, or a link: nothing to sync. */
+  private async syncPath(rel: string): Promise<void> {
+    const cached = this.fds.get(rel);
+    if (cached !== undefined) return fsyncFd(cached);
+    let fd: number;
+    try {
+      fd = await openFd(await this.resolve(rel, true), C.O_RDONLY | C.O_NOFOLLOW);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" || err instanceof FuseError) return;
+      throw err;
+    }
+    try {
+      await fsyncFd(fd);
+    } finally {
+      await closeFd(fd);
+    }
+  }
+
+  private async applyOp(op: StreamOp | ReceivedOp): Promise<void> {
     const lost = this.writebackError;
     if (lost) {
       this.writebackError = null;
@@ -285,13 +381,7 @@ export class BackingApplier {
         return;
       }
       case "flush":
-        // Everything applied so far, on disk: the filesystem is synced (syncfs(2) through sync -f,
-        // Node has no binding), background flushes included.
-        await Promise.all(this.flushing.values());
-        await execFileP("sync", ["-f", this.rootReal]).catch((err: Error) => {
-          throw new FuseError(Errno.EIO, `sync -f ${this.rootReal} failed: ${err.message}`);
-        });
-        return;
+        return this.flush();
       case "checksums":
         throw new FuseError(Errno.EINVAL, "a checksum request is answered by checksums(), not applied");
       case "absent": {

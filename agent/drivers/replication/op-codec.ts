@@ -6,7 +6,8 @@
 // "checksums" (answered by a sums record: sha256 of each block of a range, to send only the
 // blocks that differ) and "move" (replay a rename made while alone, where the secondary still
 // can: what it moved is then compared, not resent). "flush" makes everything applied so far
-// durable on the secondary (its filesystem synced): an ack alone means applied, in its page cache.
+// durable on the secondary (what it changed is synced): an ack alone means applied, in its page
+// cache.
 //
 //   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
 //   op     = type 1: u8 kind | fields of that kind

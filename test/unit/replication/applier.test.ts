@@ -9,7 +9,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
-import { BackingApplier, WRITEBACK_BYTES } from "../../../agent/drivers/replication/applier";
+import { BackingApplier, FLUSH_EACH_MAX, WRITEBACK_BYTES } from "../../../agent/drivers/replication/applier";
 import type { ResyncOp, StreamOp } from "../../../agent/drivers/replication/op-codec";
 
 const E = osConstants.errno;
@@ -183,6 +183,20 @@ describe("replication applier", () => {
     }
     expect([(await fsp.readdir(path.join(backing, "wal"))).sort(), (await fsp.readdir(path.join(backing, "full"))).sort()]).toEqual([["9"], ["x"]]);
     expect(await applier.apply({ kind: "flush" })).toBe(0);
+  });
+
+  it("a flush syncs what changed since the last one, path by path, or the filesystem past FLUSH_EACH_MAX", async () => {
+    await apply({ kind: "mkdir", path: "d", mode: 0o755, uid, gid });
+    await apply({ kind: "create", path: "d/a", mode: 0o644, uid, gid });
+    await apply({ kind: "write", path: "d/a", offset: 0, data: Buffer.from("x") });
+    await apply({ kind: "rename", from: "d/a", to: "d/b", noReplace: false });
+    expect(await applier.apply({ kind: "flush" })).toBe(0);
+    expect(applier.lastFlush).toEqual({ paths: 3, syncfs: false }); // d/b (was d/a), d, the root
+    expect(await applier.apply({ kind: "flush" })).toBe(0);
+    expect(applier.lastFlush).toEqual({ paths: 0, syncfs: false });
+    for (let i = 0; i <= FLUSH_EACH_MAX; i++) await apply({ kind: "create", path: `d/f${i}`, mode: 0o644, uid, gid });
+    expect(await applier.apply({ kind: "flush" })).toBe(0);
+    expect(applier.lastFlush).toEqual({ paths: FLUSH_EACH_MAX + 2, syncfs: true });
   });
 
   it("removes a link to the outside as a link, never what it points to", async () => {
