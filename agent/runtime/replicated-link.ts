@@ -29,8 +29,9 @@ export const NEED_ZONES = 0x5a; // "Z"
 
 /**
  * What the secondary recorded as changed on its side (it must get the writer's version of it):
- * ranges written, extents in doubt, `entries` created, removed or renamed (the writer sends each
- * whole: the secondary may lack it), and `names` whose metadata or size only changed.
+ * ranges written, extents in doubt, `entries` created, removed or renamed (the writer sends its
+ * own entry for each, content compared by block checksums), and `names` whose metadata or size
+ * only changed.
  */
 export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; entries: string[]; names: string[] };
 export type DialedStream = { socket: TLSSocket; full: true } | { socket: TLSSocket; full: false; owed: OwedByTarget };
