@@ -94,10 +94,10 @@ function createMountpoint(dir: string): void {
  * What this node recorded as changed and not sent (as a former writer: zones written while alone,
  * extents in doubt after a crash): the writer must send its own version of all of it.
  */
-function owedBy(tracker: ZoneTracker): OwedByTarget {
+function owedBy(tracker: ZoneTracker, flushed: boolean): OwedByTarget {
   const z = tracker.modified();
   const plain = (map: Map<string, RangeSet>) => Object.fromEntries([...map].map(([p, set]) => [p, set.list().map(([a, b]) => [a, b] as [number, number])]));
-  return { files: plain(z.files), inDoubt: plain(z.inDoubt), entries: [...new Set([...z.namespace, ...z.copies, ...z.doubtful])], names: [...new Set([...z.attrs, ...z.files.keys()])] };
+  return { files: plain(z.files), inDoubt: plain(z.inDoubt), entries: [...new Set([...z.namespace, ...z.copies, ...z.doubtful])], names: [...new Set([...z.attrs, ...z.files.keys()])], flushed };
 }
 
 /** Adds what the peer is owed to what the next resync sends; returns how many paths were refused. */
@@ -178,6 +178,8 @@ function markInLineage(d: ReplicatedDir): void {
 class ReplicatedDir {
   /** Present while a full copy from the writer is being received (its resumption keeps what came). */
   readonly copyMarker: string;
+  /** Present when all the last stream applied was flushed as it ended (removed as the next starts). */
+  readonly flushedMarker: string;
 
   sender: ReplicationSender | null = null;
   applier: BackingApplier | null = null;
@@ -196,6 +198,7 @@ class ReplicatedDir {
     readonly marker: string,
   ) {
     this.copyMarker = `${marker}.receiving-full-copy`;
+    this.flushedMarker = `${marker}.flushed`;
   }
 
   /** Ends the stream to the secondary (pending ops fail with a lost link). */
@@ -204,7 +207,10 @@ class ReplicatedDir {
     this.sender = null;
   }
 
-  /** Ends the stream from the writer, after the op being applied, and releases the backing fds. */
+  /**
+   * Ends the stream from the writer, after the op being applied, flushes what it applied (then
+   * says so with the flushed marker: the writer need not compare it) and releases the backing fds.
+   */
   async closeReceiver(): Promise<void> {
     const r = this.receiver;
     this.receiver = null;
@@ -213,6 +219,7 @@ class ReplicatedDir {
     await r?.done;
     const a = this.applier;
     this.applier = null;
+    if (a && (await a.apply({ kind: "flush" }).catch(() => -1)) === 0) createMarker(this.flushedMarker);
     await a?.close();
   }
 
@@ -412,6 +419,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         const sender = new ReplicationSender(sock, { ackTimeoutMs: ACK_TIMEOUT_MS, now: () => performance.now(), log: (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }) });
         sock.resume();
         d.sender = sender;
+        // What the peer may have lost when it left is owed unless it flushed it all (or gets it all).
+        d.tracker.secondaryReturned(full || answer.owed.flushed);
         if (full) {
           // The peer's copy was never in sync with us: the whole tree is owed (the root entry, deep),
           // durably, so an interrupted copy resumes where the peer's acknowledgements stopped.
@@ -419,7 +428,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
           this.log({ event: "replication-full-copy", path: d.path, peer: run.peer });
         } else {
           const rejected = owe(d.tracker, answer.owed);
-          this.log({ event: "replication-owed-by-peer", path: d.path, peer: run.peer, files: Object.keys(answer.owed.files).length, inDoubt: Object.keys(answer.owed.inDoubt).length, names: answer.owed.names.length, rejected });
+          this.log({ event: "replication-owed-by-peer", path: d.path, peer: run.peer, files: Object.keys(answer.owed.files).length, inDoubt: Object.keys(answer.owed.inDoubt).length, entries: answer.owed.entries.length, names: answer.owed.names.length, flushed: answer.owed.flushed, rejected });
         }
         d.progress = { pass: 0, bytesPlanned: 0, bytesSent: 0, entriesSent: 0, filesSent: 0, done: false };
         const before = this.resyncBytesSent;
@@ -471,7 +480,10 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       createMarker(d.copyMarker);
       this.fullCopyWanted.delete(d);
     }
-    sock.write(encodeAnswer(full ? { full: true } : { full: false, owed: owedBy(d.tracker) }));
+    // Removed before anything of the new stream is applied: a crash from now on is not clean.
+    const flushed = fs.existsSync(d.flushedMarker);
+    removeMarker(d.flushedMarker);
+    sock.write(encodeAnswer(full ? { full: true } : { full: false, owed: owedBy(d.tracker, flushed) }));
     await d.receive(sock, (e) => this.log({ ...e, event: `replication-${String(e.event)}`, path: d.path }));
     this.log({ event: "replication-stream-accepted", peer, path: d.path, full, resumingFullCopy: resuming });
   }

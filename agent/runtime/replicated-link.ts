@@ -31,9 +31,10 @@ export const NEED_ZONES = 0x5a; // "Z"
  * What the secondary recorded as changed on its side (it must get the writer's version of it):
  * ranges written, extents in doubt, `entries` created, removed or renamed (the writer sends its
  * own entry for each, content compared by block checksums), and `names` whose metadata or size
- * only changed.
+ * only changed; `flushed`: it made all it had applied durable when its last stream ended (so it
+ * lost nothing of it), false after a crash.
  */
-export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; entries: string[]; names: string[] };
+export type OwedByTarget = { files: Record<string, [number, number][]>; inDoubt: Record<string, [number, number][]>; entries: string[]; names: string[]; flushed: boolean };
 export type DialedStream = { socket: TLSSocket; full: true } | { socket: TLSSocket; full: false; owed: OwedByTarget };
 
 /** Bounds on the secondary's answer: untrusted input. */
@@ -57,8 +58,8 @@ function parseOwed(json: Buffer): OwedByTarget | string {
     return "owed list is not JSON";
   }
   const o = v as OwedByTarget;
-  if (typeof o !== "object" || o === null || typeof o.files !== "object" || o.files === null || typeof o.inDoubt !== "object" || o.inDoubt === null || !Array.isArray(o.entries) || !Array.isArray(o.names)) {
-    return "owed list has no files/inDoubt/entries/names";
+  if (typeof o !== "object" || o === null || typeof o.files !== "object" || o.files === null || typeof o.inDoubt !== "object" || o.inDoubt === null || !Array.isArray(o.entries) || !Array.isArray(o.names) || typeof o.flushed !== "boolean") {
+    return "owed list has no files/inDoubt/entries/names/flushed";
   }
   if (![...o.entries, ...o.names].every((n) => typeof n === "string")) return "owed entries or names are not strings";
   const okRange = (r: unknown) => Array.isArray(r) && r.length === 2 && r.every((x) => Number.isSafeInteger(x) && (x as number) >= 0) && (r[0] as number) < (r[1] as number);

@@ -19,7 +19,8 @@
 // - The secondary acknowledges an op once applied (in its page cache), not on disk: a power loss
 //   there can lose what it acknowledged since its last flush. A checkpoint while replicating first
 //   flushes the secondary, so what was logged since (the hot extents and names) covers what it may
-//   lose; when the secondary leaves, all of that becomes in doubt (compared at the resync).
+//   lose; when the secondary leaves, all of that is set aside, and becomes in doubt (compared at
+//   the resync) unless the secondary comes back saying it flushed all it had applied (a clean stop).
 // Known gap: zones written through one hard link are recorded under that name only.
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -209,6 +210,8 @@ export class ZoneTracker {
   private checkpointRun: Promise<void> | null = null;
   /** While the secondary flushes: keys of the changes in flight or admitted since it was asked. */
   private sinceFlush: Set<InFlightKey> | null = null;
+  /** What the secondary may have lost when it left (secondaryLeft), until it is back (secondaryReturned). */
+  private unflushed: ModifiedZones | null = null;
   /** Taken by a resync pass; what the secondary acknowledged is removed from it as it goes. */
   private pending: ModifiedZones | null = null;
 
@@ -370,6 +373,7 @@ export class ZoneTracker {
     const all = emptyZones();
     if (this.pending) mergeZones(all, this.pending); // taken first: its renames came first
     mergeZones(all, this.zones);
+    if (this.unflushed) mergeZones(all, this.unflushed); // after a crash here, assume the worst
     for (const key of this.inFlight.keys()) {
       const r = recordOf(key);
       if (r.t === "ns") all.namespace.add(r.p);
@@ -419,15 +423,28 @@ export class ZoneTracker {
 
   /**
    * The secondary left while replicating: what it acknowledged since its last flush (at the last
-   * checkpoint) may be lost with its page cache. Everything logged since is in doubt: compared by
-   * block checksums at the next resync, so only what it really lacks is sent.
+   * checkpoint) may be lost with its page cache, so everything logged since is set aside for
+   * secondaryReturned().
    */
   secondaryLeft(): void {
+    const u = (this.unflushed ??= emptyZones());
     for (const key of this.hot) {
       const r = recordOf(key);
-      if (r.t === "extent") addExtent(this.zones.inDoubt, r.p, r.e);
-      else this.zones.doubtful.add(r.p);
+      if (r.t === "extent") addExtent(u.inDoubt, r.p, r.e);
+      else u.doubtful.add(r.p);
     }
+  }
+
+  /**
+   * The secondary is back. `flushedAll`: it flushed everything it had applied when its stream
+   * ended (its agent stopped or saw the stream end, no crash or power loss): it lost nothing.
+   * Otherwise what secondaryLeft() set aside is in doubt: compared by block checksums at the
+   * resync, so only what it really lacks is sent.
+   */
+  secondaryReturned(flushedAll: boolean): void {
+    const u = this.unflushed;
+    this.unflushed = null;
+    if (u && !flushedAll) mergeZones(this.zones, u);
   }
 
   /** Bytes a resync would send now (exact zones plus in-doubt extents). */
@@ -441,7 +458,7 @@ export class ZoneTracker {
   /** Whether anything at all is recorded (content, names or metadata). */
   get clean(): boolean {
     const z = this.zones;
-    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.doubtful.size + z.attrs.size + z.renames.length === 0;
+    return this.dirtyBytes() === 0 && z.namespace.size + z.copies.size + z.doubtful.size + z.attrs.size + z.renames.length === 0 && !this.unflushed;
   }
 
   /**
@@ -477,6 +494,7 @@ export class ZoneTracker {
   async clear(): Promise<void> {
     clearZones(this.zones);
     this.pending = null;
+    this.unflushed = null;
     await this.checkpoint();
   }
 

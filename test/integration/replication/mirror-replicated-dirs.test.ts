@@ -176,6 +176,9 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     const sent = (await agents.state("b"))!.replication!.resyncBytesSent - sentBefore;
     expect(sent).toBeGreaterThanOrEqual(MiB);
     expect(sent).toBeLessThan(1.1 * MiB);
+    // a stopped cleanly, flushing what it had applied: b owes it nothing of that (no compare).
+    const owedLines = (await agents.client("b").logs(500)).split("\n").filter((l) => l.includes('"event":"replication-owed-by-peer"'));
+    expect(JSON.parse(owedLines.at(-1) ?? "{}")).toMatchObject({ peer: "a", flushed: true });
     expect(await compareTrees(backing("b"), backing("a"))).toEqual([]);
   });
 

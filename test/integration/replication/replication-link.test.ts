@@ -71,9 +71,9 @@ describe("replication stream setup (mutual TLS, untrusted header and answer)", (
       await expect(dial()).rejects.toThrow(/unexpected answer/);
       answer = Buffer.concat([Buffer.of(0x5a), Buffer.from([0xff, 0xff, 0xff, 0xff])]);
       await expect(dial()).rejects.toThrow(/above/);
-      answer = encodeAnswer({ full: false, owed: { files: { f: [[5, 1]] }, inDoubt: {}, entries: [], names: [] } });
+      answer = encodeAnswer({ full: false, owed: { files: { f: [[5, 1]] }, inDoubt: {}, entries: [], names: [], flushed: true } });
       await expect(dial()).rejects.toThrow(/ranges/);
-      const owed: OwedByTarget = { files: { "d/f": [[0, 4096]] }, inDoubt: { g: [[0, 4194304]] }, entries: ["new"], names: ["d/f"] };
+      const owed: OwedByTarget = { files: { "d/f": [[0, 4096]] }, inDoubt: { g: [[0, 4194304]] }, entries: ["new"], names: ["d/f"], flushed: false };
       // The answer and the first bytes of the stream may arrive together: those stay on the socket.
       answer = Buffer.concat([encodeAnswer({ full: false, owed }), Buffer.from("next")]);
       const ok = await dial();

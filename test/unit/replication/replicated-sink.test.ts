@@ -86,7 +86,7 @@ describe("replicated directory sink", () => {
     expect(tracker.stats.logged).toBe(2); // the write's extent and the new name, durable before the ack
   });
 
-  it("while replicating, a checkpoint flushes the secondary first; when the secondary leaves, what it may not have flushed is in doubt", async () => {
+  it("while replicating, a checkpoint flushes the secondary first; when it leaves, what it may not have flushed is in doubt unless it comes back flushed", async () => {
     const link = fakeLink();
     sink.setMode("replicating", "became PRIM", link);
     await run(write(0));
@@ -96,8 +96,19 @@ describe("replicated directory sink", () => {
     await run({ kind: "create", path: "new", mode: 0o644, uid: 0, gid: 0 });
     expect([tracker.modified().inDoubt.size, tracker.modified().doubtful.size]).toEqual([0, 0]);
     sink.setMode("alone", "peer lost, witness granted");
+    expect([tracker.modified().inDoubt.size, tracker.modified().doubtful.size]).toEqual([0, 0]); // set aside until it is back
+    tracker.secondaryReturned(false); // it crashed: it may have lost them
     expect(Object.fromEntries([...tracker.modified().inDoubt].map(([p, set]) => [p, set.list()]))).toEqual({ f: [[4 * 1024 * 1024, 8 * 1024 * 1024]] });
     expect([...tracker.modified().doubtful]).toEqual(["new"]);
+  });
+
+  it("a secondary back from a clean stop (it flushed all it applied) is owed nothing of what it acknowledged", async () => {
+    const link = fakeLink();
+    sink.setMode("replicating", "became PRIM", link);
+    await run(write(0));
+    sink.setMode("alone", "peer stopped");
+    tracker.secondaryReturned(true);
+    expect(tracker.clean).toBe(true);
   });
 
   it("records every change while alone", async () => {
