@@ -140,9 +140,14 @@ export class FarmNode {
     return { status: 200, body: { ok: true, command: name, message: `${name}: now ${this.state?.node.state}` } };
   }
 
-  /** Checker results drive the failover rules only on an UP node whose scripts are done. */
+  /**
+   * Checker results drive the failover rules where the application runs (UP, and WAIT: a failing
+   * checker takes an UP node there) once its scripts are done: a node whose application broke
+   * must go on counting failures, or its restart action never comes.
+   */
   checkersCount(): boolean {
-    return this.state?.node.state === "UP" && !this.fx.scriptsBusy();
+    const state = this.state?.node.state;
+    return (state === "UP" || state === "WAIT") && !this.fx.scriptsBusy();
   }
 
   ready(): boolean {

@@ -125,18 +125,25 @@ describe.skipIf(!needsRoot("farm nginx e2e"))("farm of 3 nginx nodes in the lab"
     expect([...owned].sort()).toEqual([85, 85, 86]);
   });
 
-  it("a node whose application checker fails stops receiving new connections", async () => {
-    // The lab gives every farm node a TCP checker on nginx's port.
+  it("a node whose application checker fails leaves the farm; its failover rule restarts the application and it serves again", async () => {
+    // The lab gives every farm node a TCP checker on nginx's port (every 500 ms, action restart after 3 failures).
     await waitFor("host3 UP with its nginx checker passing", 90_000, async () => {
       const st = await status("host3");
       return st?.state === "UP" && st.checkers.some((c) => c.name === "nginx" && c.ok) ? true : undefined;
     }, 200);
-    const before = await servedWhen("all three nodes serving", (a) => NODES.every((n) => (counts(a)[n] ?? 0) > 0));
     await cli(["lab", "exec", "host3", "--name", LAB, "--", "sh", "/var/lib/mirrorfarm/apps/nginx/stop.sh"]);
-    const after = await servedWhen("host3's clients served by host1 and host2", (a) => Object.values(a).every((n) => n !== "host3"));
-    for (const src of sources) if (before[src] !== "host3") expect(after[src], src).toBe(before[src]);
-    const st = await status("host3");
-    expect(st?.state).toBe("WAIT");
-    expect(st?.transitions.at(-1)?.reason).toMatch(/checker failed/);
+    // Out of the farm (no bucket, no new connection) at the first failure, before its rule acts.
+    const out = await waitFor("host3 out of the farm with its checker failing", 30_000, async () => {
+      const st = await status("host3");
+      return st?.state === "WAIT" && st.farm?.owned === 0 ? st : undefined;
+    }, 100);
+    expect(out.transitions.at(-1)?.reason).toMatch(/checker failed/);
+    // Nothing else starts nginx again (it was stopped by hand): only the failover rule's restart.
+    await waitFor("host3 UP again, nginx restarted by its failover rule", 60_000, async () => {
+      const st = await status("host3");
+      return st?.state === "UP" && st.checkers.some((c) => c.name === "nginx" && c.ok) ? true : undefined;
+    }, 200);
+    expect(await cli(["logs", "--lab", LAB, "--host", "host3", "--lines", "500"])).toMatch(/"event":"failover-action","action":"restart","checker":"nginx"/);
+    await servedWhen("host3 serving its share again", (a) => (counts(a).host3 ?? 0) > 0);
   });
 });
