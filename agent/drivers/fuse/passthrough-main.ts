@@ -172,6 +172,9 @@ async function main(): Promise<void> {
     resync: async (r) => {
       const link = linkOf(r);
       Object.assign(link, await connectLoopback(link.dir, log));
+      // This secondary never says it flushed what it applied (the agent's does at a clean stop):
+      // what it acknowledged since the last checkpoint is compared, as after its crash.
+      r.tracker.secondaryReturned(false);
       r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, link: link.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
     },
   };
