@@ -87,10 +87,14 @@ export class BackingApplier {
   private writebackError: Error | null = null;
   /** Background flushes started (a benchmark and test figure). */
   backgroundFlushes = 0;
-  /** Files and directories changed since the last flush op (relative paths; "" is the root). */
-  private readonly changed = new Set<string>();
-  /** How the last flush op went: each changed path synced, or the whole filesystem. */
-  lastFlush: { paths: number; syncfs: boolean } | null = null;
+  /**
+   * Files and directories changed since the last flush op (relative paths; "" is the root); null
+   * once there were more than FLUSH_EACH_MAX: the next flush syncs the whole filesystem (and the
+   * set stays small, so keeping it up to date stays cheap).
+   */
+  private changed: Set<string> | null = new Set();
+  /** How the last flush op went: the number of paths synced one by one, or the whole filesystem. */
+  lastFlush: number | "syncfs" | null = null;
 
   private constructor(private readonly rootReal: string) {
     this.root = Buffer.from(rootReal, "utf8").toString(NAME_ENCODING);
@@ -223,36 +227,43 @@ export class BackingApplier {
 
   /** Records what a flush will have to sync after `op` (applied). */
   private noteChanged(op: StreamOp | ReceivedOp): void {
+    const changed = this.changed;
+    if (changed === null) return;
+    this.noteIn(changed, op);
+    if (changed.size > FLUSH_EACH_MAX) this.changed = null;
+  }
+
+  private noteIn(changed: Set<string>, op: StreamOp | ReceivedOp): void {
     const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
     switch (op.kind) {
       case "write":
       case "fallocate":
       case "setattr":
-        if (op.path !== null) this.changed.add(op.path);
+        if (op.path !== null) changed.add(op.path);
         return;
       case "create":
       case "mkdir":
       case "symlink":
       case "entry":
-        this.changed.add(op.path).add(parentOf(op.path));
+        changed.add(op.path).add(parentOf(op.path));
         return;
       case "link":
-        this.changed.add(op.to).add(parentOf(op.to));
+        changed.add(op.to).add(parentOf(op.to));
         return;
       case "unlink":
       case "rmdir":
       case "absent":
-        for (const p of [...this.changed]) if (under(p, op.path)) this.changed.delete(p);
-        this.changed.add(parentOf(op.path));
+        for (const p of [...changed]) if (under(p, op.path)) changed.delete(p);
+        changed.add(parentOf(op.path));
         return;
       case "rename":
       case "move":
-        for (const p of [...this.changed]) {
+        for (const p of [...changed]) {
           if (!under(p, op.from)) continue;
-          this.changed.delete(p);
-          this.changed.add(op.to + p.slice(op.from.length));
+          changed.delete(p);
+          changed.add(op.to + p.slice(op.from.length));
         }
-        this.changed.add(parentOf(op.from)).add(parentOf(op.to));
+        changed.add(parentOf(op.from)).add(parentOf(op.to));
         return;
       default:
         return;
@@ -262,18 +273,19 @@ export class BackingApplier {
   /** Makes what changed since the last flush durable: path by path, or the filesystem past FLUSH_EACH_MAX. */
   private async flush(): Promise<void> {
     await Promise.all(this.flushing.values());
-    const paths = [...this.changed];
-    this.changed.clear();
-    if (paths.length > FLUSH_EACH_MAX) {
+    const changed = this.changed;
+    this.changed = new Set();
+    if (changed === null) {
       // Node has no syncfs(2) binding: sync -f makes it.
       await execFileP("sync", ["-f", this.rootReal]).catch((err: Error) => {
         throw new FuseError(Errno.EIO, `sync -f ${this.rootReal} failed: ${err.message}`);
       });
-      this.lastFlush = { paths: paths.length, syncfs: true };
+      this.lastFlush = "syncfs";
       return;
     }
+    const paths = [...changed];
     for (let i = 0; i < paths.length; i += FLUSH_CONCURRENCY) await Promise.all(paths.slice(i, i + FLUSH_CONCURRENCY).map((p) => this.syncPath(p)));
-    this.lastFlush = { paths: paths.length, syncfs: false };
+    this.lastFlush = paths.length;
   }
 
   /** fsync of one path (its cached descriptor if any); gone since, or a link: nothing to sync. */
