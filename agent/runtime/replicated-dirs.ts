@@ -185,6 +185,7 @@ class ReplicatedDir {
   applier: BackingApplier | null = null;
   receiver: ReplicationReceiver | null = null;
   private receiverSocket: TLSSocket | null = null;
+  private settling: Promise<void> = Promise.resolve();
   progress: ResyncProgress | null = null;
 
   constructor(
@@ -208,8 +209,9 @@ class ReplicatedDir {
   }
 
   /**
-   * Ends the stream from the writer, after the op being applied, flushes what it applied (then
-   * says so with the flushed marker: the writer need not compare it) and releases the backing fds.
+   * Ends the stream from the writer, after the op being applied. What it applied is then flushed
+   * in the background (a promotion must not wait for it), the flushed marker says so (the writer
+   * need not compare it), and the backing fds are released: settled() waits for that.
    */
   async closeReceiver(): Promise<void> {
     const r = this.receiver;
@@ -219,8 +221,18 @@ class ReplicatedDir {
     await r?.done;
     const a = this.applier;
     this.applier = null;
-    if (a && (await a.apply({ kind: "flush" }).catch(() => -1)) === 0) createMarker(this.flushedMarker);
-    await a?.close();
+    if (!a) return;
+    const before = this.settling;
+    this.settling = (async () => {
+      await before;
+      if ((await a.apply({ kind: "flush" }).catch(() => -1)) === 0) createMarker(this.flushedMarker);
+      await a.close();
+    })().catch(() => undefined);
+  }
+
+  /** Resolves once the last stream's flush, marker and fds are done with. */
+  settled(): Promise<void> {
+    return this.settling;
   }
 
   /** Applies the writer's stream on `sock` to the backing directory. */
@@ -466,6 +478,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       return;
     }
     await d.closeReceiver(); // a reconnecting writer: the old stream is finished first, in order
+    await d.settled();
     if (!this.target || sock.destroyed) {
       sock.destroy();
       return;
@@ -547,6 +560,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     for (const d of this.dirs) {
       d.closeSender("agent stopping");
       await d.closeReceiver();
+      await d.settled();
       await d.tracker.checkpoint().catch(() => undefined);
       d.tracker.close();
       // Busy (an application still has files open): detached lazily; not ended in time (the mount
