@@ -180,6 +180,7 @@ export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: 
       w.str(op.path).str(op.target).u32(op.uid).u32(op.gid);
       break;
     case "link":
+    case "move":
       w.str(op.from).str(op.to);
       break;
     case "unlink":
@@ -216,9 +217,6 @@ export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: 
       break;
     case "checksums":
       w.str(op.path).u64(op.offset).u64(op.length).u32(op.blockSize);
-      break;
-    case "move":
-      w.str(op.from).str(op.to);
       break;
     case "flush":
       break;
@@ -405,6 +403,7 @@ function decodeOpBody(r: Reader): ReceivedOp {
     case "symlink":
       return { kind, path: r.path(), target: r.text(), uid: r.u32(), gid: r.u32() };
     case "link":
+    case "move":
       return { kind, from: r.path(), to: r.path() };
     case "unlink":
     case "rmdir":
@@ -458,8 +457,6 @@ function decodeOpBody(r: Reader): ReceivedOp {
       }
       return { kind, path, offset, length, blockSize };
     }
-    case "move":
-      return { kind, from: r.path(), to: r.path() };
     case "flush":
       return { kind };
     default:
