@@ -17,7 +17,7 @@ import type { MutationOp } from "../fuse/mutation";
 import { createHash } from "node:crypto";
 import type { ReceivedOp, ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
-import { pathProblem } from "./op-codec";
+import { isUnder, pathProblem } from "./op-codec";
 
 const C = fs.constants;
 
@@ -234,7 +234,6 @@ export class BackingApplier {
   }
 
   private noteIn(changed: Set<string>, op: StreamOp | ReceivedOp): void {
-    const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
     switch (op.kind) {
       case "write":
       case "fallocate":
@@ -253,13 +252,13 @@ export class BackingApplier {
       case "unlink":
       case "rmdir":
       case "absent":
-        for (const p of [...changed]) if (under(p, op.path)) changed.delete(p);
+        for (const p of [...changed]) if (isUnder(p, op.path)) changed.delete(p);
         changed.add(parentOf(op.path));
         return;
       case "rename":
       case "move":
         for (const p of [...changed]) {
-          if (!under(p, op.from)) continue;
+          if (!isUnder(p, op.from)) continue;
           changed.delete(p);
           changed.add(op.to + p.slice(op.from.length));
         }

@@ -82,6 +82,11 @@ export function pathProblem(p: string): string | null {
   return null;
 }
 
+/** Whether relative path `p` is `dir` or inside it ("" is the root, above everything). */
+export function isUnder(p: string, dir: string): boolean {
+  return dir === "" || p === dir || p.startsWith(`${dir}/`);
+}
+
 // ---- encoding ----
 
 class Writer {

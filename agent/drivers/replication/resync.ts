@@ -28,7 +28,7 @@ import type { MutationOp, MutationSink } from "../fuse/mutation";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { MAX_WRITE } from "../fuse/protocol/constants";
 import { blockChecksums } from "./manifest";
-import { MAX_SUM_BLOCKS, type StreamOp } from "./op-codec";
+import { MAX_SUM_BLOCKS, isUnder, type StreamOp } from "./op-codec";
 import { RangeSet } from "./range-set";
 import type { ReplicatedDirSink } from "./replicated-sink";
 import { ZONE_SIZE, type ModifiedZones, type ZoneTracker } from "./zone-tracker";
@@ -211,7 +211,6 @@ async function sendPass(
   const abs = (rel: string) => Buffer.from(rel === "" ? root : `${root}/${rel}`, NAME_ENCODING);
   /** Names sent as absent in this pass: nothing under them is sent. */
   const gone = new Set<string>();
-  const under = (p: string, dir: string) => p === dir || p.startsWith(`${dir}/`);
   // Renames made here, replayed there first where the secondary can: what they moved is then
   // compared below (the targets are "doubtful"), not resent.
   for (const [from, to] of [...dirty.renames]) await sender.send({ kind: "move", from, to }, () => void dirty.renames.shift());
@@ -249,7 +248,7 @@ async function sendPass(
       gone.add(rel);
       return sender.send({ kind: "absent", path: rel }, () => {
         settled();
-        for (const p of dirty.files.keys()) if (under(p, rel)) dirty.files.delete(p);
+        for (const p of dirty.files.keys()) if (isUnder(p, rel)) dirty.files.delete(p);
       });
     }
     const target = type === "symlink" ? (await P.readlink(abs(rel), { encoding: "buffer" })).toString(NAME_ENCODING) : "";

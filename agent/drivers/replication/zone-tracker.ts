@@ -26,7 +26,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MutationOp } from "../fuse/mutation";
 import { DurableLog } from "./durable-log";
-import { opPaths } from "./op-codec";
+import { isUnder, opPaths } from "./op-codec";
 import { RangeSet } from "./range-set";
 
 export const ZONE_SIZE = 4096;
@@ -133,7 +133,7 @@ export interface ZoneTrackerStats {
 
 function moveKeys<T>(map: Map<string, T>, from: string, to: string): void {
   for (const [key, value] of [...map]) {
-    if (key === from || key.startsWith(`${from}/`)) {
+    if (isUnder(key, from)) {
       map.delete(key);
       map.set(to + key.slice(from.length), value);
     }
@@ -142,7 +142,7 @@ function moveKeys<T>(map: Map<string, T>, from: string, to: string): void {
 
 function moveSet(set: Set<string>, from: string, to: string): void {
   for (const key of [...set]) {
-    if (key === from || key.startsWith(`${from}/`)) {
+    if (isUnder(key, from)) {
       set.delete(key);
       set.add(to + key.slice(from.length));
     }
