@@ -36,6 +36,7 @@ import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
 import { buildManifest } from "../drivers/replication/manifest";
+import { fsyncPath } from "../drivers/state/durable-file";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
 import { ReplicatedDirSink, type ReplicatedMode } from "../drivers/replication/replicated-sink";
@@ -138,16 +139,6 @@ function resyncFigures(s: { peer: string; startedAt: string }, planned: number, 
 async function emptyDirectory(dir: string): Promise<void> {
   const root = Buffer.from(`${dir}/`);
   for (const name of await fs.promises.readdir(dir, { encoding: "buffer" })) await fs.promises.rm(Buffer.concat([root, name]), { recursive: true, force: true });
-}
-
-/** fsync of a file or directory by path (a new or removed name is durable once its directory is). */
-function fsyncPath(p: string): void {
-  const fd = fs.openSync(p, "r");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /** Removes a marker file, durably (absent already is fine). */

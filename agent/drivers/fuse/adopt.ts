@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { MirrorfarmError } from "../../errors";
+import { fsyncPath } from "../state/durable-file";
 
 /** moved: data was moved now; resumed: an interrupted move was finished; empty: nothing to move. */
 export type AdoptResult = "moved" | "resumed" | "empty";
@@ -50,11 +51,7 @@ export function adoptExistingData(dir: string, backing: string): AdoptResult {
 
 /** The renames are made durable before the marker goes. */
 function finish(dirs: string[], marker: string, result: AdoptResult): AdoptResult {
-  for (const d of dirs) {
-    const fd = fs.openSync(d, "r");
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-  }
+  for (const d of dirs) fsyncPath(d);
   fs.unlinkSync(marker);
   return result;
 }

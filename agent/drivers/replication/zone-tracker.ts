@@ -25,6 +25,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { MutationOp } from "../fuse/mutation";
+import { writeFileDurably } from "../state/durable-file";
 import { DurableLog } from "./durable-log";
 import { isUnder, opPaths } from "./op-codec";
 import { RangeSet } from "./range-set";
@@ -390,19 +391,7 @@ export class ZoneTracker {
       attrs: [...all.attrs],
       inDoubt: plain(all.inDoubt),
     };
-    const file = path.join(this.dir, "zones.json");
-    const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, "w");
-    try {
-      fs.writeSync(fd, Buffer.from(JSON.stringify(snap), "latin1"));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    const dfd = fs.openSync(this.dir, "r");
-    fs.fsyncSync(dfd);
-    fs.closeSync(dfd);
+    writeFileDurably(path.join(this.dir, "zones.json"), Buffer.from(JSON.stringify(snap), "latin1"));
     await this.log.truncate();
     this.hot.clear();
     // Touched after the secondary's flush was asked: it may not have them on disk, they stay hot.

@@ -4,9 +4,10 @@
  * complete: write a temp file, fsync it, rename over the old one, fsync the directory.
  * The store holds plain JSON; the caller validates what it loads.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MirrorfarmError } from "../../errors";
+import { writeFileDurably } from "./durable-file";
 
 export interface StateStore {
   /** The last saved document, or undefined on first start. */
@@ -48,21 +49,7 @@ export class FileStateStore implements StateStore {
   // Synchronous on purpose: the caller must not run the dependent effect before this returns,
   // and a few hundred bytes cost well under a millisecond plus the fsyncs.
   save(doc: unknown): void {
-    const tmp = `${this.path}.tmp`;
-    const fd = openSync(tmp, "w", 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(doc)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
-    const dirFd = openSync(this.dir, "r");
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+    writeFileDurably(this.path, Buffer.from(`${JSON.stringify(doc)}\n`));
   }
 }
 
