@@ -227,6 +227,8 @@ export class FarmNode {
           this.fx.now(`send to ${e.to}`, () => this.send(e.to, e.message));
           break;
         case "set-buckets":
+          // One line per change of the share, so a node's leaving and coming back shows in its log.
+          if (e.buckets.length !== this.owned.length) this.fx.now("log", () => this.d.log({ event: "buckets", owned: e.buckets.length }));
           this.owned = e.buckets;
           if (filter) this.fx.gate("set owned buckets", async () => (this.installed ? filter.setOwned(e.buckets) : undefined));
           break;
