@@ -23,7 +23,7 @@ const STDERR_TAIL_CHARS = 2_000;
 // Reply: u32 id, u32 errno (0 = ok), payload (a value, or the list as NUL-terminated names).
 // Python answers in order; ids still pair replies with calls so a bug cannot shift them.
 // Paths and names stay bytes end to end, so names that are not UTF-8 round-trip exactly.
-const SCRIPT = String.raw`
+export const HELPER_SCRIPT = String.raw`
 import os, struct, sys
 from errno import EIO
 MAX = ${MAX_FRAME_BYTES}
@@ -217,7 +217,7 @@ export class HelperXattrs implements Xattrs {
           `not restarting it before ${new Date(first + RESTART_WINDOW_MS).toISOString()}`,
       );
     }
-    const child = spawn(this.python, ["-I", "-S", "-c", SCRIPT], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(this.python, ["-I", "-S", "-c", HELPER_SCRIPT], { stdio: ["pipe", "pipe", "pipe"] });
     let exited!: () => void;
     const h: Helper = {
       child,
@@ -237,7 +237,6 @@ export class HelperXattrs implements Xattrs {
       const tail = h.stderrTail.trim();
       this.fail(h, `the xattr helper (pid ${child.pid}) exited with ${signal ?? `code ${code}`}${tail ? `; stderr: ${tail}` : ""}`);
     });
-    setRef(child, false);
     return h;
   }
 
