@@ -36,6 +36,8 @@ import type { TLSSocket } from "node:tls";
 import type { AgentConfig } from "../config/schema";
 import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthrough-mount";
 import { buildManifest } from "../drivers/replication/manifest";
+import { openXattrs } from "../drivers/xattr/helper-xattrs";
+import type { Xattrs } from "../drivers/xattr/xattrs";
 import { fsyncPath } from "../drivers/state/durable-file";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
@@ -188,6 +190,8 @@ class ReplicatedDir {
     readonly mount: PassthroughMount,
     /** Present once this node has been the writer: its copy belongs to the cluster's data. */
     readonly marker: string,
+    /** Extended attributes of the backing files (null: none served, none replicated). */
+    readonly xattrs: Xattrs | null,
   ) {
     this.copyMarker = `${marker}.receiving-full-copy`;
     this.flushedMarker = `${marker}.flushed`;
@@ -228,7 +232,7 @@ class ReplicatedDir {
 
   /** Applies the writer's stream on `sock` to the backing directory. */
   async receive(sock: TLSSocket, log: (e: Record<string, unknown>) => void): Promise<void> {
-    this.applier = await BackingApplier.open(this.backing);
+    this.applier = await BackingApplier.open(this.backing, this.xattrs);
     this.receiverSocket = sock;
     this.receiver = new ReplicationReceiver(sock, this.applier, log);
     sock.resume();
@@ -263,6 +267,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     private readonly dirs: ReplicatedDir[],
     private readonly listener: ReplicationListener,
     private readonly log: Logger,
+    private readonly xattrs: Xattrs | null,
   ) {
     this.checkpoints = setInterval(() => void this.checkpoint(), CHECKPOINT_EVERY_MS);
     this.checkpoints.unref();
@@ -309,6 +314,8 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         sock.destroy();
       });
     });
+    // One helper for every directory; without it (no python3) xattrs are neither served nor copied.
+    const xattrs = (cfg.mirror?.replicatedDirs.length ?? 0) > 0 ? await openXattrs(driverLog) : null;
     try {
       for (const [index, d] of (cfg.mirror?.replicatedDirs ?? []).entries()) {
         createMountpoint(d.path);
@@ -316,15 +323,16 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
         const tracker = ZoneTracker.open(stateDir);
         const sink = new ReplicatedDirSink(tracker, driverLog, (reason) => log({ event: "replication-link-lost", level: "warn", path: d.path, reason }));
         // A secondary's backing directory changes behind the kernel (the receiver): nothing cached there.
-        const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog, cacheValidSec: () => (sink.mode === "readonly" ? 0 : 1) });
-        dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount, path.join(stateDir, "in-lineage")));
+        const mount = await mountPassthrough({ mountpoint: d.path, backing: d.backing, sink, log: driverLog, cacheValidSec: () => (sink.mode === "readonly" ? 0 : 1), xattrs });
+        dirs.push(new ReplicatedDir(index, d.path, d.backing, sink, tracker, mount, path.join(stateDir, "in-lineage"), xattrs));
       }
       await listener.start();
     } catch (err) {
       for (const d of dirs) await d.mount.unmount(true).catch(() => undefined);
+      await xattrs?.close();
       throw err;
     }
-    plane = new ReplicatedDataPlane(cfg, dirs, listener, log);
+    plane = new ReplicatedDataPlane(cfg, dirs, listener, log, xattrs);
     return plane;
   }
 
@@ -439,6 +447,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
           sink: d.sink,
           tracker: d.tracker,
           backing: d.backing,
+          xattrs: d.xattrs,
           link: sender,
           ...(this.cfg.mirror?.resyncBandwidthMBps ? { maxBytesPerSec: this.cfg.mirror.resyncBandwidthMBps * 1e6 } : {}),
           onProgress: (pr) => {
@@ -533,7 +542,7 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
     if (this.manifestBusy) return { status: 503, body: { error: "a manifest is being built; retry when it is done" } };
     this.manifestBusy = true;
     try {
-      const entries = await buildManifest(d.backing);
+      const entries = await buildManifest(d.backing, d.xattrs);
       if (entries.length > MAX_MANIFEST_ENTRIES) return { status: 413, body: { error: `${dir} holds ${entries.length} entries, above the ${MAX_MANIFEST_ENTRIES} a manifest answers` } };
       return { status: 200, body: { dir, entries } };
     } finally {
@@ -560,5 +569,6 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       const outcome = await d.mount.close(UNMOUNT_WAIT_MS).catch((err: unknown) => `failed: ${err instanceof Error ? err.message : String(err)}`);
       this.log({ event: "replication-unmounted", path: d.path, outcome, ms: Math.round(performance.now() - started) });
     }
+    await this.xattrs?.close();
   }
 }

@@ -25,6 +25,7 @@ export const Errno = {
   ENAMETOOLONG: E.ENAMETOOLONG,
   EOPNOTSUPP: E.EOPNOTSUPP,
   EPROTO: E.EPROTO,
+  ENODATA: E.ENODATA,
 } as const;
 
 /** Thrown by filesystem handlers to answer with a specific errno. */

@@ -41,6 +41,9 @@ export type MutationOp =
     }
   /** Mode 0 only (allocate, size grows to offset+length if smaller). */
   | { kind: "fallocate"; path: string | null; offset: number; length: number }
+  /** An extended attribute set (`flags`: 0, XATTR_CREATE or XATTR_REPLACE) or removed. */
+  | { kind: "setxattr"; path: string; name: string; value: Buffer; flags: number }
+  | { kind: "removexattr"; path: string; name: string }
   /** fsync / fdatasync of a file, or fsync of a directory. */
   | { kind: "fsync"; path: string | null; datasync: boolean };
 

@@ -24,6 +24,8 @@ import { ReplicationSender } from "../replication/sender";
 import { ZoneTracker } from "../replication/zone-tracker";
 import { type MutationKind, type MutationOp, type MutationSink, readOnlyMutationSink } from "./mutation";
 import { type PassthroughMount, mountPassthrough } from "./passthrough-mount";
+import { openXattrs } from "../xattr/helper-xattrs";
+import type { Xattrs } from "../xattr/xattrs";
 
 // One thread blocks in read(/dev/fuse); the backing syscalls of many requests in flight use the rest.
 process.env.UV_THREADPOOL_SIZE ??= "16";
@@ -73,8 +75,8 @@ interface Replica {
 }
 
 /** A secondary listening on loopback (receiver + applier on `dir`) and the primary's link to it. */
-async function connectLoopback(dir: string, log: Log): Promise<{ sender: ReplicationSender; receiver: ReplicationReceiver }> {
-  const applier = await BackingApplier.open(dir);
+async function connectLoopback(dir: string, xattrs: Xattrs | null, log: Log): Promise<{ sender: ReplicationSender; receiver: ReplicationReceiver }> {
+  const applier = await BackingApplier.open(dir, xattrs);
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const accepted = new Promise<net.Socket>((resolve) => server.once("connection", resolve));
@@ -89,11 +91,11 @@ async function connectLoopback(dir: string, log: Log): Promise<{ sender: Replica
   return { sender, receiver };
 }
 
-async function replicatedSink(zonesDir: string, replicaDir: string | undefined, log: Log): Promise<Replica> {
+async function replicatedSink(zonesDir: string, replicaDir: string | undefined, xattrs: Xattrs | null, log: Log): Promise<Replica> {
   const tracker = ZoneTracker.open(zonesDir);
   const sink = new ReplicatedDirSink(tracker, log, (reason) => emit({ event: "link_lost", reason }));
   if (!replicaDir) return { tracker, sink, link: null, lastResync: null };
-  const link = { dir: replicaDir, ...(await connectLoopback(replicaDir, log)) };
+  const link = { dir: replicaDir, ...(await connectLoopback(replicaDir, xattrs, log)) };
   sink.setMode("replicating", "started with a replica", link.sender);
   return { tracker, sink, link, lastResync: null };
 }
@@ -122,10 +124,11 @@ async function main(): Promise<void> {
   let mount: PassthroughMount;
   let replica: Replica | null = null;
   const backing = arg("backing");
+  const xattrs = await openXattrs(log);
   try {
     const replicaDir = optionalArg("replica");
     const zonesDir = replicaDir ? arg("zones") : optionalArg("zones");
-    const r = zonesDir ? await replicatedSink(zonesDir, replicaDir, log) : null;
+    const r = zonesDir ? await replicatedSink(zonesDir, replicaDir, xattrs, log) : null;
     replica = r;
     mount = await mountPassthrough({
       mountpoint: arg("mountpoint"),
@@ -134,6 +137,7 @@ async function main(): Promise<void> {
       // As the agent does: a secondary's receiver writes the backing directory, so no caching then.
       cacheValidSec: r ? () => (r.sink.mode === "readonly" ? 0 : 1) : undefined,
       log,
+      xattrs,
     });
   } catch (err) {
     emit({ event: "error", message: String(err instanceof Error ? err.message : err) });
@@ -171,11 +175,11 @@ async function main(): Promise<void> {
     // The secondary is back: a new link, then failback resynchronisation of what changed.
     resync: async (r) => {
       const link = linkOf(r);
-      Object.assign(link, await connectLoopback(link.dir, log));
+      Object.assign(link, await connectLoopback(link.dir, xattrs, log));
       // This secondary never says it flushed what it applied (the agent's does at a clean stop):
       // what it acknowledged since the last checkpoint is compared, as after its crash.
       r.tracker.secondaryReturned(false);
-      r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, link: link.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
+      r.lastResync = await resync({ sink: r.sink, tracker: r.tracker, backing, xattrs, link: link.sender, onProgress: (p) => log({ event: "resync_progress", ...p }) });
     },
   };
   const rl = readline.createInterface({ input: process.stdin });

@@ -7,6 +7,7 @@ import { abortConnection, cleanStaleMount, listMounts, mountFuse, unmountFuse } 
 import { type MutationSink, noopMutationSink } from "./mutation";
 import { PassthroughFs } from "./passthrough/passthrough-fs";
 import { FuseSession, type SessionLog, type SessionStats } from "./session";
+import type { Xattrs } from "../xattr/xattrs";
 
 export interface PassthroughMountOptions {
   mountpoint: string;
@@ -19,6 +20,8 @@ export interface PassthroughMountOptions {
    */
   cacheValidSec?: () => number;
   log?: SessionLog;
+  /** Extended attributes of the backing files (default none: xattr requests get EOPNOTSUPP). */
+  xattrs?: Xattrs | null;
 }
 
 export interface PassthroughMount {
@@ -26,9 +29,9 @@ export interface PassthroughMount {
   /** Nodes the kernel currently references. */
   nodeCount(): number;
   /**
-   * Makes the kernel drop every name, attribute and page it cached until now: for a change of
-   * who writes the backing directory, when what it holds from before may be stale. Resolves once
-   * the kernel took them all.
+   * Makes the kernel drop every name, attribute and page it cached until now (and the mount what
+   * it knew of xattrs): for a change of who writes the backing directory, when what it holds from
+   * before may be stale. Resolves once the kernel took them all.
    */
   invalidateCaches(): Promise<void>;
   /**
@@ -64,7 +67,7 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
   const adopted = adoptExistingData(options.mountpoint, options.backing);
   if (adopted !== "empty") log({ event: "fuse_existing_data_adopted", mountpoint: options.mountpoint, backing: options.backing, result: adopted });
   const cacheValidSec = options.cacheValidSec ?? (() => 1);
-  const fsys = await PassthroughFs.open({ backing: options.backing, sink: options.sink ?? noopMutationSink, cacheValidSec });
+  const fsys = await PassthroughFs.open({ backing: options.backing, sink: options.sink ?? noopMutationSink, cacheValidSec, xattrs: options.xattrs ?? null });
   const fd = fs.openSync("/dev/fuse", "r+");
   const session = new FuseSession(fd, fsys, { cacheValidSec, log });
   try {
@@ -84,6 +87,7 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
     nodeCount: () => fsys.nodeCount,
     async invalidateCaches() {
       const started = performance.now();
+      fsys.forgetCachedXattrs();
       const cached = fsys.cachedByKernel();
       const nodes = cached.nodes;
       // An older kernel would unhash the names (a cwd in there would break): they expire by themselves.

@@ -64,6 +64,12 @@ export interface RawFileSystem {
   statfs(ctx: RequestContext, nodeid: number): Promise<StatfsOut>;
   access(ctx: RequestContext, nodeid: number, mask: number): Promise<void>;
   fallocate(ctx: RequestContext, nodeid: number, fh: number, offset: number, length: number, mode: number): Promise<void>;
+  /** The value of extended attribute `name` (the loop answers a size-0 request with its size, ERANGE past `size`). */
+  getxattr(ctx: RequestContext, nodeid: number, name: string): Promise<Buffer>;
+  /** Every extended attribute's name. */
+  listxattr(ctx: RequestContext, nodeid: number): Promise<string[]>;
+  setxattr(ctx: RequestContext, nodeid: number, name: string, value: Buffer, flags: number): Promise<void>;
+  removexattr(ctx: RequestContext, nodeid: number, name: string): Promise<void>;
   /** The connection ends (DESTROY, unmount or abort): release every backing resource. */
   destroy(): Promise<void>;
 }

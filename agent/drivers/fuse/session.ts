@@ -2,10 +2,10 @@
 // waiting for the previous one (handlers are async; replies go out in completion order, matched by
 // `unique`), and writes replies. It knows the protocol, not the filesystem.
 //
+// Extended attributes: a filesystem without an xattr driver answers their requests ENOSYS; the
+// kernel remembers that and answers EOPNOTSUPP itself, as a filesystem mounted without xattrs.
+//
 // Operations we answer ENOSYS, and what the kernel does then:
-// - GETXATTR/SETXATTR/LISTXATTR/REMOVEXATTR: the kernel remembers it and answers EOPNOTSUPP itself,
-//   as a filesystem mounted without xattr support (Node has no xattr syscalls). It also stops the
-//   GETXATTR("security.capability") round trip it would otherwise make before every write.
 // - LSEEK: generic lseek in the kernel (SEEK_DATA/SEEK_HOLE see the whole file as data).
 // - COPY_FILE_RANGE: the kernel falls back to read + write through us, so copies are still mutations we see.
 // - IOCTL, POLL, BMAP, SYNCFS, TMPFILE (O_TMPFILE gets EOPNOTSUPP), DAX mappings.
@@ -34,6 +34,7 @@ import {
   encodeAttrOut,
   encodeDirent,
   encodeEntryOut,
+  encodeGetxattrOut,
   encodeInitOut,
   encodeNotifyInvalEntry,
   encodeNotifyInvalInode,
@@ -304,6 +305,18 @@ export class FuseSession {
       case "fallocate":
         await f.fallocate(ctx, h.nodeid, req.fh, req.offset, req.length, req.mode);
         return [];
+      case "getxattr":
+        return sized(await f.getxattr(ctx, h.nodeid, req.name), req.size);
+      case "listxattr": {
+        const names = await f.listxattr(ctx, h.nodeid);
+        return sized(Buffer.from(names.map((n) => `${n}\0`).join(""), NAME_ENCODING), req.size);
+      }
+      case "setxattr":
+        await f.setxattr(ctx, h.nodeid, req.name, req.value, req.flags);
+        return [];
+      case "removexattr":
+        await f.removexattr(ctx, h.nodeid, req.name);
+        return [];
       case "unsupported":
         throw new FuseError(Errno.ENOSYS);
       default:
@@ -344,6 +357,13 @@ export class FuseSession {
       maxPages: MAX_WRITE / 4096,
     });
   }
+}
+
+/** A value or name list for a request of `size` bytes: its size alone for 0, ERANGE if larger. */
+function sized(value: Buffer, size: number): Buffer[] {
+  if (size === 0) return [encodeGetxattrOut(value.length)];
+  if (value.length > size) throw new FuseError(Errno.ERANGE, `${value.length} bytes do not fit in ${size}`);
+  return [value];
 }
 
 /** FORGET, BATCH_FORGET and INTERRUPT are never answered. */

@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import type { ReceivedOp, ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { isUnder, pathProblem } from "./op-codec";
+import { type XattrList, type Xattrs, isServedXattr } from "../xattr/xattrs";
 
 const C = fs.constants;
 
@@ -96,14 +97,21 @@ export class BackingApplier {
   /** How the last flush op went: the number of paths synced one by one, or the whole filesystem. */
   lastFlush: number | "syncfs" | null = null;
 
-  private constructor(private readonly rootReal: string) {
+  /** Xattr changes skipped for want of a driver (the secondary's copy lacks them; `verify` shows it). */
+  xattrsSkipped = 0;
+
+  private constructor(
+    private readonly rootReal: string,
+    private readonly xattrs: Xattrs | null,
+  ) {
     this.root = Buffer.from(rootReal, "utf8").toString(NAME_ENCODING);
   }
 
-  static async open(backing: string): Promise<BackingApplier> {
+  /** `xattrs`: the driver extended attributes are applied with; null skips them (counted in `xattrsSkipped`). */
+  static async open(backing: string, xattrs: Xattrs | null = null): Promise<BackingApplier> {
     const real = await P.realpath(backing);
     if (!(await P.lstat(real)).isDirectory()) throw new FuseError(Errno.ENOTDIR, `${backing} is not a directory`);
-    return new BackingApplier(path.resolve(real));
+    return new BackingApplier(path.resolve(real), xattrs);
   }
 
   /** Applies one op; 0 or the errno it failed with (what the ack carries). */
@@ -238,6 +246,8 @@ export class BackingApplier {
       case "write":
       case "fallocate":
       case "setattr":
+      case "setxattr":
+      case "removexattr":
         if (op.path !== null) changed.add(op.path);
         return;
       case "create":
@@ -381,6 +391,12 @@ export class BackingApplier {
       }
       case "entry":
         return this.entry(op);
+      case "setxattr":
+        if (!this.xattrs) return void this.xattrsSkipped++;
+        return this.xattrs.set(await this.resolve(op.path, true), op.name, op.value, op.flags);
+      case "removexattr":
+        if (!this.xattrs) return void this.xattrsSkipped++;
+        return this.xattrs.remove(await this.resolve(op.path, true), op.name);
       case "move": {
         // A rename the primary made alone, replayed where it can be: a source already gone, a
         // missing parent or a target in the way leave things as they are (no error), since the
@@ -445,6 +461,17 @@ export class BackingApplier {
     await P.lchown(file, op.uid, op.gid);
     if (op.type !== "symlink") await P.chmod(file, op.mode); // checked above: not a link
     if (op.type === "file") await ftruncate(await this.writableFd(op.path), op.size);
+    // Last: a chown drops security.capability.
+    if (op.xattrs) await this.matchXattrs(file, op.xattrs);
+  }
+
+  /** Makes the xattrs of `file` in the served namespaces exactly `want`. */
+  private async matchXattrs(file: Buffer, want: XattrList): Promise<void> {
+    const x = this.xattrs;
+    if (!x) return void (this.xattrsSkipped += want.length);
+    const names = new Set(want.map(([name]) => name));
+    for (const name of await x.list(file)) if (isServedXattr(name) && !names.has(name)) await x.remove(file, name);
+    for (const [name, value] of want) await x.set(file, name, value, 0);
   }
 
   private async setattr(op: MutationOp & { kind: "setattr" }): Promise<void> {

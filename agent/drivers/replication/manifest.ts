@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { promisify } from "node:util";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
+import { type Xattrs, readServedXattrs } from "../xattr/xattrs";
 
 const P = fs.promises;
 const openFd = promisify(fs.open);
@@ -21,12 +22,14 @@ export interface ManifestEntry {
   size: number;
   /** sha256 of a file's content, or a symlink's target. */
   digest: string;
+  /** sha256 of the extended attributes (served namespaces, by name); "" when not read (no driver). */
+  xattrs: string;
 }
 
 export interface ManifestDifference {
   path: string;
   /** What differs: "only-in-a", "only-in-b", or the first differing field. */
-  what: "only-in-a" | "only-in-b" | "type" | "mode" | "owner" | "size" | "content";
+  what: "only-in-a" | "only-in-b" | "type" | "mode" | "owner" | "size" | "content" | "xattrs";
   a?: string;
   b?: string;
 }
@@ -59,8 +62,19 @@ function typeOf(st: fs.Stats): ManifestEntry["type"] {
   return st.isDirectory() ? "dir" : st.isFile() ? "file" : st.isSymbolicLink() ? "symlink" : "other";
 }
 
-/** Every entry under `root` (root included), sorted by path. */
-export async function buildManifest(root: string): Promise<ManifestEntry[]> {
+/** sha256 of an xattr list: names and values, each length-prefixed. */
+function xattrsDigest(list: [string, Buffer][] | null): string {
+  if (!list) return "";
+  const h = createHash("sha256");
+  for (const [name, value] of list) {
+    const n = Buffer.from(name, NAME_ENCODING);
+    h.update(Buffer.from(Uint32Array.of(n.length, value.length).buffer)).update(n).update(value);
+  }
+  return h.digest("hex");
+}
+
+/** Every entry under `root` (root included), sorted by path; with `xattrs`, their extended attributes too. */
+export async function buildManifest(root: string, xattrs: Xattrs | null = null): Promise<ManifestEntry[]> {
   const abs = under(root);
   const out: ManifestEntry[] = [];
   const visit = async (rel: string): Promise<void> => {
@@ -69,7 +83,8 @@ export async function buildManifest(root: string): Promise<ManifestEntry[]> {
     const type = typeOf(st);
     const digest =
       type === "file" ? await fileDigest(file) : type === "symlink" ? createHash("sha256").update(await P.readlink(file, { encoding: "buffer" })).digest("hex") : "";
-    out.push({ path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "dir" ? 0 : st.size, digest });
+    const xattrDigest = xattrsDigest(await readServedXattrs(xattrs, file));
+    out.push({ path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "dir" ? 0 : st.size, digest, xattrs: xattrDigest });
     if (type !== "dir") return;
     const names = (await P.readdir(file, { encoding: "buffer" })).map((n) => n.toString(NAME_ENCODING)).sort();
     for (const name of names) await visit(rel === "" ? name : `${rel}/${name}`);
@@ -91,6 +106,8 @@ export function diffManifests(a: ManifestEntry[], b: ManifestEntry[]): ManifestD
     else if (ea.uid !== eb.uid || ea.gid !== eb.gid) diffs.push({ path: ea.path, what: "owner", a: `${ea.uid}:${ea.gid}`, b: `${eb.uid}:${eb.gid}` });
     else if (ea.size !== eb.size) diffs.push({ path: ea.path, what: "size", a: String(ea.size), b: String(eb.size) });
     else if (ea.digest !== eb.digest) diffs.push({ path: ea.path, what: "content" });
+    // "" on either side: that node could not read them (no xattr driver), nothing to compare.
+    else if (ea.xattrs !== eb.xattrs && ea.xattrs !== "" && eb.xattrs !== "") diffs.push({ path: ea.path, what: "xattrs" });
   }
   for (const eb of mb.values()) diffs.push({ path: eb.path, what: "only-in-b" });
   return diffs.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));

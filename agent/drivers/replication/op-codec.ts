@@ -15,12 +15,14 @@
 //   sums   = type 3: i32 errno | u32 count | count x 32-byte sha256
 //   path   = u16 length | bytes (relative, "/"-separated, no "", ".", ".." component, no NUL)
 //   opt    = u8 0 (null) | u8 1 + path
+//   xattrs = u8 0 (not known: leave them) | u8 1, u16 count, count x (u16 name length | name | u32 value length | value)
 //
 // Little-endian. Decoding never throws: garbage, an unknown version or kind, a bad path or a
 // frame larger than MAX_FRAME gives an error value (the caller drops the connection).
 import type { MutationOp, Timespec } from "../fuse/mutation";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { MAX_WRITE } from "../fuse/protocol/constants";
+import { XATTR_NAME_MAX, XATTR_SIZE_MAX, type XattrList } from "../xattr/xattrs";
 
 export const STREAM_VERSION = 1;
 const MAX_PATH = 4096;
@@ -36,10 +38,16 @@ const TYPE_SUMS = 3;
 /** Checksum requests: blocks of 512 B to 1 MiB, at most this many per request. */
 export const MAX_SUM_BLOCKS = 16384;
 
+/** Bytes of names and values an entry may carry (ext4 keeps all of a file's in one 4 KiB block). */
+export const MAX_ENTRY_XATTR_BYTES = 512 * 1024;
+
 /** Records of a resynchronisation: one entry of the secondary made to match the primary's. */
 export type ResyncOp =
-  /** `size` for files (truncated or extended to it), `target` for symlinks; the others ignore them. */
-  | { kind: "entry"; path: string; type: "dir" | "file" | "symlink"; mode: number; uid: number; gid: number; size: number; target: string }
+  /**
+   * `size` for files (truncated or extended to it), `target` for symlinks; the others ignore them.
+   * `xattrs`: the entry's extended attributes, exactly (others are removed); null leaves them.
+   */
+  | { kind: "entry"; path: string; type: "dir" | "file" | "symlink"; mode: number; uid: number; gid: number; size: number; target: string; xattrs: XattrList | null }
   | { kind: "absent"; path: string }
   /** Rename `from` to `to` if the secondary can (`from` there, `to` free or replaceable); otherwise nothing. */
   | { kind: "move"; from: string; to: string }
@@ -50,7 +58,7 @@ export type ResyncOp =
 /** Everything the primary sends on the stream. */
 export type StreamOp = MutationOp | ResyncOp;
 
-const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums", "move", "flush"] as const;
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums", "move", "flush", "setxattr", "removexattr"] as const;
 const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
 const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
 
@@ -216,6 +224,19 @@ export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: 
       w.str(op.path).u8(ENTRY_TYPES.indexOf(op.type)).u32(op.mode).u32(op.uid).u32(op.gid).u64(op.size);
       w.u16(op.type === "symlink" ? Buffer.byteLength(op.target, NAME_ENCODING) : 0);
       if (op.type === "symlink") w.bytes(Buffer.from(op.target, NAME_ENCODING));
+      if (op.xattrs === null) w.u8(0);
+      else {
+        const bytes = op.xattrs.reduce((n, [name, value]) => n + name.length + value.length, 0);
+        if (bytes > MAX_ENTRY_XATTR_BYTES) throw new Error(`replication: cannot send entry ${op.path}: its xattrs take ${bytes} bytes, over ${MAX_ENTRY_XATTR_BYTES}`);
+        w.u8(1).u16(op.xattrs.length);
+        for (const [name, value] of op.xattrs) w.str(name).u32(value.length).bytes(value);
+      }
+      break;
+    case "setxattr":
+      w.str(op.path).str(op.name).u8(op.flags).u32(op.value.length).bytes(op.value);
+      break;
+    case "removexattr":
+      w.str(op.path).str(op.name);
       break;
     case "absent":
       w.str(op.path);
@@ -342,6 +363,17 @@ class Reader {
     if (present > 1) throw new ReadError(`bad optional-path marker ${present}`);
     return present === 0 ? null : this.path();
   }
+  /** An xattr name: 1 to XATTR_NAME_MAX bytes, no NUL. */
+  xattrName(): string {
+    const s = this.bytes(this.u16()).toString(NAME_ENCODING);
+    if (s === "" || s.length > XATTR_NAME_MAX || s.includes("\0")) throw new ReadError(`bad xattr name ${JSON.stringify(s.slice(0, 40))}`);
+    return s;
+  }
+  xattrValue(): Buffer {
+    const n = this.u32();
+    if (n > XATTR_SIZE_MAX) throw new ReadError(`xattr value of ${n} bytes exceeds ${XATTR_SIZE_MAX}`);
+    return this.bytes(n);
+  }
   time(): Timespec {
     const sec = this.u64();
     const nsec = this.u32();
@@ -448,8 +480,22 @@ function decodeOpBody(r: Reader): ReceivedOp {
       let target = "";
       if (type === "symlink") target = r.text();
       else if (r.u16() !== 0) throw new ReadError(`a ${type} entry carries a link target`);
-      return { kind, path, type, mode, uid, gid, size, target };
+      const known = r.u8();
+      if (known > 1) throw new ReadError(`bad xattrs marker ${known}`);
+      let xattrs: XattrList | null = null;
+      if (known === 1) {
+        xattrs = [];
+        for (let i = r.u16(); i > 0; i--) xattrs.push([r.xattrName(), r.xattrValue()]);
+      }
+      return { kind, path, type, mode, uid, gid, size, target, xattrs };
     }
+    case "setxattr": {
+      const [path, name, flags] = [r.path(), r.xattrName(), r.u8()];
+      if (flags > 2) throw new ReadError(`bad setxattr flags ${flags}`);
+      return { kind, path, name, flags, value: r.xattrValue() };
+    }
+    case "removexattr":
+      return { kind, path: r.path(), name: r.xattrName() };
     case "absent": {
       const path = r.path();
       if (path === "") throw new ReadError("the root cannot be absent");

@@ -17,8 +17,9 @@
 // - for each name the secondary may hold otherwise ("doubtful": it changed it itself, as a writer
 //   or around its crash): the entry, then the content compared as below (a directory: the same for
 //   what it holds);
-// - for each name whose metadata only changed: the entry (mode, owner, size);
-// - for each file with modified zones: those zones (in writes of at most 1 MiB);
+// - for each name whose metadata only changed: the entry (mode, owner, size, extended attributes);
+// - for each file with modified zones: those zones (in writes of at most 1 MiB), then its
+//   security.capability again if it has one (writing a file drops it there);
 // - for each extent in doubt (written around a crash): the secondary's block checksums are asked
 //   for and only the 4 KiB blocks that differ are sent.
 import * as fs from "node:fs";
@@ -32,6 +33,7 @@ import { MAX_SUM_BLOCKS, isUnder, type StreamOp } from "./op-codec";
 import { RangeSet } from "./range-set";
 import type { ReplicatedDirSink } from "./replicated-sink";
 import { ZONE_SIZE, type ModifiedZones, type ZoneTracker } from "./zone-tracker";
+import { CAPABILITY_XATTR, type Xattrs, readServedXattrs } from "../xattr/xattrs";
 
 const P = fs.promises;
 const openFd = promisify(fs.open);
@@ -63,6 +65,8 @@ export interface ResyncOptions {
   tracker: ZoneTracker;
   /** The primary's backing directory. */
   backing: string;
+  /** Extended attributes of its files, sent with their entries; null: entries leave them as they are. */
+  xattrs?: Xattrs | null;
   link: ResyncLink & MutationSink;
   /** Pause changes for the last pass once at most this much is left (bytes). */
   finalPassBytes?: number;
@@ -127,7 +131,7 @@ export async function resync(options: ResyncOptions): Promise<ResyncProgress> {
     progress.bytesPlanned += tracker.dirtyBytes();
     const dirty = tracker.takeDirty();
     try {
-      await sendPass(options.backing, dirty, sender, link, progress, throttle);
+      await sendPass(options.backing, options.xattrs ?? null, dirty, sender, link, progress, throttle);
       await sender.drain();
     } catch (err) {
       tracker.passFailed();
@@ -201,6 +205,7 @@ class WindowedSender {
 
 async function sendPass(
   backing: string,
+  xattrs: Xattrs | null,
   dirty: ModifiedZones,
   sender: WindowedSender,
   link: ResyncLink,
@@ -221,6 +226,8 @@ async function sendPass(
   /** Entries sent with their content (or subtree) in this pass, in order; and files sent whole. */
   const sentDeep = new Set<string>();
   const sentWhole = new Set<string>();
+  /** Files sent with a security.capability: set again after their content (a write drops it). */
+  const capabilities = new Map<string, Buffer>();
 
   /**
    * Sends the entry at `rel` as it is now. `how`: "whole" also sends a file's content and a
@@ -252,7 +259,10 @@ async function sendPass(
       });
     }
     const target = type === "symlink" ? (await P.readlink(abs(rel), { encoding: "buffer" })).toString(NAME_ENCODING) : "";
-    const entry: StreamOp = { kind: "entry", path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "file" ? st.size : 0, target };
+    const xattrList = await readServedXattrs(xattrs, abs(rel));
+    const capability = xattrList?.find(([name]) => name === CAPABILITY_XATTR);
+    if (type === "file" && capability) capabilities.set(rel, capability[1]);
+    const entry: StreamOp = { kind: "entry", path: rel, type, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, size: type === "file" ? st.size : 0, target, xattrs: xattrList };
     if (!deep || type === "symlink") return sender.send(entry, settled);
     if (type === "file") {
       return sender.send(entry, () => {
@@ -298,6 +308,8 @@ async function sendPass(
     const set = dirty.files.get(rel);
     if (!set || isGone(rel)) continue;
     await sendZones(abs(rel), rel, set, sender, progress, throttle);
+    const capability = capabilities.get(rel);
+    if (capability) await sender.send({ kind: "setxattr", path: rel, name: CAPABILITY_XATTR, value: capability, flags: 0 });
   }
 }
 

@@ -177,7 +177,7 @@ function recordsOf(op: MutationOp): LogRecord[] {
   }
   if (op.kind === "rename") return [{ t: "ns", p: op.from }, { t: "ns", p: op.to }, { t: "mv", from: op.from, to: op.to }];
   if (op.kind === "fsync") return [];
-  const t = op.kind === "setattr" ? "attr" : "ns";
+  const t = op.kind === "setattr" || op.kind === "setxattr" || op.kind === "removexattr" ? "attr" : "ns";
   return opPaths(op).flatMap((p) => (p === null ? [] : [{ t, p }]));
 }
 
@@ -301,6 +301,10 @@ export class ZoneTracker {
           this.zones.attrs.add(op.path);
           if (op.size !== undefined) this.zones.files.get(op.path)?.truncate(op.size);
         }
+        return;
+      case "setxattr":
+      case "removexattr":
+        this.zones.attrs.add(op.path);
         return;
       case "rename":
         moveRecorded(this.zones, op.from, op.to);

@@ -295,7 +295,7 @@ export async function openXattrs(log: (event: Record<string, unknown>) => void, 
     // Any errno but EIO is the filesystem's answer, so the helper works.
     if ((err as NodeJS.ErrnoException).code !== "EIO" && (err as NodeJS.ErrnoException).code !== undefined) return xattrs;
     await xattrs.close();
-    log({ event: "xattr_unavailable", level: "warn", reason: (err as Error).message });
+    log({ event: "xattr-unavailable", level: "warn", reason: (err as Error).message });
     return null;
   } finally {
     clearTimeout(timer);

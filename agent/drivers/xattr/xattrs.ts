@@ -16,6 +16,19 @@ export const XATTR_NAME_MAX = 255;
 /** Linux limit on the size of the NUL-separated name list (XATTR_LIST_MAX). */
 export const XATTR_LIST_MAX = 65536;
 
+/**
+ * The namespaces a mount serves and replication carries. Others stay out: POSIX ACLs
+ * (system.posix_acl_*) would be stored through the mount without the kernel enforcing them.
+ */
+export const XATTR_NAMESPACES = ["user.", "trusted.", "security."] as const;
+
+/** The file capabilities; the kernel asks for it before each write, and a write drops it. */
+export const CAPABILITY_XATTR = "security.capability";
+
+export function isServedXattr(name: string): boolean {
+  return XATTR_NAMESPACES.some((ns) => name.startsWith(ns) && name.length > ns.length);
+}
+
 export interface Xattrs {
   /** The value of `name` (latin1, one char per byte) on `file` (absolute path bytes); ENODATA when absent. */
   get(file: Buffer, name: string): Promise<Buffer>;
@@ -27,4 +40,31 @@ export interface Xattrs {
   remove(file: Buffer, name: string): Promise<void>;
   /** Ends the helper; calls after this reject. */
   close(): Promise<void>;
+}
+
+/** Extended attributes by name (latin1), sorted by name. */
+export type XattrList = [name: string, value: Buffer][];
+
+/**
+ * The attributes of `file` in the served namespaces, sorted by name; null without a driver, or if
+ * the file is gone (what removed it is sent on its own). A name removed between list and get is
+ * left out.
+ */
+export async function readServedXattrs(x: Xattrs | null, file: Buffer): Promise<XattrList | null> {
+  if (!x) return null;
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code;
+  const names = await x.list(file).catch((err: unknown) => {
+    if (code(err) === "ENOENT" || code(err) === "ENOTDIR") return null;
+    throw err;
+  });
+  if (names === null) return null;
+  const out: XattrList = [];
+  for (const name of names.filter(isServedXattr).sort()) {
+    const value = await x.get(file, name).catch((err: unknown) => {
+      if (code(err) === "ENODATA") return null;
+      throw err;
+    });
+    if (value) out.push([name, value]);
+  }
+  return out;
 }

@@ -357,21 +357,101 @@ print(sorted(os.listdir(b".")))`);
     await expectSame(d);
   });
 
-  it("answers EOPNOTSUPP for xattrs and EPERM for FIFOs", async () => {
-    const d = await fresh("unsupported");
-    await fsp.writeFile(path.join(d.m, "f"), "x");
+  it("sets, gets, lists and removes extended attributes with exact errors; POSIX ACLs are not supported", async () => {
+    const d = await fresh("xattrs");
+    const [f, sub] = [path.join(d.m, "f"), path.join(d.m, "sub")];
+    await fsp.writeFile(f, "x");
+    await fsp.mkdir(sub);
+    await fsp.symlink("f", path.join(d.m, "l"));
     const r = await py(`
-import os, json
-out = []
-for fn in (lambda: os.setxattr(${JSON.stringify(path.join(d.m, "f"))}, "user.k", b"v"),
-           lambda: os.listxattr(${JSON.stringify(path.join(d.m, "f"))}),
-           lambda: os.mkfifo(${JSON.stringify(path.join(d.m, "fifo"))})):
+import ctypes, errno, json, os
+f, sub, link = ${JSON.stringify(f)}, ${JSON.stringify(sub)}, ${JSON.stringify(path.join(d.m, "l"))}
+out = {}
+def errno_of(fn):
     try:
-        fn(); out.append("ok")
+        fn(); return "ok"
     except OSError as e:
-        out.append(e.errno)
+        return errno.errorcode[e.errno]
+binary = bytes(range(256))
+os.setxattr(f, "user.bin", binary)
+os.setxattr(f, "user.empty", b"")
+os.setxattr(f, "trusted.t", b"root only")
+os.setxattr(sub, "user.dir", b"d")
+os.setxattr(f, b"user.caf\\xe9", b"latin1 name")
+out["roundtrip"] = os.getxattr(f, "user.bin") == binary and os.getxattr(f, "user.empty") == b""
+out["list"] = sorted(n for n in os.listxattr(f) if not n.startswith("security."))
+out["dir"] = os.getxattr(sub, "user.dir").decode()
+out["create-existing"] = errno_of(lambda: os.setxattr(f, "user.bin", b"v", os.XATTR_CREATE))
+out["replace-missing"] = errno_of(lambda: os.setxattr(f, "user.none", b"v", os.XATTR_REPLACE))
+out["get-missing"] = errno_of(lambda: os.getxattr(f, "user.none"))
+out["remove-missing"] = errno_of(lambda: os.removexattr(f, "user.none"))
+out["link-itself"] = errno_of(lambda: os.setxattr(link, "user.k", b"v", follow_symlinks=False))
+out["acl"] = errno_of(lambda: os.setxattr(f, "system.posix_acl_access", bytes([2, 0, 0, 0])))
+out["no-namespace"] = errno_of(lambda: os.setxattr(f, "nonamespace", b"v"))
+# What getxattr(2) does with a buffer too small, and with none (the size).
+libc = ctypes.CDLL(None, use_errno=True)
+buf = ctypes.create_string_buffer(8)
+small = libc.getxattr(f.encode(), b"user.bin", buf, ctypes.c_size_t(8))
+out["too-small"] = [small, errno.errorcode[ctypes.get_errno()]]
+out["size-only"] = libc.getxattr(f.encode(), b"user.bin", None, ctypes.c_size_t(0))
+os.setxattr(f, "user.gone", b"v")
+os.removexattr(f, "user.gone")
+out["removed"] = errno_of(lambda: os.getxattr(f, "user.gone"))
 print(json.dumps(out))`);
-    const { EOPNOTSUPP, EPERM } = osConstants.errno;
-    expect(JSON.parse(r.stdout)).toEqual([EOPNOTSUPP, EOPNOTSUPP, EPERM]);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual({
+      roundtrip: true,
+      list: ["trusted.t", "user.bin", "user.caf\udce9", "user.empty"],
+      dir: "d",
+      "create-existing": "EEXIST",
+      "replace-missing": "ENODATA",
+      "get-missing": "ENODATA",
+      "remove-missing": "ENODATA",
+      "link-itself": "EPERM",
+      acl: "ENOTSUP", // = EOPNOTSUPP on Linux
+      "no-namespace": "ENOTSUP",
+      "too-small": [-1, "ERANGE"],
+      "size-only": 256,
+      removed: "ENODATA",
+    });
+    // The kernel checks permissions: a user who cannot write the file cannot set its attributes.
+    const denied = await py(`
+import os
+try:
+    os.setxattr(${JSON.stringify(f)}, "user.k", b"v"); print("ok")
+except OSError as e:
+    print(e.errno)`, { uid: NOBODY });
+    expect(Number(denied.stdout)).toBe(osConstants.errno.EACCES);
+    await expectSame(d);
+  });
+
+  it("drops a file's capabilities when it is written, as a local filesystem does", async () => {
+    const d = await fresh("caps");
+    const f = path.join(d.m, "f");
+    await fsp.writeFile(f, "first write: the mount learns the file has no capability");
+    // cap_net_raw, effective (vfs_cap_data revision 2).
+    const r = await py(`
+import json, os, struct
+f = ${JSON.stringify(f)}
+cap = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)
+os.setxattr(f, "security.capability", cap)
+before = os.getxattr(f, "security.capability") == cap
+with open(f, "r+b") as h:
+    h.write(b"second")
+print(json.dumps([before, "security.capability" in os.listxattr(f)]))`);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout)).toEqual([true, false]);
+    await expectSame(d);
+  });
+
+  it("answers EPERM for FIFOs", async () => {
+    const d = await fresh("unsupported");
+    const r = await py(`
+import os
+try:
+    os.mkfifo(${JSON.stringify(path.join(d.m, "fifo"))}); print("ok")
+except OSError as e:
+    print(e.errno)`);
+    expect(Number(r.stdout)).toBe(osConstants.errno.EPERM);
   });
 }

@@ -292,6 +292,6 @@ describe("HelperXattrs, the helper process", () => {
   ])("openXattrs returns null and logs once when python3 is %s", async (_, python, reason) => {
     const events: Record<string, unknown>[] = [];
     expect(await openXattrs((e) => events.push(e), { python })).toBeNull();
-    expect(events).toEqual([{ event: "xattr_unavailable", level: "warn", reason: expect.stringMatching(reason) }]);
+    expect(events).toEqual([{ event: "xattr-unavailable", level: "warn", reason: expect.stringMatching(reason) }]);
   });
 });

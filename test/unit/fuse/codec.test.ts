@@ -57,6 +57,10 @@ const body: fc.Arbitrary<RequestBody> = fc.oneof(
   fc.record({ op: fc.constant("fsync" as const), fh: safe, fsyncFlags: u32, dir: fc.boolean() }),
   fc.record({ op: fc.constant("access" as const), mask: u32 }),
   fc.record({ op: fc.constant("fallocate" as const), fh: safe, offset: safe, length: safe, mode: u32 }),
+  fc.record({ op: fc.constant("getxattr" as const), name, size: u32 }),
+  fc.record({ op: fc.constant("listxattr" as const), size: u32 }),
+  fc.record({ op: fc.constant("setxattr" as const), name, flags: u32, value: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) }),
+  fc.record({ op: fc.constant("removexattr" as const), name }),
   fc.record({ op: fc.constant("interrupt" as const), target: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }) }),
   fc.record({ op: fc.constantFrom("readlink" as const, "statfs" as const, "destroy" as const) }),
 );
@@ -159,7 +163,7 @@ describe("FUSE request decoding", () => {
 
   it("answers unknown opcodes as unsupported", () => {
     const buf = encodeRequest({ unique: 9n, nodeid: 1, uid: 0, gid: 0, pid: 1 }, { op: "statfs" });
-    buf.writeUInt32LE(Opcode.GETXATTR, 4);
+    buf.writeUInt32LE(Opcode.LSEEK, 4);
     expect(decodeRequest(buf)).toMatchObject({ ok: true, request: { op: "unsupported" } });
   });
 });

@@ -66,6 +66,10 @@ const OPCODES: Record<string, number> = {
   flush: Opcode.FLUSH,
   access: Opcode.ACCESS,
   fallocate: Opcode.FALLOCATE,
+  getxattr: Opcode.GETXATTR,
+  listxattr: Opcode.LISTXATTR,
+  setxattr: Opcode.SETXATTR,
+  removexattr: Opcode.REMOVEXATTR,
   interrupt: Opcode.INTERRUPT,
 };
 
@@ -150,6 +154,18 @@ function writeBody(w: W, b: RequestBody): void {
       return;
     case "fallocate":
       w.u64(b.fh).u64(b.offset).u64(b.length).u32(b.mode).u32(0);
+      return;
+    case "getxattr":
+      w.u32(b.size).u32(0).str(b.name);
+      return;
+    case "listxattr":
+      w.u32(b.size).u32(0);
+      return;
+    case "setxattr":
+      w.u32(b.value.length).u32(b.flags).str(b.name).bytes(b.value);
+      return;
+    case "removexattr":
+      w.str(b.name);
       return;
     case "interrupt":
       w.u64(b.target);

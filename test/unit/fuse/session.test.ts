@@ -107,9 +107,9 @@ describe("FUSE session", () => {
     s.handle(init(1n, 0), null);
     s.handle(encodeRequest(h(2n), { op: "rmdir", name: "d" }), null);
     s.handle(encodeRequest(h(3n), { op: "unlink", name: "f" }), null);
-    const getxattr = encodeRequest(h(4n), { op: "statfs" });
-    getxattr.writeUInt32LE(Opcode.GETXATTR, 4);
-    s.handle(getxattr, null);
+    const lseek = encodeRequest(h(4n), { op: "statfs" });
+    lseek.writeUInt32LE(Opcode.LSEEK, 4);
+    s.handle(lseek, null);
     s.handle(encodeRequest(h(5n, 42), { op: "forget", nlookup: 3 }), null);
     s.handle(encodeRequest(h(6n), { op: "batchForget", items: [{ nodeid: 7, nlookup: 1 }] }), null);
     s.handle(encodeRequest(h(7n), { op: "statfs" }), null); // a sentinel answered after the forgets

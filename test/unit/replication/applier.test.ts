@@ -151,7 +151,7 @@ describe("replication applier", () => {
 
   it("makes an entry match the primary's, replacing one of another type, and removes absent ones", async () => {
     const entry = (p: string, type: "dir" | "file" | "symlink", extra: { mode?: number; size?: number; target?: string } = {}): ResyncOp => ({
-      kind: "entry", path: p, type, mode: extra.mode ?? 0o755, uid, gid, size: extra.size ?? 0, target: extra.target ?? "",
+      kind: "entry", path: p, type, mode: extra.mode ?? 0o755, uid, gid, size: extra.size ?? 0, target: extra.target ?? "", xattrs: null,
     });
     await apply({ kind: "create", path: "was-file", mode: 0o644, uid, gid });
     await apply({ kind: "mkdir", path: "was-dir", mode: 0o755, uid, gid });
@@ -203,9 +203,9 @@ describe("replication applier", () => {
     await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
     const before = await snapshot(outside);
     expect(await applier.apply({ kind: "absent", path: "out" })).toBe(0);
-    expect(await applier.apply({ kind: "entry", path: "out2", type: "dir", mode: 0o755, uid, gid, size: 0, target: "" })).toBe(0);
+    expect(await applier.apply({ kind: "entry", path: "out2", type: "dir", mode: 0o755, uid, gid, size: 0, target: "", xattrs: null })).toBe(0);
     await apply({ kind: "symlink", path: "out3", target: outside, uid, gid });
-    expect(await applier.apply({ kind: "entry", path: "out3/x", type: "file", mode: 0o644, uid, gid, size: 1, target: "" })).toBe(E.ELOOP);
+    expect(await applier.apply({ kind: "entry", path: "out3/x", type: "file", mode: 0o644, uid, gid, size: 1, target: "", xattrs: null })).toBe(E.ELOOP);
     expect(await applier.apply({ kind: "absent", path: "out3/victim" })).toBe(E.ELOOP);
     expect(await snapshot(outside)).toBe(before);
   });
@@ -233,7 +233,7 @@ describe("replication applier", () => {
       fc.record({ kind: fc.constant("setattr" as const), path: names, mode: fc.constant(0o777), size: fc.constant(0), mtime: fc.constant({ sec: 1, nsec: 0 }) }),
       fc.record({ kind: fc.constant("fallocate" as const), path: names, offset: fc.constant(0), length: fc.constant(4096) }),
       fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),
-      fc.record({ kind: fc.constant("entry" as const), path: names, type: fc.constantFrom("dir" as const, "file" as const, "symlink" as const), mode: fc.constant(0o777), uid: fc.constant(uid), gid: fc.constant(gid), size: fc.constant(10), target: targets }),
+      fc.record({ kind: fc.constant("entry" as const), path: names, type: fc.constantFrom("dir" as const, "file" as const, "symlink" as const), mode: fc.constant(0o777), uid: fc.constant(uid), gid: fc.constant(gid), size: fc.constant(10), target: targets, xattrs: fc.constant(null) }),
       fc.record({ kind: fc.constant("absent" as const), path: names }),
     );
     const before = await snapshot(outside);

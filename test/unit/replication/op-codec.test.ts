@@ -15,9 +15,15 @@ const optPath = fc.option(fc.oneof(relPath, fc.constant("")), { nil: null });
 const time = fc.record({ sec: safe, nsec: fc.nat({ max: 999_999_999 }) });
 const target = fc.uint8Array({ minLength: 1, maxLength: 100 }).map((b) => Buffer.from(b.map((x) => x || 1)).toString("latin1"));
 
+const xattrName = fc.uint8Array({ minLength: 1, maxLength: 255 }).map((b) => Buffer.from(b.map((x) => x || 1)).toString("latin1"));
+const xattrValue = fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b));
+const xattrs = fc.option(fc.array(fc.tuple(xattrName, xattrValue), { maxLength: 4 }), { nil: null });
+
 const op: fc.Arbitrary<StreamOp> = fc.oneof(
-  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant("") }),
-  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target }),
+  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant(""), xattrs }),
+  fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target, xattrs }),
+  fc.record({ kind: fc.constant("setxattr" as const), path: relPath, name: xattrName, value: xattrValue, flags: fc.constantFrom(0, 1, 2) }),
+  fc.record({ kind: fc.constant("removexattr" as const), path: relPath, name: xattrName }),
   fc.record({ kind: fc.constant("absent" as const), path: relPath }),
   fc.record({ kind: fc.constant("move" as const), from: relPath, to: relPath }),
   fc.constant({ kind: "flush" as const }),

@@ -16,6 +16,10 @@
 //   write can still hit ENOSPC); other modes (punch hole, keep size, ...) EOPNOTSUPP.
 // - mknod: regular files only; FIFOs, sockets and devices EPERM.
 // - utimens: Node takes times as a double, so stored times are exact to about 0.25 us.
+// - extended attributes go through an xattr driver (a helper process); without one they are
+//   answered ENOSYS, which the kernel turns into EOPNOTSUPP for good. Only the user., trusted. and
+//   security. namespaces pass: POSIX ACLs (system.posix_acl_*) are EOPNOTSUPP, since the kernel
+//   would store them through us without enforcing them (we do not offer FUSE_POSIX_ACL).
 // - O_DIRECT is not passed to the backing file (Node buffers are not aligned); the caller's
 //   O_DIRECT still bypasses the FUSE page cache, and fsync makes data durable as usual.
 import * as fs from "node:fs";
@@ -27,6 +31,7 @@ import { FOPEN_DIRECT_IO, Fattr, RENAME_NOREPLACE } from "../protocol/constants"
 import type { MutationOp, MutationSink, Timespec } from "../mutation";
 import type { AttrReply, DirentSink, OpenReply, RawFileSystem, RequestContext } from "../raw-fs";
 import { type Node, NodeTable } from "./node-table";
+import { CAPABILITY_XATTR, XATTR_CREATE, XATTR_NAMESPACES, XATTR_REPLACE, type Xattrs, isServedXattr } from "../../xattr/xattrs";
 
 const C = fs.constants;
 const S_ISGID = 0o2000;
@@ -69,6 +74,8 @@ export interface PassthroughOptions {
    * kernel caches nothing, file data included (files are opened with direct I/O).
    */
   cacheValidSec: () => number;
+  /** Extended attributes of the backing files; null: xattr requests are answered ENOSYS. */
+  xattrs: Xattrs | null;
 }
 
 export class PassthroughFs implements RawFileSystem {
@@ -78,6 +85,13 @@ export class PassthroughFs implements RawFileSystem {
   private nextFh = 1;
   private readonly cacheValidSec: () => number;
   private readonly sink: MutationSink;
+  private readonly xattrs: Xattrs | null;
+  /**
+   * Files known to have no security.capability: the kernel's check before each write is answered
+   * here, not by the helper. Only absence is kept, and only this mount adds the attribute (a write
+   * or chown may remove it, never add it); `forgetCachedXattrs()` drops it at a change of writer.
+   */
+  private noCapability = new WeakSet<Node>();
   /** Names answered "no such name" that the kernel may still hold as such: key -> until (ms). */
   private readonly negatives = new Map<string, { parent: number; name: string; until: number }>();
   private nextNegativePrune = 0;
@@ -88,6 +102,7 @@ export class PassthroughFs implements RawFileSystem {
     this.table = new NodeTable(rootIno);
     this.cacheValidSec = options.cacheValidSec;
     this.sink = options.sink;
+    this.xattrs = options.xattrs;
   }
 
   static async open(options: PassthroughOptions): Promise<PassthroughFs> {
@@ -161,6 +176,52 @@ export class PassthroughFs implements RawFileSystem {
     for (const n of this.negatives.values()) if (n.until > now) known.names.push({ parent: n.parent, name: n.name });
     this.negatives.clear();
     return known;
+  }
+
+  /** Forgets what this mount learned of the backing files' xattrs (someone else wrote them). */
+  forgetCachedXattrs(): void {
+    this.noCapability = new WeakSet();
+  }
+
+  /** The driver and the backing file of node `nodeid` for an xattr request on `name`. */
+  private xattrTarget(nodeid: number, name: string | null): { x: Xattrs; node: Node; file: Buffer } {
+    if (!this.xattrs) throw new FuseError(Errno.ENOSYS, "no xattr driver");
+    if (name !== null && !isServedXattr(name)) {
+      throw new FuseError(Errno.EOPNOTSUPP, `xattr ${name}: only the ${XATTR_NAMESPACES.join(", ")} namespaces are supported`);
+    }
+    const node = this.table.get(nodeid);
+    // A file unlinked while open has no path the driver could reach.
+    return { x: this.xattrs, node, file: this.abs(this.pathOf(node)) };
+  }
+
+  async getxattr(_ctx: RequestContext, nodeid: number, name: string): Promise<Buffer> {
+    if (name === CAPABILITY_XATTR && this.noCapability.has(this.table.get(nodeid))) throw new FuseError(Errno.ENODATA);
+    const { x, node, file } = this.xattrTarget(nodeid, name);
+    try {
+      return await x.get(file, name);
+    } catch (err) {
+      if (name === CAPABILITY_XATTR && (err as NodeJS.ErrnoException).code === "ENODATA") this.noCapability.add(node);
+      throw err;
+    }
+  }
+
+  async listxattr(_ctx: RequestContext, nodeid: number): Promise<string[]> {
+    const { x, file } = this.xattrTarget(nodeid, null);
+    return (await x.list(file)).filter(isServedXattr);
+  }
+
+  async setxattr(ctx: RequestContext, nodeid: number, name: string, value: Buffer, flags: number): Promise<void> {
+    const { x, node, file } = this.xattrTarget(nodeid, name);
+    if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0 || flags === (XATTR_CREATE | XATTR_REPLACE)) throw new FuseError(Errno.EINVAL, `setxattr flags ${flags}`);
+    // The request buffer is reused once we reply; the op may outlive it in the replication queue.
+    const op: MutationOp = { kind: "setxattr", path: this.pathOf(node), name, value: Buffer.from(value), flags };
+    await this.mutate(ctx, op, () => x.set(file, name, op.value, flags));
+    if (name === CAPABILITY_XATTR) this.noCapability.delete(node);
+  }
+
+  async removexattr(ctx: RequestContext, nodeid: number, name: string): Promise<void> {
+    const { x, node, file } = this.xattrTarget(nodeid, name);
+    await this.mutate(ctx, { kind: "removexattr", path: this.pathOf(node), name }, () => x.remove(file, name));
   }
 
   /** Runs a change between admit and commit; a change that fails here is abandoned. */

@@ -62,6 +62,11 @@ export type RequestBody =
   | { op: "fsync"; fh: number; fsyncFlags: number; dir: boolean }
   | { op: "access"; mask: number }
   | { op: "fallocate"; fh: number; offset: number; length: number; mode: number }
+  /** `size` 0: the caller asks for the value's size only. */
+  | { op: "getxattr"; name: string; size: number }
+  | { op: "listxattr"; size: number }
+  | { op: "setxattr"; name: string; value: Buffer; flags: number }
+  | { op: "removexattr"; name: string }
   | { op: "interrupt"; target: bigint }
   | { op: "unsupported" };
 
@@ -300,6 +305,28 @@ function decodeBody(opcode: number, r: Reader): RequestBody | string {
       if (fh === null || offset === null || length === null) return bad;
       return { op: "fallocate", fh, offset, length, mode };
     }
+    case Opcode.GETXATTR:
+    case Opcode.LISTXATTR: {
+      if (!r.need(8)) return bad;
+      const size = r.u32();
+      r.u32();
+      if (opcode === Opcode.LISTXATTR) return { op: "listxattr", size };
+      const name = r.cstr();
+      return name === null ? bad : { op: "getxattr", name, size };
+    }
+    case Opcode.SETXATTR: {
+      // fuse_setxattr_in as of 7.31 (8 bytes: without SETXATTR_EXT's extra flags).
+      if (!r.need(8)) return bad;
+      const size = r.u32();
+      const flags = r.u32();
+      const name = r.cstr();
+      if (name === null || !r.need(size)) return bad;
+      return { op: "setxattr", name, flags, value: r.buf.subarray(r.off, r.off + size) };
+    }
+    case Opcode.REMOVEXATTR: {
+      const name = r.cstr();
+      return name === null ? bad : { op: "removexattr", name };
+    }
     case Opcode.INTERRUPT: {
       if (!r.need(8)) return bad;
       const target = r.buf.readBigUInt64LE(r.off);
@@ -460,6 +487,13 @@ export function encodeOpenOut(fh: number, openFlags: number): Buffer {
 
 export function encodeWriteOut(size: number): Buffer {
   const buf = Buffer.alloc(Size.WRITE_OUT);
+  buf.writeUInt32LE(size, 0);
+  return buf;
+}
+
+/** fuse_getxattr_out: the size of a value or name list, the answer to a request of size 0. */
+export function encodeGetxattrOut(size: number): Buffer {
+  const buf = Buffer.alloc(8);
   buf.writeUInt32LE(size, 0);
   return buf;
 }
