@@ -3,11 +3,9 @@
 // the files it was told exist.
 import { constants } from "node:os";
 import { xattrError, type XattrOp } from "./xattr-error";
-import { XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, type Xattrs } from "./xattrs";
+import { XATTR_CREATE, XATTR_NAMESPACES, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, type Xattrs } from "./xattrs";
 
 const E = constants.errno;
-/** Namespaces whose names a filesystem stores as given (system.* holds ACLs, validated: not faked). */
-const NAMESPACES = ["user.", "trusted.", "security."];
 
 interface FakeFile {
   symlink: boolean;
@@ -73,7 +71,8 @@ export class MemoryXattrs implements Xattrs {
     const f = this.lookup(op, file, name);
     // Linux keeps user.* to regular files and directories: writing one on a symlink is EPERM.
     if (f.symlink && name.startsWith("user.")) throw xattrError(op, file, name, op === "get" ? E.ENODATA : E.EPERM);
-    const ns = NAMESPACES.find((p) => name.startsWith(p));
+    // system.* holds ACLs, which a filesystem validates: not faked.
+    const ns = XATTR_NAMESPACES.find((p) => name.startsWith(p));
     if (!ns) throw xattrError(op, file, name, E.ENOTSUP);
     if (name.length === ns.length) throw xattrError(op, file, name, E.EINVAL);
     return f.attrs;
