@@ -7,10 +7,11 @@ import { promises as fsp, mkdtempSync, rmSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
 import { BackingApplier, FLUSH_EACH_MAX, WRITEBACK_BYTES } from "../../../agent/drivers/replication/applier";
 import type { ResyncOp, StreamOp } from "../../../agent/drivers/replication/op-codec";
+import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
 
 const E = osConstants.errno;
 const uid = process.getuid?.() ?? 0;
@@ -20,6 +21,8 @@ let root: string;
 let backing: string;
 let outside: string;
 let applier: BackingApplier;
+const xattrs = new HelperXattrs();
+afterAll(() => xattrs.close());
 
 beforeEach(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), "mf-applier-"));
@@ -29,7 +32,7 @@ beforeEach(async () => {
   await fsp.mkdir(outside);
   await fsp.writeFile(path.join(outside, "victim"), "untouched");
   await fsp.chmod(path.join(outside, "victim"), 0o644);
-  applier = await BackingApplier.open(backing);
+  applier = await BackingApplier.open(backing, xattrs);
 });
 
 afterEach(async () => {
@@ -44,7 +47,8 @@ async function snapshot(dir: string): Promise<string> {
     const p = path.join(dir, name);
     const st = await fsp.lstat(p);
     const content = st.isFile() ? createHash("sha256").update(await fsp.readFile(p)).digest("hex") : "";
-    lines.push(`${name} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${content}`);
+    const attrs = await xattrs.list(Buffer.from(p));
+    lines.push(`${name} ${st.mode} ${st.uid} ${st.gid} ${st.size} ${st.mtimeMs} ${content} ${attrs.join(",")}`);
   }
   return lines.join("\n");
 }
@@ -199,6 +203,35 @@ describe("replication applier", () => {
     expect(applier.lastFlush).toBe("syncfs");
   });
 
+  it("applies extended attributes confined like every op; an entry's replace the file's", async () => {
+    await apply({ kind: "create", path: "f", mode: 0o644, uid, gid });
+    const file = Buffer.from(path.join(backing, "f"));
+    expect(await apply({ kind: "setxattr", path: "f", name: "user.a", value: Buffer.from("1"), flags: 0 })).toBe(0);
+    expect(await apply({ kind: "setxattr", path: "f", name: "user.a", value: Buffer.from("2"), flags: 1 })).toBe(E.EEXIST);
+    expect(await apply({ kind: "setxattr", path: "f", name: "user.b", value: Buffer.from("3"), flags: 0 })).toBe(0);
+    expect(await apply({ kind: "removexattr", path: "f", name: "user.b" })).toBe(0);
+    expect(await apply({ kind: "removexattr", path: "f", name: "user.b" })).toBe(E.ENODATA);
+    expect((await xattrs.get(file, "user.a")).toString()).toBe("1");
+    // An entry makes them exactly its own: user.a goes, user.c comes.
+    const entry: ResyncOp = { kind: "entry", path: "f", type: "file", mode: 0o644, uid, gid, size: 0, target: "", xattrs: [["user.c", Buffer.from("4")]] };
+    expect(await applier.apply(entry)).toBe(0);
+    expect(await xattrs.list(file)).toEqual(["user.c"]);
+    // Never through a link: a parent that is one is refused, a link itself is the link (EPERM for user.*).
+    await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
+    await apply({ kind: "symlink", path: "victim-link", target: path.join(outside, "victim"), uid, gid });
+    const before = await snapshot(outside);
+    expect(await apply({ kind: "setxattr", path: "out/victim", name: "user.a", value: Buffer.from("x"), flags: 0 })).toBe(E.ELOOP);
+    expect(await apply({ kind: "setxattr", path: "victim-link", name: "user.a", value: Buffer.from("x"), flags: 0 })).toBe(E.EPERM);
+    expect(await apply({ kind: "setxattr", path: "victim-link", name: "trusted.a", value: Buffer.from("x"), flags: 0 })).toBe(0);
+    expect(await snapshot(outside)).toBe(before);
+    // Without a driver nothing is applied, and the stream goes on.
+    const bare = await BackingApplier.open(backing);
+    expect(await bare.apply({ kind: "setxattr", path: "f", name: "user.z", value: Buffer.from("x"), flags: 0 })).toBe(0);
+    expect(bare.xattrsSkipped).toBe(1);
+    await bare.close();
+    expect(await xattrs.list(file)).toEqual(["user.c"]);
+  });
+
   it("removes a link to the outside as a link, never what it points to", async () => {
     await apply({ kind: "symlink", path: "out", target: outside, uid, gid });
     const before = await snapshot(outside);
@@ -235,6 +268,9 @@ describe("replication applier", () => {
       fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),
       fc.record({ kind: fc.constant("entry" as const), path: names, type: fc.constantFrom("dir" as const, "file" as const, "symlink" as const), mode: fc.constant(0o777), uid: fc.constant(uid), gid: fc.constant(gid), size: fc.constant(10), target: targets, xattrs: fc.constant(null) }),
       fc.record({ kind: fc.constant("absent" as const), path: names }),
+      fc.record({ kind: fc.constant("setxattr" as const), path: names, name: fc.constantFrom("user.k", "trusted.k"), value: fc.constant(Buffer.from("pwned")), flags: fc.constantFrom(0, 1, 2) }),
+      fc.record({ kind: fc.constant("removexattr" as const), path: names, name: fc.constantFrom("user.k", "trusted.k") }),
+      fc.record({ kind: fc.constant("entry" as const), path: names, type: fc.constant("file" as const), mode: fc.constant(0o644), uid: fc.constant(uid), gid: fc.constant(gid), size: fc.constant(0), target: fc.constant(""), xattrs: fc.constant<[string, Buffer][]>([["user.e", Buffer.from("pwned")]]) }),
     );
     const before = await snapshot(outside);
     await fc.assert(

@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { blockChecksums, buildManifest, diffManifests } from "../../../agent/drivers/replication/manifest";
+import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
 
 let root: string;
 const at = (...p: string[]) => path.join(root, ...p);
@@ -34,6 +35,22 @@ describe("manifest", () => {
     mkdirSync(at("b", "extra"));
     const diffs = diffManifests(await buildManifest(at("a")), await buildManifest(at("b")));
     expect(diffs.map((d) => `${d.path}:${d.what}`)).toEqual(["d:mode", "d/f:content", "extra:only-in-b", "link:size", "only:only-in-a"]);
+  });
+
+  it("compares extended attributes when both sides could read them", async () => {
+    const xattrs = new HelperXattrs();
+    try {
+      for (const side of ["a", "b"]) await xattrs.set(Buffer.from(at(side, "d", "f")), "user.k", Buffer.from("same"), 0);
+      expect(diffManifests(await buildManifest(at("a"), xattrs), await buildManifest(at("b"), xattrs))).toEqual([]);
+      await xattrs.set(Buffer.from(at("b", "d", "f")), "user.k", Buffer.from("other"), 0);
+      await xattrs.set(Buffer.from(at("b", "d")), "user.extra", Buffer.from(""), 0);
+      const diffs = diffManifests(await buildManifest(at("a"), xattrs), await buildManifest(at("b"), xattrs));
+      expect(diffs.map((d) => `${d.path}:${d.what}`)).toEqual(["d:xattrs", "d/f:xattrs"]);
+      // A node without the driver reads none: nothing to compare there, not a difference.
+      expect(diffManifests(await buildManifest(at("a")), await buildManifest(at("b"), xattrs))).toEqual([]);
+    } finally {
+      await xattrs.close();
+    }
   });
 
   it("checksums blocks so only the differing ones are found", async () => {

@@ -178,4 +178,15 @@ describe("replication stream codec", () => {
     }
     expect(() => encodeOp(1, { kind: "unlink", path: "../x" })).toThrow(/cannot send unlink/);
   });
+  it("refuses xattr names and values beyond Linux's limits, and bad flags", () => {
+    const value = (n: number) => Buffer.alloc(n, 1);
+    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(65536), flags: 0 })).ok).toBe(true);
+    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(65537), flags: 0 }))).toEqual({ ok: false, error: expect.stringMatching(/exceeds 65536/) });
+    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "u".repeat(256), value: value(1), flags: 0 }))).toEqual({ ok: false, error: expect.stringMatching(/bad xattr name/) });
+    expect(decodeFrame(encodeOp(1, { kind: "removexattr", path: "f", name: "user.\0k" }))).toEqual({ ok: false, error: expect.stringMatching(/bad xattr name/) });
+    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(1), flags: 3 }))).toEqual({ ok: false, error: expect.stringMatching(/bad setxattr flags/) });
+    const many: [string, Buffer][] = Array.from({ length: 9 }, (_, i) => [`user.${i}`, value(65536)]);
+    expect(() => encodeOp(1, { kind: "entry", path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, size: 0, target: "", xattrs: many })).toThrow(/xattrs take .* bytes/);
+  });
 });
+

@@ -12,6 +12,8 @@ import { ReplicatedDirSink } from "../../../agent/drivers/replication/replicated
 import { resync } from "../../../agent/drivers/replication/resync";
 import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
 import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
+import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
+import { readServedXattrs } from "../../../agent/drivers/xattr/xattrs";
 
 const signal = new AbortController().signal;
 let dir: string;
@@ -233,4 +235,36 @@ describe("failback resync", () => {
     for (const n of ["a", "b", "c"]) expect(readFileSync(path.join(secondary, "d", "new", n)).equals(readFileSync(path.join(backing, "d", "new", n)))).toBe(true);
     await applier.close();
   });
+  it("extended attributes changed while alone go with the entries; a capability is set again after the content that drops it", async () => {
+    const xattrs = new HelperXattrs();
+    const at = (side: string, rel: string) => Buffer.from(path.join(side, rel));
+    writeFileSync(path.join(backing, "f"), "old");
+    writeFileSync(path.join(secondary, "f"), "old");
+    // The secondary holds an attribute the primary removed while alone, and lacks the new ones.
+    await xattrs.set(at(secondary, "f"), "user.removed", Buffer.from("stale"), 0);
+    await xattrs.set(at(backing, "f"), "user.removed", Buffer.from("stale"), 0);
+    await change({ kind: "removexattr", path: "f", name: "user.removed" }, () => undefined);
+    await xattrs.remove(at(backing, "f"), "user.removed");
+    await change({ kind: "setxattr", path: "d", name: "user.dir", value: Buffer.from("on a directory"), flags: 0 }, () => undefined);
+    await xattrs.set(at(backing, "d"), "user.dir", Buffer.from("on a directory"), 0);
+    // A new file with a capability (cap_net_raw): its content, written on the secondary, drops it there.
+    const cap = Buffer.alloc(20);
+    cap.writeUInt32LE(0x02000001, 0);
+    cap.writeUInt32LE(1 << 13, 4);
+    await change({ kind: "create", path: "ping", mode: 0o755, uid: 0, gid: 0 }, () => writeFileSync(path.join(backing, "ping"), "binary"));
+    await xattrs.set(at(backing, "ping"), "security.capability", cap, 0);
+    const link = recordingLink();
+    const applier = await BackingApplier.open(secondary, xattrs);
+    let order = Promise.resolve();
+    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void expect([op.kind, await applier.apply(op)]).toEqual([op.kind, 0])))) };
+    await resync({ sink, tracker, backing, xattrs, link: applying });
+    await applier.close();
+    expect(shown(link)).toEqual(["entry:ping", "entry:d", "entry:f", "write:ping", "setxattr:ping"]);
+    for (const rel of ["d", "f", "ping"]) {
+      expect([rel, await readServedXattrs(xattrs, at(secondary, rel))]).toEqual([rel, await readServedXattrs(xattrs, at(backing, rel))]);
+    }
+    expect(await readServedXattrs(xattrs, at(secondary, "ping"))).toEqual([["security.capability", cap]]);
+    await xattrs.close();
+  });
 });
+
