@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listMounts, unmountFuse } from "../../../agent/drivers/fuse/mount";
 import { parseVerifyArgs, runVerify } from "../../../agent/cli/verify";
 import { buildManifest } from "../../../agent/drivers/replication/manifest";
+import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
 import { compareTrees } from "../fuse/support/compare";
 import { run } from "../fuse/support/run";
 import { needsRoot } from "../../support/privileges";
@@ -32,6 +33,8 @@ const backing = (node: string, ...p: string[]) => join(dir, node, "data.backing"
 let cluster: LoopbackCluster;
 let bundle: string;
 let pki: Pki | undefined;
+/** How a test sets and reads extended attributes (an application would call setxattr(2) itself). */
+const xattrs = new HelperXattrs();
 
 
 /** The content of file `name` of the kill -9 workload: recognisable bytes, 64 KiB. */
@@ -76,6 +79,7 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
   }, 60_000);
 
   afterAll(async () => {
+    await xattrs.close();
     await agents.stopAll();
     for (const node of ["a", "b"]) if (listMounts().some((m) => m.mountPoint === mnt(node))) await unmountFuse(mnt(node), true).catch(() => undefined);
     pki?.cleanup();
@@ -95,6 +99,9 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     await fsp.mkdir(mnt("a", "sub", "deeper"), { recursive: true });
     await fsp.writeFile(mnt("a", "sub", "deeper", "small"), "small file\n");
     await fsp.rename(mnt("a", "big7"), mnt("a", "sub", "moved"));
+    await xattrs.set(Buffer.from(mnt("a", "sub", "deeper", "small")), "user.origin", Buffer.from("set on a"), 0);
+    await xattrs.set(Buffer.from(mnt("a", "sub")), "trusted.dir", Buffer.from([0, 1, 2]), 0);
+    expect((await xattrs.get(Buffer.from(backing("b", "sub", "deeper", "small")), "user.origin")).toString()).toBe("set on a");
     expect(await compareTrees(backing("a"), backing("b"))).toEqual([]);
     expect(await fsp.readFile(backing("b", "sub", "deeper", "small"), "utf8")).toBe("small file\n");
     await expect(fsp.writeFile(mnt("b", "nope"), "x")).rejects.toMatchObject({ code: "EROFS" });
@@ -117,14 +124,20 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     expect(out.join("\n")).toBe(`${mnt("a")} (${cluster.admin.a!.host}:${cluster.admin.a!.port}) / ${mnt("b")} (${cluster.admin.b!.host}:${cluster.admin.b!.port}): identical`);
     await fsp.writeFile(backing("b", "sub", "rogue"), "not replicated");
     await fsp.appendFile(backing("b", "big2"), "x");
+    await xattrs.set(Buffer.from(backing("b", "sub", "deeper", "small")), "user.origin", Buffer.from("changed on b"), 0);
     out.length = 0;
     expect(await runVerify(opts, (l) => out.push(l))).toBe(1);
     const lines = out.join("\n").split("\n");
-    expect(lines[0]).toMatch(/: 2 difference\(s\)$/);
-    expect(lines.slice(1)).toEqual([`  big2: size ${2 * MiB} on ${cluster.admin.a!.host}:${cluster.admin.a!.port}, ${2 * MiB + 1} on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`, `  sub/rogue: only on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`]);
+    expect(lines[0]).toMatch(/: 3 difference\(s\)$/);
+    expect(lines.slice(1)).toEqual([
+      `  big2: size ${2 * MiB} on ${cluster.admin.a!.host}:${cluster.admin.a!.port}, ${2 * MiB + 1} on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`,
+      `  sub/deeper/small: xattrs differs`,
+      `  sub/rogue: only on ${cluster.admin.b!.host}:${cluster.admin.b!.port}`,
+    ]);
     // Put b back as replication left it, for the steps that follow.
     await fsp.unlink(backing("b", "sub", "rogue"));
     await fsp.truncate(backing("b", "big2"), 2 * MiB);
+    await xattrs.set(Buffer.from(backing("b", "sub", "deeper", "small")), "user.origin", Buffer.from("set on a"), 0);
     expect(await runVerify(opts, () => undefined)).toBe(0);
   });
 
@@ -148,6 +161,9 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     // 2 MiB modified on a data set of ~18 MiB (+ the workload's files).
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "big3")}`, "bs=1M", "count=1", "seek=1", "conv=notrunc,fsync"])).code).toBe(0);
     expect((await run(["dd", "if=/dev/urandom", `of=${mnt("b", "alone-new")}`, "bs=1M", "count=1", "conv=fsync"])).code).toBe(0);
+    // Extended attributes changed alone: sent with their entries.
+    await xattrs.set(Buffer.from(mnt("b", "alone-new")), "user.alone", Buffer.from("new"), 0);
+    await xattrs.remove(Buffer.from(mnt("b", "sub")), "trusted.dir");
     const sentBefore = (await agents.state("b"))!.replication!.resyncBytesSent;
     agents.start("a");
     await waitFor("a SECOND and b PRIM", () => agents.roles(["a", "SECOND"], ["b", "PRIM"]), 30_000, 50);
@@ -161,6 +177,8 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     // are owed to it, so b's version (or absence) of them is sent.
     expect(await compareTrees(backing("b"), backing("a"))).toEqual([]);
     expect(readFileSync(backing("a", "alone-new")).equals(readFileSync(backing("b", "alone-new")))).toBe(true);
+    expect(await xattrs.list(Buffer.from(backing("a", "sub")))).not.toContain("trusted.dir");
+    expect((await xattrs.get(Buffer.from(backing("a", "alone-new")), "user.alone")).toString()).toBe("new");
   });
 
   it("a secondary in sync that restarts gets what changed meanwhile, not a full copy", async () => {
