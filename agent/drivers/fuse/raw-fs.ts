@@ -13,6 +13,12 @@ export interface RequestContext {
   gid: number;
   pid: number;
   signal: AbortSignal;
+  /**
+   * A write, or a create that truncates, by a caller without CAP_FSETID: the file loses its
+   * setuid bit and its setgid bit (if group-executable), which the kernel leaves to us
+   * (HANDLE_KILLPRIV_V2). A truncate says so in its own attributes (Fattr.KILL_SUIDGID).
+   */
+  killSuidgid: boolean;
 }
 
 export interface AttrReply {

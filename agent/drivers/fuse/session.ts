@@ -17,6 +17,8 @@ import {
   FUSE_EXPIRE_ONLY,
   FUSE_GETATTR_FH,
   FUSE_FSYNC_FDATASYNC,
+  FUSE_OPEN_KILL_SUIDGID,
+  FUSE_WRITE_KILL_SUIDGID,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
   InitFlag,
@@ -157,7 +159,8 @@ export class FuseSession {
     this.inFlight.set(unique, controller);
     this.stats.inFlight = this.inFlight.size;
     this.stats.maxInFlight = Math.max(this.stats.maxInFlight, this.inFlight.size);
-    const ctx: RequestContext = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid, signal: controller.signal };
+    const killSuidgid = (req.op === "write" && (req.writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0) || (req.op === "create" && (req.openFlags & FUSE_OPEN_KILL_SUIDGID) !== 0);
+    const ctx: RequestContext = { uid: req.header.uid, gid: req.header.gid, pid: req.header.pid, signal: controller.signal, killSuidgid };
     this.dispatch(ctx, req).then(
       (payload) => this.finish(unique, owned, 0, payload),
       (err: unknown) => {
@@ -325,10 +328,13 @@ export class FuseSession {
   }
 
   /**
-   * INIT: we take protocol 7.31 and offer only what we implement. WRITEBACK_CACHE is never
+   * INIT: we take protocol 7.33 and offer only what we implement. WRITEBACK_CACHE is never
    * offered: with it the kernel would acknowledge write() from its page cache and send the data
    * later, so a replicated write could be acknowledged before the agent (and the secondary) has
-   * it. Without it every write() reaches us before it returns.
+   * it. Without it every write() reaches us before it returns. HANDLE_KILLPRIV_V2: we drop
+   * setuid/setgid on unprivileged writes and truncates ourselves (RequestContext.killSuidgid), so
+   * the kernel may remember that a file has no security.capability instead of asking us for it
+   * before every write.
    */
   private init(major: number, minor: number, maxReadahead: number, kernelFlags: number): Buffer {
     if (major !== FUSE_KERNEL_VERSION || minor < FUSE_KERNEL_MINOR_VERSION) {
@@ -341,7 +347,8 @@ export class FuseSession {
       InitFlag.DO_READDIRPLUS |
       InitFlag.READDIRPLUS_AUTO |
       InitFlag.PARALLEL_DIROPS |
-      InitFlag.ASYNC_DIO;
+      InitFlag.ASYNC_DIO |
+      InitFlag.HANDLE_KILLPRIV_V2;
     this.initialized = true;
     this.kernelMinor = minor;
     this.options.log({ event: "fuse_init", kernel: `${major}.${minor}`, flags: (kernelFlags & wanted) >>> 0 });

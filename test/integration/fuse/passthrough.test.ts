@@ -41,6 +41,16 @@ describe.skipIf(!needsRoot("FUSE passthrough"))("FUSE passthrough", { timeout: 6
     await fsp.unlink(`${mount()}/onemeg`);
   });
 
+  it("answers the kernel's capability check once per file, not before every write", async () => {
+    const before = (await server.stats()).requests.getxattr ?? 0;
+    const r = await sh(`dd if=/dev/zero of=${mount()}/small-writes bs=4k count=200 2>&1`);
+    expect(r.code).toBe(0);
+    // The kernel asks for security.capability before a write until it knows the file has none
+    // (HANDLE_KILLPRIV_V2 lets it remember that); without, each of the 200 writes would ask.
+    expect(((await server.stats()).requests.getxattr ?? 0) - before).toBeLessThanOrEqual(2);
+    await fsp.unlink(`${mount()}/small-writes`);
+  });
+
   it("serves many requests at once", async () => {
     await Promise.all(Array.from({ length: 64 }, (_, i) => fsp.writeFile(path.join(mount(), `par-${i}`), "x".repeat(i))));
     await Promise.all(Array.from({ length: 64 }, (_, i) => fsp.readFile(path.join(mount(), `par-${i}`))));

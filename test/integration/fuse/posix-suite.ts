@@ -3,6 +3,7 @@
 // and over a replicated pair (where `backing` is the secondary's). Each test works in its own
 // subdirectory; errors are checked by exact errno.
 import { promises as fsp, constants as C } from "node:fs";
+import * as os from "node:os";
 import { constants as osConstants } from "node:os";
 import * as path from "node:path";
 import { expect, it } from "vitest";
@@ -442,6 +443,33 @@ print(json.dumps([before, "security.capability" in os.listxattr(f)]))`);
     expect(r.stderr).toBe("");
     expect(JSON.parse(r.stdout)).toEqual([true, false]);
     await expectSame(d);
+  });
+
+  it("an unprivileged write, truncate or chown drops setuid and setgid as a local filesystem does", async () => {
+    const d = await fresh("suidgid");
+    const local = await fsp.mkdtemp(path.join(os.tmpdir(), "mf-suidgid-"));
+    await fsp.chmod(local, 0o777);
+    try {
+      const cases = { write: 0o6777, "write-sgid-noexec": 0o2767, truncate: 0o6777, "open-trunc": 0o6777, "root-write": 0o6777, chown: 0o6777, "chown-sgid-noexec": 0o2767 };
+      const modes = async (dir: string) => {
+        for (const [name, mode] of Object.entries(cases)) {
+          await fsp.writeFile(path.join(dir, name), "data");
+          await fsp.chmod(path.join(dir, name), mode);
+        }
+        const act = (uid: number | undefined, code: string) => py(`import os\nos.chdir(${JSON.stringify(dir)})\n${code}`, uid === undefined ? {} : { uid });
+        expect((await act(NOBODY, `open("write", "r+b").write(b"x")\nopen("write-sgid-noexec", "r+b").write(b"x")\nos.truncate("truncate", 1)\nopen("open-trunc", "wb").close()`)).stderr).toBe("");
+        expect((await act(undefined, `open("root-write", "r+b").write(b"x")\nos.chown("chown", ${NOBODY}, ${NOBODY})\nos.chown("chown-sgid-noexec", ${NOBODY}, ${NOBODY})`)).stderr).toBe("");
+        const out: Record<string, string> = {};
+        for (const name of Object.keys(cases)) out[name] = ((await fsp.stat(path.join(dir, name))).mode & 0o7777).toString(8);
+        return out;
+      };
+      const onLocal = await modes(local);
+      expect(onLocal.write).toBe("777"); // the case is not vacuous: the local filesystem dropped both
+      expect(await modes(d.m)).toEqual(onLocal);
+      await expectSame(d);
+    } finally {
+      await fsp.rm(local, { recursive: true, force: true });
+    }
   });
 
   it("answers EPERM for FIFOs", async () => {

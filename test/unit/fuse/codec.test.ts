@@ -48,7 +48,7 @@ const body: fc.Arbitrary<RequestBody> = fc.oneof(
   fc.record({ op: fc.constant("rename" as const), name, newParent: safe, newName: name, flags: u32 }),
   fc.record({ op: fc.constant("link" as const), oldNodeid: safe, newName: name }),
   fc.record({ op: fc.constantFrom("open" as const, "opendir" as const), flags: u32 }),
-  fc.record({ op: fc.constant("create" as const), name, flags: u32, mode: u32, umask: u32 }),
+  fc.record({ op: fc.constant("create" as const), name, flags: u32, mode: u32, umask: u32, openFlags: u32 }),
   fc.record({ op: fc.constant("read" as const), fh: safe, offset: safe, size: u32, flags: u32 }),
   fc.record({ op: fc.constant("readdir" as const), fh: safe, offset: safe, size: u32, plus: fc.boolean() }),
   fc.record({ op: fc.constant("write" as const), fh: safe, offset: safe, writeFlags: u32, flags: u32, data: fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)) }),

@@ -129,7 +129,7 @@ function writeBody(w: W, b: RequestBody): void {
       w.u32(b.flags).u32(0);
       return;
     case "create":
-      w.u32(b.flags).u32(b.mode).u32(b.umask).u32(0).str(b.name);
+      w.u32(b.flags).u32(b.mode).u32(b.umask).u32(b.openFlags).str(b.name);
       return;
     case "read":
       w.u64(b.fh).u64(b.offset).u32(b.size).u32(0).u64(0).u32(b.flags).u32(0);

@@ -73,17 +73,18 @@ function session(fsys: Partial<RawFileSystem>): { s: FuseSession; logs: Record<s
 }
 
 describe("FUSE session", () => {
-  it("negotiates INIT: big writes, 1 MiB, never the writeback cache", async () => {
+  it("negotiates INIT: protocol 7.33, big writes, 1 MiB, setuid/setgid left to us, never the writeback cache", async () => {
     const { s } = session({});
     s.handle(init(1n, 0xffffffff), null);
     const [r] = await waitReplies(1);
     expect(r?.error).toBe(0);
     const p = r?.payload as Buffer;
     const flags = p.readUInt32LE(12);
-    expect([p.readUInt32LE(0), p.readUInt32LE(4), p.readUInt32LE(20), p.readUInt16LE(28)]).toEqual([7, 31, 1024 * 1024, 256]);
+    expect([p.readUInt32LE(0), p.readUInt32LE(4), p.readUInt32LE(20), p.readUInt16LE(28)]).toEqual([7, 33, 1024 * 1024, 256]);
     expect(flags & InitFlag.WRITEBACK_CACHE).toBe(0);
     expect(flags & (InitFlag.POSIX_LOCKS | InitFlag.FLOCK_LOCKS)).toBe(0);
     expect(flags & (InitFlag.BIG_WRITES | InitFlag.MAX_PAGES | InitFlag.ASYNC_READ)).toBe(InitFlag.BIG_WRITES | InitFlag.MAX_PAGES | InitFlag.ASYNC_READ);
+    expect(flags & InitFlag.HANDLE_KILLPRIV_V2).toBe(InitFlag.HANDLE_KILLPRIV_V2);
   });
 
   it("offers only flags the kernel offered", async () => {

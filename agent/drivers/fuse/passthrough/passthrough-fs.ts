@@ -20,6 +20,9 @@
 //   answered ENOSYS, which the kernel turns into EOPNOTSUPP for good. Only the user., trusted. and
 //   security. namespaces pass: POSIX ACLs (system.posix_acl_*) are EOPNOTSUPP, since the kernel
 //   would store them through us without enforcing them (we do not offer FUSE_POSIX_ACL).
+// - setuid/setgid: we run as root, so the backing file would keep them where a local filesystem
+//   drops them (a write, truncate or chown by an unprivileged caller): the kernel tells us when
+//   (HANDLE_KILLPRIV_V2) and we chmod first, a change replicated like any other.
 // - O_DIRECT is not passed to the backing file (Node buffers are not aligned); the caller's
 //   O_DIRECT still bypasses the FUSE page cache, and fsync makes data durable as usual.
 import * as fs from "node:fs";
@@ -34,7 +37,9 @@ import { type Node, NodeTable } from "./node-table";
 import { CAPABILITY_XATTR, XATTR_CREATE, XATTR_NAMESPACES, XATTR_REPLACE, type Xattrs, isServedXattr } from "../../xattr/xattrs";
 
 const C = fs.constants;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
+const S_IXGRP = 0o010;
 const FALLOC_MODE_ALLOCATE = 0;
 /** Flags never passed to the backing open(): we create explicitly, the kernel gives us offsets
  *  (O_APPEND would make writeback of mmap'ed pages land at the end), O_DIRECT needs alignment. */
@@ -289,6 +294,11 @@ export class PassthroughFs implements RawFileSystem {
     if (a.valid & Fattr.UID) op.uid = a.uid;
     if (a.valid & Fattr.GID) op.gid = a.gid;
     if (a.valid & Fattr.SIZE) op.size = a.size;
+    if (a.valid & Fattr.KILL_SUIDGID && op.mode === undefined) {
+      const st = await this.statNode(node, h ? a.fh : null);
+      const kept = withoutSuidgid(st, ctx.gid);
+      if (kept !== Number(st.mode & 0o7777n)) op.mode = kept;
+    }
     const setAtime = (a.valid & (Fattr.ATIME | Fattr.ATIME_NOW)) !== 0;
     const setMtime = (a.valid & (Fattr.MTIME | Fattr.MTIME_NOW)) !== 0;
     const st = await this.mutate(ctx, op, async () => {
@@ -469,7 +479,13 @@ export class PassthroughFs implements RawFileSystem {
     try {
       if (flags & C.O_TRUNC) {
         const rel = this.childPath(parent, name);
-        await this.mutate(ctx, { kind: "setattr", path: rel, size: 0 }, () => ftruncate(fd, 0));
+        const op: MutationOp & { kind: "setattr" } = { kind: "setattr", path: rel, size: 0 };
+        const st = await fstat(fd, { bigint: true });
+        if (ctx.killSuidgid && withoutSuidgid(st, ctx.gid) !== Number(st.mode & 0o7777n)) op.mode = withoutSuidgid(st, ctx.gid);
+        await this.mutate(ctx, op, async () => {
+          if (op.mode !== undefined) await fchmod(fd, op.mode);
+          await ftruncate(fd, 0);
+        });
       }
       const st = await fstat(fd, { bigint: true });
       const node = this.table.remember(parent, name, st.ino);
@@ -489,6 +505,12 @@ export class PassthroughFs implements RawFileSystem {
 
   async write(ctx: RequestContext, _nodeid: number, fh: number, offset: number, data: Buffer): Promise<number> {
     const h = this.fileHandle(fh);
+    if (ctx.killSuidgid) {
+      // Before the data, as the kernel does; we run as root, so the backing write would keep them.
+      const st = await fstat(h.fd, { bigint: true });
+      const kept = withoutSuidgid(st, ctx.gid);
+      if (kept !== Number(st.mode & 0o7777n)) await this.mutate(ctx, { kind: "setattr", path: this.table.pathOf(h.node), mode: kept }, () => fchmod(h.fd, kept));
+    }
     const op: MutationOp = { kind: "write", path: this.table.pathOf(h.node), offset, data };
     return this.mutate(ctx, op, async () => {
       let done = 0;
@@ -659,4 +681,15 @@ export function toAttr(st: fs.BigIntStats): Attr {
     rdev: Number(st.rdev),
     blksize: Number(st.blksize),
   };
+}
+
+/**
+ * The mode a write, truncate or chown by a caller without CAP_FSETID leaves: no setuid; no setgid
+ * if the file is group-executable or the caller is not in its group (judged by the caller's
+ * primary group: FUSE does not pass the supplementary ones).
+ */
+function withoutSuidgid(st: fs.BigIntStats, callerGid: number): number {
+  const mode = Number(st.mode & 0o7777n);
+  const dropGid = (mode & S_IXGRP) !== 0 || Number(st.gid) !== callerGid;
+  return mode & ~S_ISUID & ~(dropGid ? S_ISGID : 0);
 }

@@ -52,7 +52,7 @@ export type RequestBody =
   | { op: "link"; oldNodeid: number; newName: string }
   | { op: "open"; flags: number }
   | { op: "opendir"; flags: number }
-  | { op: "create"; name: string; flags: number; mode: number; umask: number }
+  | { op: "create"; name: string; flags: number; mode: number; umask: number; openFlags: number }
   | { op: "read"; fh: number; offset: number; size: number; flags: number }
   | { op: "readdir"; fh: number; offset: number; size: number; plus: boolean }
   | { op: "write"; fh: number; offset: number; writeFlags: number; flags: number; data: Buffer }
@@ -243,9 +243,9 @@ function decodeBody(opcode: number, r: Reader): RequestBody | string {
       const flags = r.u32();
       const mode = r.u32();
       const umask = r.u32();
-      r.u32();
+      const openFlags = r.u32();
       const name = r.cstr();
-      return name === null ? bad : { op: "create", name, flags, mode, umask };
+      return name === null ? bad : { op: "create", name, flags, mode, umask, openFlags };
     }
     case Opcode.READ:
     case Opcode.READDIR:
@@ -315,7 +315,7 @@ function decodeBody(opcode: number, r: Reader): RequestBody | string {
       return name === null ? bad : { op: "getxattr", name, size };
     }
     case Opcode.SETXATTR: {
-      // fuse_setxattr_in as of 7.31 (8 bytes: without SETXATTR_EXT's extra flags).
+      // fuse_setxattr_in without SETXATTR_EXT (never offered): 8 bytes.
       if (!r.need(8)) return bad;
       const size = r.u32();
       const flags = r.u32();

@@ -1,8 +1,8 @@
 // Numbers of the FUSE kernel protocol, from <linux/fuse.h>. Only what this driver speaks.
 
-/** Protocol version we answer INIT with. 7.31 is what we verified on this kernel (which speaks 7.45). */
+/** Protocol version we answer INIT with (this kernel speaks 7.45); 7.33 brings HANDLE_KILLPRIV_V2 and no change to the structures we use. */
 export const FUSE_KERNEL_VERSION = 7;
-export const FUSE_KERNEL_MINOR_VERSION = 31;
+export const FUSE_KERNEL_MINOR_VERSION = 33;
 export const FUSE_ROOT_ID = 1;
 
 export const Opcode = {
@@ -71,6 +71,7 @@ export const InitFlag = {
   WRITEBACK_CACHE: 1 << 16,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
+  HANDLE_KILLPRIV_V2: 1 << 28,
 } as const;
 
 /** fuse_setattr_in.valid bits. */
@@ -92,6 +93,9 @@ export const Fattr = {
 export const FUSE_GETATTR_FH = 1 << 0;
 export const FUSE_FSYNC_FDATASYNC = 1 << 0;
 export const FUSE_WRITE_CACHE = 1 << 0;
+/** With HANDLE_KILLPRIV_V2: the caller lacks CAP_FSETID, the filesystem drops setuid/setgid (write_flags, open_flags). */
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2;
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0;
 
 /** fuse_open_out.open_flags. */
 export const FOPEN_DIRECT_IO = 1 << 0;
