@@ -155,6 +155,8 @@ describe.skipIf(!needsRoot("mirror with replicated directories on loopback"))("m
     await waitFor("b ALONE", () => agents.roles(["b", "ALONE"]), 15_000, 50);
     expect((await agents.state("b"))?.replication?.dirs[0]?.mode).toBe("alone");
     for (const name of acked) expect((await fsp.readFile(mnt("b", name))).equals(expectedContent(name)), name).toBe(true);
+    // What was set on a is served by b's mount, now the writer's.
+    expect((await xattrs.get(Buffer.from(mnt("b", "sub", "deeper", "small")), "user.origin")).toString()).toBe("set on a");
   });
 
   it("the old primary comes back as SECOND and is resynchronised with about what changed while alone", async () => {
