@@ -25,6 +25,8 @@ export type MutationOp =
   | { kind: "rmdir"; path: string }
   /** `noReplace`: RENAME_NOREPLACE, the target must not exist. */
   | { kind: "rename"; from: string; to: string; noReplace: boolean }
+  /** RENAME_EXCHANGE: both names exist and swap what they point to, atomically. */
+  | { kind: "exchange"; from: string; to: string }
   /**
    * chmod / chown / truncate / utimens in one record; absent fields are unchanged. Times are the
    * values the primary stored ("now" already resolved), so both sides end up identical.

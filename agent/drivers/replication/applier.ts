@@ -265,6 +265,14 @@ export class BackingApplier {
         for (const p of [...changed]) if (isUnder(p, op.path)) changed.delete(p);
         changed.add(parentOf(op.path));
         return;
+      case "exchange":
+        // What changed under either name is now under the other; syncing both names does for both.
+        for (const p of [...changed]) {
+          if (isUnder(p, op.from)) changed.add(op.to + p.slice(op.from.length));
+          if (isUnder(p, op.to)) changed.add(op.from + p.slice(op.to.length));
+        }
+        changed.add(parentOf(op.from)).add(parentOf(op.to));
+        return;
       case "rename":
       case "move":
         for (const p of [...changed]) {
@@ -397,6 +405,12 @@ export class BackingApplier {
       case "removexattr":
         if (!this.xattrs) return void this.xattrsSkipped++;
         return this.xattrs.remove(await this.resolve(op.path, true), op.name);
+      case "exchange": {
+        if (!this.xattrs) throw new FuseError(Errno.EOPNOTSUPP, "RENAME_EXCHANGE needs the syscall helper (python3)");
+        await this.xattrs.exchange(await this.resolve(op.from), await this.resolve(op.to));
+        await this.forgetNames();
+        return;
+      }
       case "move": {
         // A rename the primary made alone, replayed where it can be: a source already gone, a
         // missing parent or a target in the way leave things as they are (no error), since the

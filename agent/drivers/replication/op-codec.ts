@@ -58,7 +58,7 @@ export type ResyncOp =
 /** Everything the primary sends on the stream. */
 export type StreamOp = MutationOp | ResyncOp;
 
-const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums", "move", "flush", "setxattr", "removexattr"] as const;
+const KINDS = ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "entry", "absent", "checksums", "move", "flush", "setxattr", "removexattr", "exchange"] as const;
 const KIND_CODE = Object.fromEntries(KINDS.map((k, i) => [k, i + 1])) as Record<StreamOp["kind"], number>;
 const ENTRY_TYPES = ["dir", "file", "symlink"] as const;
 
@@ -194,6 +194,7 @@ export function encodeOpParts(seq: number, op: StreamOp): { head: Buffer; data: 
       break;
     case "link":
     case "move":
+    case "exchange":
       w.str(op.from).str(op.to);
       break;
     case "unlink":
@@ -260,7 +261,7 @@ export function encodeSums(seq: number, errno: number, digests: Buffer): Buffer 
 
 /** Every path an op names (null = a file without a name). */
 export function opPaths(op: StreamOp): (string | null)[] {
-  return op.kind === "link" || op.kind === "rename" || op.kind === "move" ? [op.from, op.to] : op.kind === "flush" ? [] : [op.path];
+  return op.kind === "link" || op.kind === "rename" || op.kind === "move" || op.kind === "exchange" ? [op.from, op.to] : op.kind === "flush" ? [] : [op.path];
 }
 
 // ---- decoding ----
@@ -441,6 +442,7 @@ function decodeOpBody(r: Reader): ReceivedOp {
       return { kind, path: r.path(), target: r.text(), uid: r.u32(), gid: r.u32() };
     case "link":
     case "move":
+    case "exchange":
       return { kind, from: r.path(), to: r.path() };
     case "unlink":
     case "rmdir":

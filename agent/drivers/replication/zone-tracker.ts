@@ -150,6 +150,40 @@ function moveSet(set: Set<string>, from: string, to: string): void {
   }
 }
 
+/** `key` with its prefix `a` made `b` or `b` made `a` (names a RENAME_EXCHANGE swapped), or null. */
+function swapped(key: string, a: string, b: string): string | null {
+  if (isUnder(key, a)) return b + key.slice(a.length);
+  if (isUnder(key, b)) return a + key.slice(b.length);
+  return null;
+}
+
+function swapKeys<T>(map: Map<string, T>, a: string, b: string): void {
+  const moved = [...map].flatMap(([key, value]) => {
+    const to = swapped(key, a, b);
+    return to === null ? [] : [[key, to, value] as const];
+  });
+  for (const [key] of moved) map.delete(key);
+  for (const [, to, value] of moved) map.set(to, value);
+}
+
+function swapSet(set: Set<string>, a: string, b: string): void {
+  const map = new Map([...set].map((k) => [k, true]));
+  swapKeys(map, a, b);
+  set.clear();
+  for (const k of map.keys()) set.add(k);
+}
+
+/**
+ * Names `a` and `b` swapped (RENAME_EXCHANGE), here and not on the secondary: what was recorded
+ * under each goes with it, and both are sent whole (rare enough not to be worth replaying).
+ */
+function exchangeRecorded(zones: ModifiedZones, a: string, b: string): void {
+  swapKeys(zones.files, a, b);
+  swapKeys(zones.inDoubt, a, b);
+  for (const set of [zones.namespace, zones.copies, zones.doubtful, zones.attrs]) swapSet(set, a, b);
+  zones.namespace.add(a).add(b);
+}
+
 /**
  * What was recorded under `from` is now under `to`. Both names differ on the secondary: `from` is
  * sent as it is now (absent, or what took its place), `to` compared after the rename is replayed.
@@ -306,6 +340,9 @@ export class ZoneTracker {
       case "removexattr":
         this.zones.attrs.add(op.path);
         return;
+      case "exchange":
+        exchangeRecorded(this.zones, op.from, op.to);
+        return;
       case "rename":
         moveRecorded(this.zones, op.from, op.to);
         return;
@@ -331,6 +368,9 @@ export class ZoneTracker {
     if (op.kind === "rename") {
       moveKeys(this.zones.files, op.from, op.to);
       moveKeys(this.zones.inDoubt, op.from, op.to);
+    } else if (op.kind === "exchange") {
+      swapKeys(this.zones.files, op.from, op.to);
+      swapKeys(this.zones.inDoubt, op.from, op.to);
     }
   }
 

@@ -25,7 +25,7 @@ const STDERR_TAIL_CHARS = 2_000;
 // Paths and names stay bytes end to end, so names that are not UTF-8 round-trip exactly.
 export const HELPER_SCRIPT = String.raw`
 import os, struct, sys
-from errno import EIO
+from errno import EIO, ENOSYS
 MAX = ${MAX_FRAME_BYTES}
 inp, out = sys.stdin.buffer, sys.stdout.buffer
 
@@ -54,7 +54,22 @@ def run(op, flags, body):
         path, name = fields(body, 2)
         os.removexattr(path, name, follow_symlinks=False)
         return b""
+    if op == 5:
+        a, b = fields(body, 2)
+        exchange(a, b)
+        return b""
     raise ValueError("unknown op")
+
+libc = None
+def exchange(a, b):
+    global libc
+    import ctypes
+    if libc is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "renameat2"):
+        raise OSError(ENOSYS, "renameat2 is not in this C library")
+    if libc.renameat2(-100, a, -100, b, 2) != 0:  # AT_FDCWD, RENAME_EXCHANGE
+        raise OSError(ctypes.get_errno(), "renameat2")
 
 def read_exact(n):
     data = inp.read(n)
@@ -92,7 +107,7 @@ except BrokenPipeError:
     pass
 `;
 
-const OPS: Record<XattrOp, number> = { get: 1, list: 2, set: 3, remove: 4 };
+const OPS: Record<XattrOp, number> = { get: 1, list: 2, set: 3, remove: 4, exchange: 5 };
 
 interface Call {
   op: XattrOp;
@@ -158,6 +173,10 @@ export class HelperXattrs implements Xattrs {
 
   async remove(file: Buffer, name: string): Promise<void> {
     await this.call("remove", file, name, 0, [file, Buffer.from(name, "latin1")]);
+  }
+
+  async exchange(a: Buffer, b: Buffer): Promise<void> {
+    await this.call("exchange", a, b.toString(), 0, [a, b]);
   }
 
   async close(): Promise<void> {

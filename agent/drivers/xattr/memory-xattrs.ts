@@ -54,6 +54,19 @@ export class MemoryXattrs implements Xattrs {
     if (!attrs.delete(name)) throw xattrError("remove", file, name, E.ENODATA);
   }
 
+  async exchange(a: Buffer, b: Buffer): Promise<void> {
+    if (this.closed) throw xattrError("exchange", a, b.toString(), E.EIO, "the xattr driver was closed");
+    const [ka, kb] = [a.toString("latin1"), b.toString("latin1")];
+    if (!this.files.has(ka) || !this.files.has(kb)) throw xattrError("exchange", a, b.toString(), E.ENOENT);
+    // Each name, and what is below it, takes the other's place.
+    const moved = [...this.files].map(([key, f]): [string, FakeFile] => {
+      for (const [from, to] of [[ka, kb], [kb, ka]] as const) if (key === from || key.startsWith(`${from}/`)) return [to + key.slice(from.length), f];
+      return [key, f];
+    });
+    this.files.clear();
+    for (const [key, f] of moved) this.files.set(key, f);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

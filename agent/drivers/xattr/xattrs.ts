@@ -1,6 +1,7 @@
-// Extended attributes of files in a local directory tree. Node has no xattr system calls, so the
-// real driver asks a small long-lived helper process; an in-memory fake stands in for it in tests
-// of the layers above, and one contract test runs against both.
+// Extended attributes of files in a local directory tree, and the atomic exchange of two names
+// (renameat2 RENAME_EXCHANGE). Node has neither system call, so the real driver asks a small
+// long-lived helper process; an in-memory fake stands in for it in tests of the layers above, and
+// one contract test runs against both.
 //
 // Every call acts on the file itself, never following a final symlink (lgetxattr & co.): the
 // callers resolve and confine paths themselves. Failures reject with a Node-style system error
@@ -38,6 +39,8 @@ export interface Xattrs {
   set(file: Buffer, name: string, value: Buffer, flags: number): Promise<void>;
   /** ENODATA when absent. */
   remove(file: Buffer, name: string): Promise<void>;
+  /** Swaps the names `a` and `b` atomically (both must exist; neither is followed if a symlink). */
+  exchange(a: Buffer, b: Buffer): Promise<void>;
   /** Ends the helper; calls after this reject. */
   close(): Promise<void>;
 }

@@ -60,7 +60,7 @@ describe.skipIf(!needsRoot("FUSE passthrough"))("FUSE passthrough", { timeout: 6
 
   it("passes every kind of change through the mutation hook", async () => {
     const s = await server.stats();
-    for (const kind of ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "setxattr", "removexattr"]) {
+    for (const kind of ["write", "create", "mkdir", "symlink", "link", "unlink", "rmdir", "rename", "setattr", "fallocate", "fsync", "setxattr", "removexattr", "exchange"]) {
       expect([kind, s.mutations[kind as keyof typeof s.mutations] ?? 0]).not.toEqual([kind, 0]);
     }
   });

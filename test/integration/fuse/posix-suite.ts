@@ -139,7 +139,7 @@ export function definePosixSuite(target: () => PosixTarget): void {
     expect(await fsp.readdir(d.b)).toEqual([]);
   });
 
-  it("supports RENAME_NOREPLACE, and refuses RENAME_EXCHANGE with EINVAL", async () => {
+  it("supports RENAME_NOREPLACE and RENAME_EXCHANGE (a file with a directory, atomically), and refuses the rest with EINVAL", async () => {
     const d = await fresh("rename2");
     await fsp.writeFile(path.join(d.m, "x"), "x");
     await fsp.writeFile(path.join(d.m, "y"), "y");
@@ -148,10 +148,21 @@ import ctypes, os, json
 libc = ctypes.CDLL(None, use_errno=True)
 r = libc.renameat2(-100, b"${from}", -100, b"${to}", ${flags})
 print(json.dumps(os.strerror(ctypes.get_errno()) if r else "ok"))`;
-    expect(JSON.parse((await py(prog(1, "x", "y"), { cwd: d.m })).stdout)).toMatch(/File exists/);
-    expect(JSON.parse((await py(prog(1, "x", "z"), { cwd: d.m })).stdout)).toBe("ok");
-    expect(JSON.parse((await py(prog(2, "z", "y"), { cwd: d.m })).stdout)).toMatch(/Invalid argument/);
-    expect((await fsp.readdir(d.b)).sort()).toEqual(["y", "z"]);
+    const renameat2 = async (flags: number, from: string, to: string) => JSON.parse((await py(prog(flags, from, to), { cwd: d.m })).stdout) as string;
+    expect(await renameat2(1, "x", "y")).toMatch(/File exists/);
+    expect(await renameat2(1, "x", "z")).toBe("ok");
+    await fsp.mkdir(path.join(d.m, "dir"));
+    await fsp.writeFile(path.join(d.m, "dir", "inside"), "in the directory");
+    const yIno = (await fsp.stat(path.join(d.m, "y"))).ino;
+    expect(await renameat2(2, "y", "dir")).toBe("ok");
+    expect(await fsp.readFile(path.join(d.m, "dir"), "utf8")).toBe("y");
+    expect((await fsp.stat(path.join(d.m, "dir"))).ino).toBe(yIno);
+    expect(await fsp.readFile(path.join(d.m, "y", "inside"), "utf8")).toBe("in the directory");
+    expect(await renameat2(2, "y", "missing")).toMatch(/No such file/);
+    expect(await renameat2(3, "y", "z")).toMatch(/Invalid argument/);
+    expect(await renameat2(4, "y", "w")).toMatch(/Invalid argument/); // RENAME_WHITEOUT
+    expect((await fsp.readdir(d.b)).sort()).toEqual(["dir", "y", "z"]);
+    expect(await fsp.readFile(path.join(d.b, "y", "inside"), "utf8")).toBe("in the directory");
     await expectSame(d);
   });
 

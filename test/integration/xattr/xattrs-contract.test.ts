@@ -170,6 +170,18 @@ describe.each(drivers)("$driver", ({ make }) => {
     expect(await x.list(target)).toEqual(["user.t"]);
   });
 
+  it("exchanges two names atomically, what they hold and their attributes going with them; ENOENT if one is missing", async () => {
+    setup();
+    const [a, b] = [newFile(), newFile()];
+    await x.set(a, "user.was", bytes("a"), 0);
+    await x.set(b, "user.was", bytes("b"), 0);
+    await x.exchange(a, b);
+    expect((await x.get(a, "user.was")).toString()).toBe("b");
+    expect((await x.get(b, "user.was")).toString()).toBe("a");
+    const missing = bytes(path.join(dir, `missing${++seq}`));
+    await expect(x.exchange(a, missing)).rejects.toMatchObject({ code: "ENOENT", syscall: "renameat2", message: expect.stringContaining("missing") });
+  });
+
   it("answers 500 interleaved concurrent calls each with its own result", async () => {
     setup();
     const files = [newFile(), newFile(), newFile(), newFile(), newFile()];

@@ -203,7 +203,7 @@ describe("replication applier", () => {
     expect(applier.lastFlush).toBe("syncfs");
   });
 
-  it("applies extended attributes confined like every op; an entry's replace the file's", async () => {
+  it("applies extended attributes and name exchanges confined like every op; an entry's xattrs replace the file's", async () => {
     await apply({ kind: "create", path: "f", mode: 0o644, uid, gid });
     const file = Buffer.from(path.join(backing, "f"));
     expect(await apply({ kind: "setxattr", path: "f", name: "user.a", value: Buffer.from("1"), flags: 0 })).toBe(0);
@@ -223,6 +223,12 @@ describe("replication applier", () => {
     expect(await apply({ kind: "setxattr", path: "out/victim", name: "user.a", value: Buffer.from("x"), flags: 0 })).toBe(E.ELOOP);
     expect(await apply({ kind: "setxattr", path: "victim-link", name: "user.a", value: Buffer.from("x"), flags: 0 })).toBe(E.EPERM);
     expect(await apply({ kind: "setxattr", path: "victim-link", name: "trusted.a", value: Buffer.from("x"), flags: 0 })).toBe(0);
+    expect(await snapshot(outside)).toBe(before);
+    // An exchange swaps the link itself, never what it points to; through a linked parent, refused.
+    await apply({ kind: "create", path: "g", mode: 0o644, uid, gid });
+    expect(await apply({ kind: "exchange", from: "g", to: "victim-link" })).toBe(0);
+    expect((await fsp.lstat(path.join(backing, "g"))).isSymbolicLink()).toBe(true);
+    expect(await apply({ kind: "exchange", from: "g", to: "out/victim" })).toBe(E.ELOOP);
     expect(await snapshot(outside)).toBe(before);
     // Without a driver nothing is applied, and the stream goes on.
     const bare = await BackingApplier.open(backing);
@@ -262,7 +268,7 @@ describe("replication applier", () => {
       fc.record({ kind: fc.constant("link" as const), from: names, to: names }),
       fc.record({ kind: fc.constantFrom("unlink" as const, "rmdir" as const), path: names }),
       fc.record({ kind: fc.constant("rename" as const), from: names, to: names, noReplace: fc.boolean() }),
-      fc.record({ kind: fc.constant("move" as const), from: names, to: names }),
+      fc.record({ kind: fc.constantFrom("move" as const, "exchange" as const), from: names, to: names }),
       fc.record({ kind: fc.constant("setattr" as const), path: names, mode: fc.constant(0o777), size: fc.constant(0), mtime: fc.constant({ sec: 1, nsec: 0 }) }),
       fc.record({ kind: fc.constant("fallocate" as const), path: names, offset: fc.constant(0), length: fc.constant(4096) }),
       fc.record({ kind: fc.constant("fsync" as const), path: names, datasync: fc.boolean() }),

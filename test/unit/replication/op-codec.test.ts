@@ -25,7 +25,7 @@ const op: fc.Arbitrary<StreamOp> = fc.oneof(
   fc.record({ kind: fc.constant("setxattr" as const), path: relPath, name: xattrName, value: xattrValue, flags: fc.constantFrom(0, 1, 2) }),
   fc.record({ kind: fc.constant("removexattr" as const), path: relPath, name: xattrName }),
   fc.record({ kind: fc.constant("absent" as const), path: relPath }),
-  fc.record({ kind: fc.constant("move" as const), from: relPath, to: relPath }),
+  fc.record({ kind: fc.constantFrom("move" as const, "exchange" as const), from: relPath, to: relPath }),
   fc.constant({ kind: "flush" as const }),
   fc.record({ kind: fc.constant("checksums" as const), path: relPath, offset: safe, blockSize: fc.integer({ min: 512, max: 65536 }), length: fc.nat({ max: 16384 * 512 }) }),
   fc.record({ kind: fc.constant("write" as const), path: optPath, offset: safe, data: fc.uint8Array({ maxLength: 2000 }).map((b) => Buffer.from(b)) }),

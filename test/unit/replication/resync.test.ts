@@ -14,6 +14,7 @@ import { ReplicationLinkLost } from "../../../agent/drivers/replication/sender";
 import { ZoneTracker } from "../../../agent/drivers/replication/zone-tracker";
 import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
 import { readServedXattrs } from "../../../agent/drivers/xattr/xattrs";
+import { compareTrees } from "../../integration/fuse/support/compare";
 
 const signal = new AbortController().signal;
 let dir: string;
@@ -266,5 +267,28 @@ describe("failback resync", () => {
     expect(await readServedXattrs(xattrs, at(secondary, "ping"))).toEqual([["security.capability", cap]]);
     await xattrs.close();
   });
+  it("names swapped while alone (RENAME_EXCHANGE) are both sent whole, with what was recorded under each", async () => {
+    const xattrs = new HelperXattrs();
+    for (const side of [backing, secondary]) {
+      writeFileSync(path.join(side, "x"), "the file x");
+      mkdirSync(path.join(side, "d"), { recursive: true });
+      writeFileSync(path.join(side, "d", "f"), "in d");
+    }
+    // Alone: d/f written, then x and d swapped, then what is now x/f written again.
+    await change({ kind: "write", path: "d/f", offset: 0, data: Buffer.from("IN") }, () => writeFileSync(path.join(backing, "d", "f"), "IN d"));
+    await change({ kind: "exchange", from: "x", to: "d" }, () => undefined);
+    await xattrs.exchange(Buffer.from(path.join(backing, "x")), Buffer.from(path.join(backing, "d")));
+    expect([...tracker.modified().files.keys()]).toEqual(["x/f"]);
+    const link = recordingLink();
+    const applier = await BackingApplier.open(secondary, xattrs);
+    let order = Promise.resolve();
+    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void expect([op.kind, await applier.apply(op)]).toEqual([op.kind, 0])))) };
+    await resync({ sink, tracker, backing, xattrs, link: applying });
+    await applier.close();
+    await xattrs.close();
+    expect(shown(link)).toEqual(["entry:d", "absent:x", "entry:x", "entry:x/f", "write:d", "write:x/f"]);
+    expect(await compareTrees(backing, secondary)).toEqual([]);
+  });
 });
+
 

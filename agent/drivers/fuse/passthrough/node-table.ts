@@ -114,8 +114,23 @@ export class NodeTable {
     this.removeName(newParent, newName);
     if (!node) return;
     this.dropLink(node, key);
-    node.links.set(newKey, { parent: newParent, name: newName });
-    this.byLink.set(newKey, node);
+    this.addLink(node, newKey, newParent, newName);
+  }
+
+  /** The two names swap what they point to (RENAME_EXCHANGE). */
+  exchange(parent: number, name: string, otherParent: number, otherName: string): void {
+    const [ka, kb] = [linkKey(parent, name), linkKey(otherParent, otherName)];
+    const [na, nb] = [this.byLink.get(ka), this.byLink.get(kb)];
+    if (na === nb) return; // two hard links of one inode (or both unknown): nothing changes
+    if (na) this.dropLink(na, ka);
+    if (nb) this.dropLink(nb, kb);
+    if (na) this.addLink(na, kb, otherParent, otherName);
+    if (nb) this.addLink(nb, ka, parent, name);
+  }
+
+  private addLink(node: Node, key: string, parent: number, name: string): void {
+    node.links.set(key, { parent, name });
+    this.byLink.set(key, node);
     this.byIno.set(node.ino, node);
   }
 

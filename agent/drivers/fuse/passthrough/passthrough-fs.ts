@@ -9,9 +9,10 @@
 // read as a link, never traversed by us. The backing directory belongs to the agent alone.
 //
 // Choices where Node has no syscall:
-// - RENAME_EXCHANGE / RENAME_WHITEOUT: EINVAL (no renameat2). RENAME_NOREPLACE: checked with
-//   lstat just before rename(2); safe against every change made through this mount, since the
-//   kernel holds both directories' locks for the whole request.
+// - RENAME_EXCHANGE: renameat2 through the helper (EINVAL without one); RENAME_WHITEOUT (for
+//   overlayfs) EINVAL. RENAME_NOREPLACE: checked with lstat just before rename(2); safe against
+//   every change made through this mount, since the kernel holds both directories' locks for the
+//   whole request.
 // - fallocate: mode 0 only, as "grow the size to offset+length" (no block reservation: a later
 //   write can still hit ENOSPC); other modes (punch hole, keep size, ...) EOPNOTSUPP.
 // - mknod: regular files only; FIFOs, sockets and devices EPERM.
@@ -30,7 +31,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { Errno, FuseError } from "../errno";
 import { type Attr, type EntryOut, NAME_ENCODING, emptyEntryOut, type SetattrIn, type StatfsOut } from "../protocol/codec";
-import { FOPEN_DIRECT_IO, Fattr, RENAME_NOREPLACE } from "../protocol/constants";
+import { FOPEN_DIRECT_IO, Fattr, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../protocol/constants";
 import type { MutationOp, MutationSink, Timespec } from "../mutation";
 import type { AttrReply, DirentSink, OpenReply, RawFileSystem, RequestContext } from "../raw-fs";
 import { type Node, NodeTable } from "./node-table";
@@ -79,7 +80,7 @@ export interface PassthroughOptions {
    * kernel caches nothing, file data included (files are opened with direct I/O).
    */
   cacheValidSec: () => number;
-  /** Extended attributes of the backing files; null: xattr requests are answered ENOSYS. */
+  /** Extended attributes of the backing files and RENAME_EXCHANGE; null: xattr requests are answered ENOSYS, RENAME_EXCHANGE EINVAL. */
   xattrs: Xattrs | null;
 }
 
@@ -399,9 +400,18 @@ export class PassthroughFs implements RawFileSystem {
   }
 
   async rename(ctx: RequestContext, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
-    if (flags & ~RENAME_NOREPLACE) throw new FuseError(Errno.EINVAL, `rename flags ${flags} not supported (only RENAME_NOREPLACE)`);
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || flags === (RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+      throw new FuseError(Errno.EINVAL, `rename flags ${flags} not supported (RENAME_NOREPLACE or RENAME_EXCHANGE)`);
+    }
     const from = this.childPath(parent, name);
     const to = this.childPath(newParent, newName);
+    if (flags & RENAME_EXCHANGE) {
+      const x = this.xattrs;
+      if (!x) throw new FuseError(Errno.EINVAL, "RENAME_EXCHANGE needs the syscall helper (python3)");
+      await this.mutate(ctx, { kind: "exchange", from, to }, () => x.exchange(this.abs(from), this.abs(to)));
+      this.table.exchange(parent, name, newParent, newName);
+      return;
+    }
     const noReplace = (flags & RENAME_NOREPLACE) !== 0;
     await this.mutate(ctx, { kind: "rename", from, to, noReplace }, async () => {
       if (noReplace && (await exists(this.abs(to)))) throw new FuseError(Errno.EEXIST, `${to} exists`);
