@@ -128,6 +128,17 @@ describe("ZoneTracker", () => {
     expect(tracker.modified().namespace.has("moved/f")).toBe(true);
   });
 
+  it("an exchange of two names swaps what was recorded under each and owes both names whole, after a crash too", async () => {
+    await run(tracker, write("a/f", 0, 4096));
+    await run(tracker, write("b", 0, 8192));
+    await run(tracker, { kind: "exchange", from: "a", to: "b" });
+    expect(ranges(tracker, "files")).toEqual({ "b/f": [[0, 4096]], a: [[0, 8192]] });
+    expect([...tracker.modified().namespace].sort()).toEqual(["a", "b"]);
+    expect(tracker.modified().renames).toEqual([]);
+    const t = crashAndRestart();
+    expect([...t.modified().namespace].sort()).toEqual(["a", "b"]);
+  });
+
   it("alone: a rename is kept in order, its source to be sent as it is and its target compared; a failed pass keeps the order", async () => {
     await run(tracker, { kind: "rename", from: "wal/1", to: "wal/9", noReplace: false });
     const pass = tracker.takeDirty();
