@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 for pkg in iproute2 nftables iputils-arping openssh-server openssh-client postgresql postgresql-contrib \
-           nginx fuse3 keepalived cloud-init util-linux procps psmisc curl; do
+           nginx fuse3 keepalived cloud-init util-linux procps psmisc curl python3; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
