@@ -38,6 +38,22 @@ function recordingLink(failAt = Infinity) {
   };
 }
 
+/**
+ * A recording link whose ops `applier` also applies, in order (acknowledgements come in order, as
+ * on the stream); with `strict`, each must succeed there.
+ */
+function applyingLink(applier: BackingApplier, strict = false) {
+  const link = recordingLink();
+  let order = Promise.resolve();
+  const commit = (op: StreamOp) =>
+    (order = order.then(async () => {
+      await link.commit(op);
+      const errno = await applier.apply(op);
+      if (strict) expect([op.kind, errno]).toEqual([op.kind, 0]);
+    }));
+  return { link, applying: { ...link, commit } };
+}
+
 beforeEach(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), "mf-resync-"));
   backing = path.join(dir, "backing");
@@ -115,10 +131,8 @@ describe("failback resync", () => {
     writeFileSync(path.join(secondary, "d", "f"), theirs);
     writeFileSync(path.join(secondary, "theirs-only"), "made there alone");
     for (const p of ["same", "d", "theirs-only"]) tracker.modified().doubtful.add(p);
-    const link = recordingLink();
     const applier = await BackingApplier.open(secondary);
-    let order = Promise.resolve(); // acknowledgements come in order, as on the stream
-    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void (await applier.apply(op))))) };
+    const { link, applying } = applyingLink(applier);
     const progress = await resync({ sink, tracker, backing, link: applying });
     await applier.close();
     expect(shown(link)).toEqual(["entry:d", "entry:d/f", "entry:same", "absent:theirs-only", "write:d/f"]);
@@ -136,10 +150,8 @@ describe("failback resync", () => {
     recycled.fill(4, 2 * 4096, 3 * 4096);
     await change({ kind: "rename", from: "wal/A", to: "wal/B", noReplace: false }, () => writeFileSync(path.join(backing, "wal", "B"), segment));
     await change({ kind: "write", path: "wal/B", offset: 2 * 4096, data: recycled.subarray(2 * 4096, 3 * 4096) }, () => writeFileSync(path.join(backing, "wal", "B"), recycled));
-    const link = recordingLink();
     const applier = await BackingApplier.open(secondary);
-    let order = Promise.resolve();
-    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void (await applier.apply(op))))) };
+    const { link, applying } = applyingLink(applier);
     const progress = await resync({ sink, tracker, backing, link: applying });
     await applier.close();
     expect(shown(link)).toEqual(["move:", "absent:wal/A", "entry:wal/B", "write:wal/B"]);
@@ -254,10 +266,8 @@ describe("failback resync", () => {
     cap.writeUInt32LE(1 << 13, 4);
     await change({ kind: "create", path: "ping", mode: 0o755, uid: 0, gid: 0 }, () => writeFileSync(path.join(backing, "ping"), "binary"));
     await xattrs.set(at(backing, "ping"), "security.capability", cap, 0);
-    const link = recordingLink();
     const applier = await BackingApplier.open(secondary, xattrs);
-    let order = Promise.resolve();
-    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void expect([op.kind, await applier.apply(op)]).toEqual([op.kind, 0])))) };
+    const { link, applying } = applyingLink(applier, true);
     await resync({ sink, tracker, backing, xattrs, link: applying });
     await applier.close();
     expect(shown(link)).toEqual(["entry:ping", "entry:d", "entry:f", "write:ping", "setxattr:ping"]);
@@ -267,6 +277,7 @@ describe("failback resync", () => {
     expect(await readServedXattrs(xattrs, at(secondary, "ping"))).toEqual([["security.capability", cap]]);
     await xattrs.close();
   });
+
   it("names swapped while alone (RENAME_EXCHANGE) are both sent whole, with what was recorded under each", async () => {
     const xattrs = new HelperXattrs();
     for (const side of [backing, secondary]) {
@@ -274,15 +285,13 @@ describe("failback resync", () => {
       mkdirSync(path.join(side, "d"), { recursive: true });
       writeFileSync(path.join(side, "d", "f"), "in d");
     }
-    // Alone: d/f written, then x and d swapped, then what is now x/f written again.
+    // Alone: d/f written, then x and d swapped: what was recorded under d/f is under x/f now.
     await change({ kind: "write", path: "d/f", offset: 0, data: Buffer.from("IN") }, () => writeFileSync(path.join(backing, "d", "f"), "IN d"));
     await change({ kind: "exchange", from: "x", to: "d" }, () => undefined);
     await xattrs.exchange(Buffer.from(path.join(backing, "x")), Buffer.from(path.join(backing, "d")));
     expect([...tracker.modified().files.keys()]).toEqual(["x/f"]);
-    const link = recordingLink();
     const applier = await BackingApplier.open(secondary, xattrs);
-    let order = Promise.resolve();
-    const applying = { ...link, commit: (op: StreamOp) => (order = order.then(async () => (await link.commit(op), void expect([op.kind, await applier.apply(op)]).toEqual([op.kind, 0])))) };
+    const { link, applying } = applyingLink(applier, true);
     await resync({ sink, tracker, backing, xattrs, link: applying });
     await applier.close();
     await xattrs.close();
