@@ -14,8 +14,6 @@ export const XATTR_REPLACE = 2;
 /** Linux limits: a value's size (XATTR_SIZE_MAX) and a name's length (XATTR_NAME_MAX). */
 export const XATTR_SIZE_MAX = 65536;
 export const XATTR_NAME_MAX = 255;
-/** Linux limit on the size of the NUL-separated name list (XATTR_LIST_MAX). */
-export const XATTR_LIST_MAX = 65536;
 
 /**
  * The namespaces a mount serves and replication carries. Others stay out: POSIX ACLs
