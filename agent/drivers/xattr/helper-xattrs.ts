@@ -198,8 +198,10 @@ export class HelperXattrs implements Xattrs {
   private call(op: XattrOp, file: Buffer, name: string | undefined, flags: number, fields: Buffer[]): Promise<Buffer> {
     return new Promise<Buffer>((resolve, reject) => {
       // The kernel's own answers for what would not fit in a frame.
-      if (file.length >= PATH_MAX) return reject(xattrError(op, file, name, constants.errno.ENAMETOOLONG));
-      if (name !== undefined && name.length > XATTR_NAME_MAX) return reject(xattrError(op, file, name, constants.errno.ERANGE));
+      // An exchange's second field is the other path, not an attribute name.
+      const paths = op === "exchange" ? fields : [file];
+      if (paths.some((p) => p.length >= PATH_MAX)) return reject(xattrError(op, file, name, constants.errno.ENAMETOOLONG));
+      if (op !== "exchange" && name !== undefined && name.length > XATTR_NAME_MAX) return reject(xattrError(op, file, name, constants.errno.ERANGE));
       if ((fields[2]?.length ?? 0) > XATTR_SIZE_MAX) return reject(xattrError(op, file, name, constants.errno.E2BIG));
       let h: Helper;
       try {

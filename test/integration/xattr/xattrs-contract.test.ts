@@ -1,7 +1,7 @@
 // One contract for both extended-attribute drivers: the real one (a Python helper making the
 // system calls) on a real filesystem, and the in-memory fake, which must answer the same errnos.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -178,6 +178,16 @@ describe.each(drivers)("$driver", ({ make }) => {
     await x.exchange(a, b);
     expect((await x.get(a, "user.was")).toString()).toBe("b");
     expect((await x.get(b, "user.was")).toString()).toBe("a");
+    // Paths are not attribute names: long ones are fine.
+    const deep = path.join(dir, `d${++seq}-${"n".repeat(250)}`);
+    mkdirSync(deep);
+    const [c, e] = [bytes(path.join(deep, "c")), bytes(path.join(deep, "e"))];
+    for (const f of [c, e]) {
+      writeFileSync(f.toString(), f.toString());
+      s.exists(f, "file");
+    }
+    await x.exchange(c, e);
+    if (x instanceof HelperXattrs) expect(readFileSync(c.toString(), "utf8")).toBe(e.toString());
     const missing = bytes(path.join(dir, `missing${++seq}`));
     await expect(x.exchange(a, missing)).rejects.toMatchObject({ code: "ENOENT", syscall: "renameat2", message: expect.stringContaining("missing") });
   });
