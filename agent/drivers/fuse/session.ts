@@ -21,6 +21,7 @@ import {
   FUSE_WRITE_KILL_SUIDGID,
   FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION,
+  FUSE_MIN_KERNEL_MINOR_VERSION,
   InitFlag,
   MAX_WRITE,
   Opcode,
@@ -337,8 +338,8 @@ export class FuseSession {
    * before every write.
    */
   private init(major: number, minor: number, maxReadahead: number, kernelFlags: number): Buffer {
-    if (major !== FUSE_KERNEL_VERSION || minor < FUSE_KERNEL_MINOR_VERSION) {
-      throw new FuseError(Errno.EPROTO, `kernel FUSE ${major}.${minor} is older than 7.${FUSE_KERNEL_MINOR_VERSION}`);
+    if (major !== FUSE_KERNEL_VERSION || minor < FUSE_MIN_KERNEL_MINOR_VERSION) {
+      throw new FuseError(Errno.EPROTO, `kernel FUSE ${major}.${minor} is older than 7.${FUSE_MIN_KERNEL_MINOR_VERSION}`);
     }
     const wanted =
       InitFlag.ASYNC_READ |

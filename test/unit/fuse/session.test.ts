@@ -87,6 +87,15 @@ describe("FUSE session", () => {
     expect(flags & InitFlag.HANDLE_KILLPRIV_V2).toBe(InitFlag.HANDLE_KILLPRIV_V2);
   });
 
+  it("serves a kernel speaking 7.31 (Linux 5.8) and refuses an older one with EPROTO", async () => {
+    const { s } = session({});
+    const initAt = (unique: bigint, minor: number) => encodeRequest(h(unique), { op: "init", init: { major: 7, minor, maxReadahead: 131072, flags: InitFlag.BIG_WRITES } });
+    s.handle(initAt(1n, 30), null);
+    s.handle(initAt(2n, 31), null);
+    const r = await waitReplies(2);
+    expect(r.map((x) => [x.unique, Math.abs(x.error)]).sort()).toEqual([[1n, E.EPROTO], [2n, 0]]);
+  });
+
   it("offers only flags the kernel offered", async () => {
     const { s } = session({});
     s.handle(init(1n, InitFlag.BIG_WRITES), null);

@@ -3,6 +3,11 @@
 /** Protocol version we answer INIT with (this kernel speaks 7.45); 7.33 brings HANDLE_KILLPRIV_V2 and no change to the structures we use. */
 export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 33;
+/**
+ * The oldest kernel protocol we serve (Linux 5.8): up to 7.33 the structures we use are the same,
+ * and an older kernel simply does not offer HANDLE_KILLPRIV_V2 (it then drops setuid/setgid itself).
+ */
+export const FUSE_MIN_KERNEL_MINOR_VERSION = 31;
 export const FUSE_ROOT_ID = 1;
 
 export const Opcode = {
