@@ -1,6 +1,7 @@
-// The real extended-attribute driver. Node has no xattr system calls and the agent ships as one
-// bundled file without native addons, so a long-lived Python 3 helper (standard library only)
-// makes the calls; requests and replies are pipelined over its stdin/stdout in small binary frames.
+// The real extended-attribute driver (and RENAME_EXCHANGE). Node has neither system call and the
+// agent ships as one bundled file without native addons, so a long-lived Python 3 helper (standard
+// library only; renameat2 through ctypes) makes the calls; requests and replies are pipelined over
+// its stdin/stdout in small binary frames.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Socket } from "node:net";
