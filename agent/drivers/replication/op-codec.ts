@@ -9,7 +9,7 @@
 // durable on the secondary (what it changed is synced): an ack alone means applied, in its page
 // cache.
 //
-//   frame  = u32 length (of what follows) | u8 version (1) | u8 type | u64 seq | body
+//   frame  = u32 length (of what follows) | u8 version (STREAM_VERSION) | u8 type | u64 seq | body
 //   op     = type 1: u8 kind | fields of that kind
 //   ack    = type 2: i32 errno (0 = applied)
 //   sums   = type 3: i32 errno | u32 count | count x 32-byte sha256
@@ -24,7 +24,8 @@ import { NAME_ENCODING } from "../fuse/protocol/codec";
 import { MAX_WRITE } from "../fuse/protocol/constants";
 import { XATTR_NAME_MAX, XATTR_SIZE_MAX, type XattrList } from "../xattr/xattrs";
 
-export const STREAM_VERSION = 1;
+/** 2: entries carry xattrs; setxattr, removexattr and exchange ops. */
+export const STREAM_VERSION = 2;
 const MAX_PATH = 4096;
 const MAX_NAME = 255;
 /** Largest frame but a write's data: two paths and fixed fields, with room to spare. */
