@@ -5,7 +5,8 @@
 import { maxLeaseMs } from "../../agent/config/cross-checks";
 import { parseAgentConfig, type AgentConfig, type AgentConfigInput } from "../../agent/config/schema";
 import type { ResolvedSpec } from "../spec/types";
-import { checkers, roleScripts } from "./app-module";
+import { applicationModule, checkers } from "./app-module";
+import { agentScripts, type AppModule } from "../../templates/modules";
 import { farmSeed } from "./hash";
 
 export interface NodeFacts {
@@ -60,7 +61,7 @@ function timing(spec: ResolvedSpec): AgentConfigInput["timing"] {
   return { ...t, leaseMs: maxLeaseMs(t), witnessTimeoutMs: spec.heartbeatTimeoutMs };
 }
 
-function document(input: PlanInput, node: NodeFacts, kind: "mirror" | "farm" | "witness"): AgentConfigInput {
+function document(input: PlanInput, node: NodeFacts, kind: "mirror" | "farm" | "witness", mod: AppModule): AgentConfigInput {
   const { spec, vip, secrets } = input;
   const own = secrets.nodes[node.name];
   if (!own) throw new Error(`no certificate for node ${node.name}`);
@@ -82,8 +83,8 @@ function document(input: PlanInput, node: NodeFacts, kind: "mirror" | "farm" | "
   };
   if (input.witness) doc.witness = { name: input.witness.name, address: input.witness.address };
   if (kind === "witness") return doc;
-  doc.scripts = roleScripts(spec, secrets);
-  doc.checkers = checkers(spec, secrets);
+  doc.scripts = agentScripts(mod);
+  doc.checkers = checkers(spec, mod);
   if (kind === "mirror") {
     const first = input.nodes[0]?.name ?? "";
     doc.mirror = { defaultPrimary: first, replicatedDirs: spec.replicatedDirs.map((d) => ({ path: d.path, backing: d.backingPath })) };
@@ -110,8 +111,10 @@ export function planAgentConfigs(input: PlanInput): Record<string, AgentConfig> 
   const expected = input.spec.nodes.map((n) => n.name);
   if (names.join(",") !== expected.join(",")) throw new Error(`node facts ${names.join(",")} do not match the spec's nodes ${expected.join(",")}`);
   const out: Record<string, AgentConfig> = {};
-  for (const node of input.nodes) out[node.name] = parseAgentConfig(document(input, node, input.spec.kind));
-  if (input.witness) out[input.witness.name] = parseAgentConfig(document(input, input.witness, "witness"));
+  // Built once for all nodes: PostgreSQL's module hashes its password.
+  const mod = applicationModule(input.spec, input.secrets);
+  for (const node of input.nodes) out[node.name] = parseAgentConfig(document(input, node, input.spec.kind, mod));
+  if (input.witness) out[input.witness.name] = parseAgentConfig(document(input, input.witness, "witness", mod));
   return out;
 }
 

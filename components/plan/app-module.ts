@@ -8,7 +8,6 @@ import * as crypto from "node:crypto";
 import { MirrorfarmError } from "../../agent/errors";
 import {
   agentCheckers,
-  agentScripts,
   demoModule,
   dockerModule,
   nginxModule,
@@ -24,7 +23,6 @@ import type { AgentConfigInput } from "../../agent/config/schema";
 
 export { shellQuote } from "../../templates/modules";
 
-type Scripts = NonNullable<AgentConfigInput["scripts"]>;
 type Checkers = NonNullable<AgentConfigInput["checkers"]>;
 
 /** The secret the application's password is derived from. */
@@ -73,16 +71,11 @@ export function applicationUrl(spec: ResolvedSpec, secrets: AppSecrets, host: st
   return applicationModule(spec, secrets).url(host);
 }
 
-export function roleScripts(spec: ResolvedSpec, secrets: AppSecrets): Scripts {
-  return agentScripts(applicationModule(spec, secrets));
-}
-
 /**
  * The module's own liveness checker (its first port over TCP) followed by the spec's checkers.
  * The agent counts checker results only where the application runs (mirror primary, farm UP).
  */
-export function checkers(spec: ResolvedSpec, secrets: AppSecrets): Checkers {
-  const mod = applicationModule(spec, secrets);
+export function checkers(spec: ResolvedSpec, mod: AppModule): Checkers {
   const out: Checkers = agentCheckers(mod);
   for (const c of spec.checkers) {
     if (mod.checkers.some((m) => m.name === c.name)) {

@@ -3,4 +3,4 @@ export * from "./firewall";
 export * from "./probe";
 export * from "./bootstrap";
 export { sha256Hex, clusterConfigHash, farmSeed } from "./hash";
-export { roleScripts, checkers as planCheckers, shellQuote } from "./app-module";
+export { checkers as planCheckers, shellQuote } from "./app-module";

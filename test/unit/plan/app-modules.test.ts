@@ -114,7 +114,7 @@ describe("application modules", () => {
 
   it("names the clash when a spec checker takes the module checker's name", () => {
     const spec = resolveSpec({ clusterName: "c", kind: "mirror", nodes: [{ name: "a" }, { name: "b" }], application: "postgresql", checkers: [{ name: "postgresql", type: "tcp", target: "5432" }] });
-    expect(() => planCheckers(spec, secrets)).toThrow(/MF_SPEC_INVALID.*"postgresql" is the name of the postgresql module's own checker/);
+    expect(() => planCheckers(spec, applicationModule(spec, secrets))).toThrow(/MF_SPEC_INVALID.*"postgresql" is the name of the postgresql module's own checker/);
   });
 
   it("gives a spec without ports the port its module listens on when given none", () => {
