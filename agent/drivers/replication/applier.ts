@@ -290,6 +290,8 @@ export class BackingApplier {
   /** Makes what changed since the last flush durable: path by path, or the filesystem past FLUSH_EACH_MAX. */
   private async flush(): Promise<void> {
     await Promise.all(this.flushing.values());
+    // One of them may have failed while we waited: this flush must not ack.
+    this.throwIfWritebackFailed();
     const changed = this.changed;
     this.changed = new Set();
     if (changed === null) {
@@ -324,12 +326,16 @@ export class BackingApplier {
     }
   }
 
-  private async applyOp(op: StreamOp | ReceivedOp): Promise<void> {
+  /** Reports (once) a background flush that failed. */
+  private throwIfWritebackFailed(): void {
     const lost = this.writebackError;
-    if (lost) {
-      this.writebackError = null;
-      throw new FuseError(Errno.EIO, `flushing written data to disk failed: ${lost.message}`);
-    }
+    if (!lost) return;
+    this.writebackError = null;
+    throw new FuseError(Errno.EIO, `flushing written data to disk failed: ${lost.message}`);
+  }
+
+  private async applyOp(op: StreamOp | ReceivedOp): Promise<void> {
+    this.throwIfWritebackFailed();
     switch (op.kind) {
       case "write": {
         if (op.path === null) return; // no name left: unreachable after the last close
