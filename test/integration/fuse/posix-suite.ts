@@ -395,6 +395,7 @@ out["list"] = sorted(n for n in os.listxattr(f) if not n.startswith("security.")
 out["dir"] = os.getxattr(sub, "user.dir").decode()
 out["create-existing"] = errno_of(lambda: os.setxattr(f, "user.bin", b"v", os.XATTR_CREATE))
 out["replace-missing"] = errno_of(lambda: os.setxattr(f, "user.none", b"v", os.XATTR_REPLACE))
+out["both-flags"] = errno_of(lambda: os.setxattr(f, "user.bin", b"v", os.XATTR_CREATE | os.XATTR_REPLACE))
 out["get-missing"] = errno_of(lambda: os.getxattr(f, "user.none"))
 out["remove-missing"] = errno_of(lambda: os.removexattr(f, "user.none"))
 out["link-itself"] = errno_of(lambda: os.setxattr(link, "user.k", b"v", follow_symlinks=False))
@@ -417,6 +418,7 @@ print(json.dumps(out))`);
       dir: "d",
       "create-existing": "EEXIST",
       "replace-missing": "ENODATA",
+      "both-flags": "EEXIST", // as ext4 and tmpfs answer: present, so not created
       "get-missing": "ENODATA",
       "remove-missing": "ENODATA",
       "link-itself": "EPERM",

@@ -35,7 +35,7 @@ import { FOPEN_DIRECT_IO, Fattr, RENAME_EXCHANGE, RENAME_NOREPLACE } from "../pr
 import type { MutationOp, MutationSink, Timespec } from "../mutation";
 import type { AttrReply, DirentSink, OpenReply, RawFileSystem, RequestContext } from "../raw-fs";
 import { type Node, NodeTable } from "./node-table";
-import { CAPABILITY_XATTR, XATTR_CREATE, XATTR_NAMESPACES, XATTR_REPLACE, type Xattrs, isServedXattr } from "../../xattr/xattrs";
+import { CAPABILITY_XATTR, XATTR_NAMESPACES, type Xattrs, isServedXattr } from "../../xattr/xattrs";
 
 const C = fs.constants;
 const S_ISUID = 0o4000;
@@ -218,7 +218,6 @@ export class PassthroughFs implements RawFileSystem {
 
   async setxattr(ctx: RequestContext, nodeid: number, name: string, value: Buffer, flags: number): Promise<void> {
     const { x, node, file } = this.xattrTarget(nodeid, name);
-    if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0 || flags === (XATTR_CREATE | XATTR_REPLACE)) throw new FuseError(Errno.EINVAL, `setxattr flags ${flags}`);
     // The request buffer is reused once we reply; the op may outlive it in the replication queue.
     const op: MutationOp = { kind: "setxattr", path: this.pathOf(node), name, value: Buffer.from(value), flags };
     await this.mutate(ctx, op, () => x.set(file, name, op.value, flags));
@@ -296,9 +295,8 @@ export class PassthroughFs implements RawFileSystem {
     if (a.valid & Fattr.GID) op.gid = a.gid;
     if (a.valid & Fattr.SIZE) op.size = a.size;
     if (a.valid & Fattr.KILL_SUIDGID && op.mode === undefined) {
-      const st = await this.statNode(node, h ? a.fh : null);
-      const kept = withoutSuidgid(st, ctx.gid);
-      if (kept !== Number(st.mode & 0o7777n)) op.mode = kept;
+      const kept = suidgidDropped(await this.statNode(node, h ? a.fh : null), ctx.gid);
+      if (kept !== undefined) op.mode = kept;
     }
     const setAtime = (a.valid & (Fattr.ATIME | Fattr.ATIME_NOW)) !== 0;
     const setMtime = (a.valid & (Fattr.MTIME | Fattr.MTIME_NOW)) !== 0;
@@ -490,8 +488,8 @@ export class PassthroughFs implements RawFileSystem {
       if (flags & C.O_TRUNC) {
         const rel = this.childPath(parent, name);
         const op: MutationOp & { kind: "setattr" } = { kind: "setattr", path: rel, size: 0 };
-        const st = await fstat(fd, { bigint: true });
-        if (ctx.killSuidgid && withoutSuidgid(st, ctx.gid) !== Number(st.mode & 0o7777n)) op.mode = withoutSuidgid(st, ctx.gid);
+        const kept = ctx.killSuidgid ? suidgidDropped(await fstat(fd, { bigint: true }), ctx.gid) : undefined;
+        if (kept !== undefined) op.mode = kept;
         await this.mutate(ctx, op, async () => {
           if (op.mode !== undefined) await fchmod(fd, op.mode);
           await ftruncate(fd, 0);
@@ -517,9 +515,8 @@ export class PassthroughFs implements RawFileSystem {
     const h = this.fileHandle(fh);
     if (ctx.killSuidgid) {
       // Before the data, as the kernel does; we run as root, so the backing write would keep them.
-      const st = await fstat(h.fd, { bigint: true });
-      const kept = withoutSuidgid(st, ctx.gid);
-      if (kept !== Number(st.mode & 0o7777n)) await this.mutate(ctx, { kind: "setattr", path: this.table.pathOf(h.node), mode: kept }, () => fchmod(h.fd, kept));
+      const kept = suidgidDropped(await fstat(h.fd, { bigint: true }), ctx.gid);
+      if (kept !== undefined) await this.mutate(ctx, { kind: "setattr", path: this.table.pathOf(h.node), mode: kept }, () => fchmod(h.fd, kept));
     }
     const op: MutationOp = { kind: "write", path: this.table.pathOf(h.node), offset, data };
     return this.mutate(ctx, op, async () => {
@@ -694,12 +691,13 @@ export function toAttr(st: fs.BigIntStats): Attr {
 }
 
 /**
- * The mode a write, truncate or chown by a caller without CAP_FSETID leaves: no setuid; no setgid
- * if the file is group-executable or the caller is not in its group (judged by the caller's
- * primary group: FUSE does not pass the supplementary ones).
+ * The mode a write, truncate or chown by a caller without CAP_FSETID leaves, or undefined if it
+ * keeps it: no setuid; no setgid if the file is group-executable or the caller is not in its group
+ * (judged by the caller's primary group: FUSE does not pass the supplementary ones).
  */
-function withoutSuidgid(st: fs.BigIntStats, callerGid: number): number {
+function suidgidDropped(st: fs.BigIntStats, callerGid: number): number | undefined {
   const mode = Number(st.mode & 0o7777n);
   const dropGid = (mode & S_IXGRP) !== 0 || Number(st.gid) !== callerGid;
-  return mode & ~S_ISUID & ~(dropGid ? S_ISGID : 0);
+  const kept = mode & ~S_ISUID & ~(dropGid ? S_ISGID : 0);
+  return kept === mode ? undefined : kept;
 }
