@@ -307,20 +307,27 @@ export class BackingApplier {
     this.lastFlush = paths.length;
   }
 
-  /** fsync of one path (its cached descriptor if any); gone since, or a link: nothing to sync. */
-  private async syncPath(rel: string): Promise<void> {
+  /**
+   * fsync (or fdatasync) of one path, through its cached descriptor if any (whose count of
+   * unflushed bytes starts again). `missingOk`: gone since, or a link, is nothing to sync.
+   */
+  private async syncPath(rel: string, datasync = false, missingOk = true): Promise<void> {
+    const sync = datasync ? fdatasyncFd : fsyncFd;
     const cached = this.fds.get(rel);
-    if (cached !== undefined) return fsyncFd(cached);
+    if (cached !== undefined) {
+      this.unflushed.set(cached, 0);
+      return sync(cached);
+    }
     let fd: number;
     try {
       fd = await openFd(await this.resolve(rel, true), C.O_RDONLY | C.O_NOFOLLOW);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" || err instanceof FuseError) return;
+      if (missingOk && (code === "ENOENT" || code === "ELOOP" || code === "ENOTDIR" || err instanceof FuseError)) return;
       throw err;
     }
     try {
-      await fsyncFd(fd);
+      await sync(fd);
     } finally {
       await closeFd(fd);
     }
@@ -441,21 +448,9 @@ export class BackingApplier {
         await this.forgetNames();
         return;
       }
-      case "fsync": {
+      case "fsync":
         if (op.path === null) return;
-        const cached = this.fds.get(op.path);
-        if (cached !== undefined) {
-          this.unflushed.set(cached, 0);
-          return op.datasync ? fdatasyncFd(cached) : fsyncFd(cached);
-        }
-        const fd = await openFd(await this.resolve(op.path, true), C.O_RDONLY | C.O_NOFOLLOW);
-        try {
-          await (op.datasync ? fdatasyncFd(fd) : fsyncFd(fd));
-        } finally {
-          await closeFd(fd);
-        }
-        return;
-      }
+        return this.syncPath(op.path, op.datasync, false);
     }
   }
 
