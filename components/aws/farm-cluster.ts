@@ -1,28 +1,13 @@
-import * as pulumi from "@pulumi/pulumi";
-import type { ClusterNode } from "../common/outputs";
+import type * as pulumi from "@pulumi/pulumi";
+import { ClusterComponent } from "../common/outputs";
 import { buildAwsCluster, type AwsClusterArgs } from "./cluster";
 
 /**
  * A farm on EC2: N nodes all serving behind an internal NLB with source-IP stickiness; a node
  * whose agent is not UP answers 503 on /ready and receives no new connections.
  */
-export class FarmCluster extends pulumi.ComponentResource {
-  /** "NLB DNS name:first app port". */
-  readonly endpoint: pulumi.Output<string>;
-  /** The application's client URL on the endpoint's address (secret: it holds the password). */
-  readonly appUrl: pulumi.Output<string>;
-  readonly nodes: pulumi.Output<ClusterNode[]>;
-  readonly consoleUrl: pulumi.Output<string>;
-  readonly agentConfigHash: pulumi.Output<string>;
-
+export class FarmCluster extends ClusterComponent {
   constructor(name: string, args: AwsClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mirrorfarm:aws:FarmCluster", name, {}, opts);
-    const out = buildAwsCluster(this, "aws.FarmCluster", name, "farm", args);
-    this.endpoint = out.endpoint;
-    this.appUrl = out.appUrl;
-    this.nodes = out.nodes;
-    this.consoleUrl = out.consoleUrl;
-    this.agentConfigHash = out.agentConfigHash;
-    this.registerOutputs({ endpoint: this.endpoint, appUrl: this.appUrl, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+    super("mirrorfarm:aws:FarmCluster", name, opts, (self) => buildAwsCluster(self, "aws.FarmCluster", name, "farm", args));
   }
 }

@@ -14,7 +14,10 @@ export interface ClusterNode {
 
 /** The outputs every cluster component has. */
 export interface ClusterOutputs {
-  /** Where clients connect: "address:port" of the VIP or the internal load balancer. */
+  /**
+   * Where clients connect: "address:first app port" of the VIP or the internal load balancer (the
+   * NLB DNS name on AWS, the frontend address on GCP and Azure, the VIP on-prem).
+   */
   readonly endpoint: pulumi.Output<string>;
   /**
    * The application's client URL on the endpoint's address, e.g.
@@ -27,6 +30,26 @@ export interface ClusterOutputs {
   readonly consoleUrl: pulumi.Output<string>;
   /** sha256 over every node's agent config: changes exactly when some node's config changes. */
   readonly agentConfigHash: pulumi.Output<string>;
+}
+
+/** A cluster component: its platform's build function makes the resources, the outputs are registered last. */
+export abstract class ClusterComponent extends pulumi.ComponentResource implements ClusterOutputs {
+  readonly endpoint: pulumi.Output<string>;
+  readonly appUrl: pulumi.Output<string>;
+  readonly nodes: pulumi.Output<ClusterNode[]>;
+  readonly consoleUrl: pulumi.Output<string>;
+  readonly agentConfigHash: pulumi.Output<string>;
+
+  protected constructor(type: string, name: string, opts: pulumi.ComponentResourceOptions | undefined, build: (self: pulumi.ComponentResource) => ClusterOutputs) {
+    super(type, name, {}, opts);
+    const out = build(this);
+    this.endpoint = out.endpoint;
+    this.appUrl = out.appUrl;
+    this.nodes = out.nodes;
+    this.consoleUrl = out.consoleUrl;
+    this.agentConfigHash = out.agentConfigHash;
+    this.registerOutputs({ endpoint: this.endpoint, appUrl: this.appUrl, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+  }
 }
 
 /** Rendered agent configs keyed by node name (secret: they hold the cluster secrets). */

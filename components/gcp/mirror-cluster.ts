@@ -1,28 +1,13 @@
-import * as pulumi from "@pulumi/pulumi";
-import type { ClusterNode } from "../common/outputs";
+import type * as pulumi from "@pulumi/pulumi";
+import { ClusterComponent } from "../common/outputs";
 import { buildGcpCluster, type GcpClusterArgs } from "./cluster";
 
 /**
  * A two-node mirror on Compute Engine: replicated directories, automatic failover, an internal
  * passthrough load balancer as the virtual IP (only the primary answers 200 on /ready), a witness in a third zone.
  */
-export class MirrorCluster extends pulumi.ComponentResource {
-  /** "frontend address:first app port". */
-  readonly endpoint: pulumi.Output<string>;
-  /** The application's client URL on the endpoint's address (secret: it holds the password). */
-  readonly appUrl: pulumi.Output<string>;
-  readonly nodes: pulumi.Output<ClusterNode[]>;
-  readonly consoleUrl: pulumi.Output<string>;
-  readonly agentConfigHash: pulumi.Output<string>;
-
+export class MirrorCluster extends ClusterComponent {
   constructor(name: string, args: GcpClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mirrorfarm:gcp:MirrorCluster", name, {}, opts);
-    const out = buildGcpCluster(this, "gcp.MirrorCluster", name, "mirror", args);
-    this.endpoint = out.endpoint;
-    this.appUrl = out.appUrl;
-    this.nodes = out.nodes;
-    this.consoleUrl = out.consoleUrl;
-    this.agentConfigHash = out.agentConfigHash;
-    this.registerOutputs({ endpoint: this.endpoint, appUrl: this.appUrl, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+    super("mirrorfarm:gcp:MirrorCluster", name, opts, (self) => buildGcpCluster(self, "gcp.MirrorCluster", name, "mirror", args));
   }
 }

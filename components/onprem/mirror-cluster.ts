@@ -1,28 +1,13 @@
-import * as pulumi from "@pulumi/pulumi";
-import type { ClusterNode } from "../common/outputs";
+import type * as pulumi from "@pulumi/pulumi";
+import { ClusterComponent } from "../common/outputs";
 import { buildOnpremCluster, type OnpremClusterArgs } from "./cluster";
 
 /**
  * A two-node mirror on existing servers: replicated directories, automatic failover, a virtual IP
  * moved with gratuitous ARP, a witness on a third server; agents deployed over SSH.
  */
-export class MirrorCluster extends pulumi.ComponentResource {
-  /** "VIP:first app port". */
-  readonly endpoint: pulumi.Output<string>;
-  /** The application's client URL on the endpoint's address (secret: it holds the password). */
-  readonly appUrl: pulumi.Output<string>;
-  readonly nodes: pulumi.Output<ClusterNode[]>;
-  readonly consoleUrl: pulumi.Output<string>;
-  readonly agentConfigHash: pulumi.Output<string>;
-
+export class MirrorCluster extends ClusterComponent {
   constructor(name: string, args: OnpremClusterArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("mirrorfarm:onprem:MirrorCluster", name, {}, opts);
-    const out = buildOnpremCluster(this, "onprem.MirrorCluster", name, "mirror", args);
-    this.endpoint = out.endpoint;
-    this.appUrl = out.appUrl;
-    this.nodes = out.nodes;
-    this.consoleUrl = out.consoleUrl;
-    this.agentConfigHash = out.agentConfigHash;
-    this.registerOutputs({ endpoint: this.endpoint, appUrl: this.appUrl, nodes: this.nodes, consoleUrl: this.consoleUrl, agentConfigHash: this.agentConfigHash });
+    super("mirrorfarm:onprem:MirrorCluster", name, opts, (self) => buildOnpremCluster(self, "onprem.MirrorCluster", name, "mirror", args));
   }
 }
