@@ -17,7 +17,7 @@ import type { MutationOp } from "../fuse/mutation";
 import { createHash } from "node:crypto";
 import type { ReceivedOp, ResyncOp, StreamOp } from "./op-codec";
 import { NAME_ENCODING } from "../fuse/protocol/codec";
-import { isUnder, pathProblem } from "./op-codec";
+import { isUnder, moveUnder, pathProblem } from "./op-codec";
 import { type XattrList, type Xattrs, isServedXattr } from "../xattr/xattrs";
 
 const C = fs.constants;
@@ -275,11 +275,7 @@ export class BackingApplier {
         return;
       case "rename":
       case "move":
-        for (const p of [...changed]) {
-          if (!isUnder(p, op.from)) continue;
-          changed.delete(p);
-          changed.add(op.to + p.slice(op.from.length));
-        }
+        moveUnder(changed, op.from, op.to);
         changed.add(parentOf(op.from)).add(parentOf(op.to));
         return;
       default:

@@ -96,6 +96,16 @@ export function isUnder(p: string, dir: string): boolean {
   return dir === "" || p === dir || p.startsWith(`${dir}/`);
 }
 
+/** Renames, in `set`, every path under `from` (itself included) to the same path under `to`. */
+export function moveUnder(set: Set<string>, from: string, to: string): void {
+  for (const key of [...set]) {
+    if (isUnder(key, from)) {
+      set.delete(key);
+      set.add(to + key.slice(from.length));
+    }
+  }
+}
+
 // ---- encoding ----
 
 class Writer {

@@ -27,7 +27,7 @@ import * as path from "node:path";
 import type { MutationOp } from "../fuse/mutation";
 import { writeFileDurably } from "../state/durable-file";
 import { DurableLog } from "./durable-log";
-import { isUnder, opPaths } from "./op-codec";
+import { isUnder, moveUnder, opPaths } from "./op-codec";
 import { RangeSet } from "./range-set";
 
 export const ZONE_SIZE = 4096;
@@ -141,15 +141,6 @@ function moveKeys<T>(map: Map<string, T>, from: string, to: string): void {
   }
 }
 
-function moveSet(set: Set<string>, from: string, to: string): void {
-  for (const key of [...set]) {
-    if (isUnder(key, from)) {
-      set.delete(key);
-      set.add(to + key.slice(from.length));
-    }
-  }
-}
-
 /** `key` with its prefix `a` made `b` or `b` made `a` (names a RENAME_EXCHANGE swapped), or null. */
 function swapped(key: string, a: string, b: string): string | null {
   if (isUnder(key, a)) return b + key.slice(a.length);
@@ -191,10 +182,10 @@ function exchangeRecorded(zones: ModifiedZones, a: string, b: string): void {
 function moveRecorded(zones: ModifiedZones, from: string, to: string): void {
   moveKeys(zones.files, from, to);
   moveKeys(zones.inDoubt, from, to);
-  moveSet(zones.namespace, from, to);
-  moveSet(zones.copies, from, to);
-  moveSet(zones.doubtful, from, to);
-  moveSet(zones.attrs, from, to);
+  moveUnder(zones.namespace, from, to);
+  moveUnder(zones.copies, from, to);
+  moveUnder(zones.doubtful, from, to);
+  moveUnder(zones.attrs, from, to);
   zones.namespace.add(from);
   zones.doubtful.add(to);
   zones.renames.push([from, to]);
