@@ -158,10 +158,12 @@ function swapKeys<T>(map: Map<string, T>, a: string, b: string): void {
 }
 
 function swapSet(set: Set<string>, a: string, b: string): void {
-  const map = new Map([...set].map((k) => [k, true]));
-  swapKeys(map, a, b);
-  set.clear();
-  for (const k of map.keys()) set.add(k);
+  const moved = [...set].flatMap((key) => {
+    const to = swapped(key, a, b);
+    return to === null ? [] : [[key, to] as const];
+  });
+  for (const [key] of moved) set.delete(key);
+  for (const [, to] of moved) set.add(to);
 }
 
 /**
