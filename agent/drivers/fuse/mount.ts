@@ -18,6 +18,11 @@ export interface MountEntry {
 }
 
 /** The mounts of this process's mount namespace, from /proc/self/mountinfo (octal escapes decoded). */
+/** The last mount on `mountpoint` (the one a path there reaches), if any. */
+export function findMount(mountpoint: string): MountEntry | undefined {
+  return listMounts().filter((m) => m.mountPoint === mountpoint).pop();
+}
+
 export function listMounts(): MountEntry[] {
   const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return fs
@@ -97,7 +102,7 @@ function probe(mountpoint: string): Promise<"ok" | "dead" | "hung"> {
  * Returns what was cleaned, for the log.
  */
 export async function cleanStaleMount(mountpoint: string): Promise<"none" | "dead" | "hung"> {
-  const entry = listMounts().filter((m) => m.mountPoint === mountpoint).pop();
+  const entry = findMount(mountpoint);
   if (!entry) return "none";
   if (entry.fstype !== `fuse.${FUSE_SUBTYPE}`) {
     throw new MirrorfarmError(

@@ -3,7 +3,8 @@
 import * as fs from "node:fs";
 import { MirrorfarmError } from "../../errors";
 import { adoptExistingData } from "./adopt";
-import { abortConnection, cleanStaleMount, listMounts, mountFuse, unmountFuse } from "./mount";
+import { abortConnection, cleanStaleMount, findMount, mountFuse, unmountFuse } from "./mount";
+import { settlesWithin } from "../deadline";
 import { type MutationSink, noopMutationSink } from "./mutation";
 import { PassthroughFs } from "./passthrough/passthrough-fs";
 import { FuseSession, type SessionLog, type SessionStats } from "./session";
@@ -100,16 +101,13 @@ export async function mountPassthrough(options: PassthroughMountOptions): Promis
     },
     done,
     async close(graceMs) {
-      const device = listMounts().filter((m) => m.mountPoint === options.mountpoint).pop()?.device;
+      const device = findMount(options.mountpoint)?.device;
       let outcome: "unmounted" | "detached" = "unmounted";
       await unmountFuse(options.mountpoint).catch(() => {
         outcome = "detached";
         return unmountFuse(options.mountpoint, true).catch(() => undefined);
       });
-      let timer: NodeJS.Timeout | undefined;
-      const ended = await Promise.race([done.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), graceMs)))]);
-      clearTimeout(timer);
-      if (ended) return outcome;
+      if (await settlesWithin(done, graceMs)) return outcome;
       if (device) await abortConnection(device);
       return "aborted";
     },

@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import type { SessionStats } from "./session";
 import type { MutationKind } from "./mutation";
 import { unmountFuse } from "./mount";
+import { settlesWithin } from "../deadline";
 import type { ReceiverStats } from "../replication/receiver";
 import type { ReplicatedMode } from "../replication/replicated-sink";
 import type { ResyncProgress } from "../replication/resync";
@@ -101,7 +102,6 @@ export async function startPassthroughServer(mountpoint: string, backing: string
       void exited.then(() => reject(new Error(`FUSE server exited while waiting for "${name}"; log:\n${stderr}`)));
     });
   await waitFor("ready");
-  const withDeadline = (p: Promise<void>) => Promise.race([p, new Promise<"timeout">((r) => setTimeout(() => r("timeout"), WAIT_MS))]);
   return {
     pid: child.pid as number,
     mountpoint,
@@ -120,11 +120,11 @@ export async function startPassthroughServer(mountpoint: string, backing: string
     async stop() {
       if (child.exitCode !== null) return;
       child.stdin?.write("unmount\n");
-      if ((await withDeadline(exited)) === "timeout") await forceStop(child, mountpoint, exited);
+      if (!(await settlesWithin(exited, WAIT_MS))) await forceStop(child, mountpoint, exited);
     },
     async signal(name) {
       child.kill(name);
-      return (await withDeadline(exited)) === "timeout" ? "alive" : "exited";
+      return (await settlesWithin(exited, WAIT_MS)) ? "exited" : "alive";
     },
     async kill9() {
       child.kill("SIGKILL");

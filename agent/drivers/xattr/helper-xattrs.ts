@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import type { Socket } from "node:net";
 import { constants } from "node:os";
+import { settlesWithin } from "../deadline";
 import { FrameDecoder, encodeFrame } from "../transport/framing";
 import { xattrError, type XattrOp } from "./xattr-error";
 import { XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, type Xattrs } from "./xattrs";
@@ -292,12 +293,6 @@ export class HelperXattrs implements Xattrs {
     h.pending.clear();
     setRef(h.child, false);
   }
-}
-
-function settlesWithin(p: Promise<void>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  return Promise.race([p.then(() => true), late]).finally(() => clearTimeout(timer));
 }
 
 /**
