@@ -504,7 +504,7 @@ function decodeOpBody(r: Reader): ReceivedOp {
     }
     case "setxattr": {
       const [path, name, flags] = [r.path(), r.xattrName(), r.u8()];
-      if (flags > 2) throw new ReadError(`bad setxattr flags ${flags}`);
+      if (flags > 3) throw new ReadError(`bad setxattr flags ${flags}`); // XATTR_CREATE | XATTR_REPLACE at most
       return { kind, path, name, flags, value: r.xattrValue() };
     }
     case "removexattr":

@@ -22,7 +22,7 @@ const xattrs = fc.option(fc.array(fc.tuple(xattrName, xattrValue), { maxLength: 
 const op: fc.Arbitrary<StreamOp> = fc.oneof(
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constantFrom("dir" as const, "file" as const), mode: u32, uid: u32, gid: u32, size: safe, target: fc.constant(""), xattrs }),
   fc.record({ kind: fc.constant("entry" as const), path: relPath, type: fc.constant("symlink" as const), mode: u32, uid: u32, gid: u32, size: safe, target, xattrs }),
-  fc.record({ kind: fc.constant("setxattr" as const), path: relPath, name: xattrName, value: xattrValue, flags: fc.constantFrom(0, 1, 2) }),
+  fc.record({ kind: fc.constant("setxattr" as const), path: relPath, name: xattrName, value: xattrValue, flags: fc.constantFrom(0, 1, 2, 3) }),
   fc.record({ kind: fc.constant("removexattr" as const), path: relPath, name: xattrName }),
   fc.record({ kind: fc.constant("absent" as const), path: relPath }),
   fc.record({ kind: fc.constantFrom("move" as const, "exchange" as const), from: relPath, to: relPath }),
@@ -184,7 +184,7 @@ describe("replication stream codec", () => {
     expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(65537), flags: 0 }))).toEqual({ ok: false, error: expect.stringMatching(/exceeds 65536/) });
     expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "u".repeat(256), value: value(1), flags: 0 }))).toEqual({ ok: false, error: expect.stringMatching(/bad xattr name/) });
     expect(decodeFrame(encodeOp(1, { kind: "removexattr", path: "f", name: "user.\0k" }))).toEqual({ ok: false, error: expect.stringMatching(/bad xattr name/) });
-    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(1), flags: 3 }))).toEqual({ ok: false, error: expect.stringMatching(/bad setxattr flags/) });
+    expect(decodeFrame(encodeOp(1, { kind: "setxattr", path: "f", name: "user.k", value: value(1), flags: 4 }))).toEqual({ ok: false, error: expect.stringMatching(/bad setxattr flags/) });
     const many: [string, Buffer][] = Array.from({ length: 9 }, (_, i) => [`user.${i}`, value(65536)]);
     expect(() => encodeOp(1, { kind: "entry", path: "f", type: "file", mode: 0o644, uid: 0, gid: 0, size: 0, target: "", xattrs: many })).toThrow(/xattrs take .* bytes/);
   });
