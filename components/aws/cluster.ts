@@ -23,7 +23,7 @@ import { SecurityGroupEgressRule } from "@pulumi/aws/vpc/securityGroupEgressRule
 import { SecurityGroupIngressRule } from "@pulumi/aws/vpc/securityGroupIngressRule";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { appUrl, configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { configHash, endpointOutputs, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type FirewallRule, type NodeFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
@@ -194,10 +194,8 @@ export function buildAwsCluster(self: pulumi.ComponentResource, component: strin
     ...n.map((x): ClusterNode => ({ name: x.name, address: x.address, zone: x.zone ?? "", role: "member" })),
     ...(w ? [{ name: w.name, address: w.address, zone: w.zone ?? "", role: "witness" } as ClusterNode] : []),
   ]);
-  const firstPort = planListeners(spec)[0]?.port ?? 0;
   return {
-    endpoint: pulumi.interpolate`${nlb.dnsName}:${firstPort}`,
-    appUrl: appUrl(spec, secrets, nlb.dnsName),
+    ...endpointOutputs(spec, secrets, nlb.dnsName),
     nodes,
     consoleUrl: consoleUrl(nodes, spec.adminPort),
     agentConfigHash: configHash(configs),

@@ -20,7 +20,7 @@ import { StorageAccount } from "@pulumi/azure-native/storage/storageAccount";
 import { RandomString } from "@pulumi/random/randomString";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { appUrl, configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { configHash, endpointOutputs, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type NodeFacts, type VipFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
@@ -200,8 +200,7 @@ export function buildAzureCluster(self: pulumi.ComponentResource, component: str
     ...(w ? [{ name: w.name, address: w.address, zone: w.zone ?? "", role: "witness" } as ClusterNode] : []),
   ]);
   return {
-    endpoint: pulumi.interpolate`${frontendIp}:${planListeners(spec)[0]?.port ?? 0}`,
-    appUrl: appUrl(spec, secrets, frontendIp),
+    ...endpointOutputs(spec, secrets, frontendIp),
     nodes,
     consoleUrl: consoleUrl(nodes, spec.adminPort),
     agentConfigHash: configHash(configs),

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { clusterConfigHash, renderAgentConfig, planAgentConfigs, type ClusterSecrets, type NodeFacts, type VipFacts } from "../plan";
+import { clusterConfigHash, renderAgentConfig, planAgentConfigs, planListeners, type ClusterSecrets, type NodeFacts, type VipFacts } from "../plan";
 import { applicationUrl } from "../plan/app-module";
 import type { ResolvedSpec } from "../spec/types";
 
@@ -70,6 +70,11 @@ export function plannedConfigs(
 /** The application's client URL on the endpoint's address (secret: it holds the password). */
 export function appUrl(spec: ResolvedSpec, secrets: pulumi.Output<ClusterSecrets>, host: pulumi.Input<string>): pulumi.Output<string> {
   return pulumi.secret(pulumi.all([secrets, host]).apply(([s, h]) => applicationUrl(spec, s, h)));
+}
+
+/** `endpoint` and `appUrl` on the same host: the VIP or the load balancer's address, with the first app port. */
+export function endpointOutputs(spec: ResolvedSpec, secrets: pulumi.Output<ClusterSecrets>, host: pulumi.Input<string>): Pick<ClusterOutputs, "endpoint" | "appUrl"> {
+  return { endpoint: pulumi.interpolate`${host}:${planListeners(spec)[0]?.port ?? 0}`, appUrl: appUrl(spec, secrets, host) };
 }
 
 export function configHash(configs: pulumi.Output<Record<string, string>>): pulumi.Output<string> {

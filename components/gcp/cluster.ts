@@ -19,7 +19,7 @@ import { BucketIAMMember } from "@pulumi/gcp/storage/bucketIAMMember";
 import { BucketObject } from "@pulumi/gcp/storage/bucketObject";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { appUrl, configHash, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { configHash, endpointOutputs, consoleUrl, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
 import { planFirewall, planHealthProbe, planListeners, renderCloudInit, witnessName, type NodeFacts, type VipFacts } from "../plan";
 import type { ClusterKind } from "../spec/types";
@@ -181,8 +181,7 @@ export function buildGcpCluster(self: pulumi.ComponentResource, component: strin
     ...(w ? [{ name: w.name, address: w.address, zone: w.zone ?? "", role: "witness" } as ClusterNode] : []),
   ]);
   return {
-    endpoint: pulumi.interpolate`${frontend.address}:${listeners[0]?.port ?? 0}`,
-    appUrl: appUrl(spec, secrets, frontend.address),
+    ...endpointOutputs(spec, secrets, frontend.address),
     nodes,
     consoleUrl: consoleUrl(nodes, spec.adminPort),
     agentConfigHash: configHash(configs),

@@ -6,9 +6,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ArgProblems, resolveClusterArgs, type ClusterDescription } from "../common/args";
 import { loadAgentBundle } from "../common/bundle";
-import { appUrl, configHash, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
+import { configHash, endpointOutputs, plannedConfigs, type ClusterNode, type ClusterOutputs } from "../common/outputs";
 import { clusterSecrets } from "../common/secrets";
-import { planListeners, sha256Hex, witnessName, type NodeFacts } from "../plan";
+import { sha256Hex, witnessName, type NodeFacts } from "../plan";
 import { parseIpv4 } from "../spec/ipv4";
 import type { ClusterKind } from "../spec/types";
 import { NodeDeployment, type NodeTarget } from "./node-deployment";
@@ -108,8 +108,7 @@ export function buildOnpremCluster(self: pulumi.ComponentResource, component: st
     ...(witnessFacts ? [{ name: witnessFacts.name, address: witnessFacts.address, zone: witnessFacts.zone ?? "", role: "witness" } as ClusterNode] : []),
   ]);
   return {
-    endpoint: pulumi.output(`${spec.vipAddress}:${planListeners(spec)[0]?.port ?? 0}`),
-    appUrl: appUrl(spec, secrets, vip.address),
+    ...endpointOutputs(spec, secrets, vip.address),
     nodes,
     // The agent binds the API to each node's own address; the VIP reaches whichever node holds it.
     consoleUrl: pulumi.output(`http://${nodeFacts[0]?.address ?? spec.vipAddress}:${spec.adminPort}/status`),
