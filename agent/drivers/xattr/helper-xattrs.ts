@@ -12,7 +12,7 @@ import { xattrError, type XattrOp } from "./xattr-error";
 import { XATTR_CREATE, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX, type Xattrs } from "./xattrs";
 
 /** Both sides refuse bigger frames; the biggest legal one (a set) is a path, a name and a value. */
-const MAX_FRAME_BYTES = 256 * 1024;
+export const MAX_FRAME_BYTES = 256 * 1024;
 const PATH_MAX = 4096;
 /** A helper that keeps dying is broken, not unlucky: stop restarting it for a while. */
 const RESTARTS_PER_WINDOW = 3;
@@ -110,6 +110,21 @@ except BrokenPipeError:
 `;
 
 const OPS: Record<XattrOp, number> = { get: 1, list: 2, set: 3, remove: 4, exchange: 5 };
+
+/** One request frame, as the script above reads it. */
+export function encodeHelperRequest(id: number, op: number, flags: number, fields: Buffer[]): Buffer {
+  const head = Buffer.alloc(6);
+  head.writeUInt32BE(id, 0);
+  head.writeUInt8(op, 4);
+  head.writeUInt8(flags, 5);
+  const parts: Buffer[] = [head];
+  for (const f of fields) {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(f.length, 0);
+    parts.push(len, f);
+  }
+  return encodeFrame(Buffer.concat(parts));
+}
 
 interface Call {
   op: XattrOp;
@@ -213,19 +228,9 @@ export class HelperXattrs implements Xattrs {
       }
       const id = this.nextId;
       this.nextId = (this.nextId % 0xffff_ffff) + 1;
-      const head = Buffer.alloc(6);
-      head.writeUInt32BE(id, 0);
-      head.writeUInt8(OPS[op], 4);
-      head.writeUInt8(flags, 5);
-      const parts: Buffer[] = [head];
-      for (const f of fields) {
-        const len = Buffer.alloc(4);
-        len.writeUInt32BE(f.length, 0);
-        parts.push(len, f);
-      }
       h.pending.set(id, { op, file, name, resolve, reject });
       if (h.pending.size === 1) setRef(h.child, true);
-      h.child.stdin?.write(encodeFrame(Buffer.concat(parts)));
+      h.child.stdin?.write(encodeHelperRequest(id, OPS[op], flags, fields));
     });
   }
 

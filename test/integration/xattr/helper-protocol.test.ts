@@ -4,23 +4,14 @@ import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { describe, expect, it } from "vitest";
 import { FrameDecoder, encodeFrame } from "../../../agent/drivers/transport/framing";
-import { HELPER_SCRIPT } from "../../../agent/drivers/xattr/helper-xattrs";
+import { HELPER_SCRIPT, MAX_FRAME_BYTES, encodeHelperRequest } from "../../../agent/drivers/xattr/helper-xattrs";
 
-const MAX = 256 * 1024;
-
-function request(id: number, op: number, fields: Buffer[]): Buffer {
-  const head = Buffer.alloc(6);
-  head.writeUInt32BE(id, 0);
-  head.writeUInt8(op, 4);
-  const parts: Buffer[] = [head];
-  for (const f of fields) parts.push(Buffer.from([0, 0, f.length >> 8, f.length & 0xff]), f);
-  return encodeFrame(Buffer.concat(parts));
-}
+const request = (id: number, op: number, fields: Buffer[]) => encodeHelperRequest(id, op, 0, fields);
 
 /** Runs the helper over `input`, then ends its stdin; its replies as [id, errno] and its exit. */
 function run(input: Buffer[]): Promise<{ replies: [number, number][]; code: number | null; stderr: string }> {
   const child = spawn("python3", ["-I", "-S", "-c", HELPER_SCRIPT], { stdio: ["pipe", "pipe", "pipe"] });
-  const decoder = new FrameDecoder(MAX);
+  const decoder = new FrameDecoder(MAX_FRAME_BYTES);
   const replies: [number, number][] = [];
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -36,9 +27,8 @@ function run(input: Buffer[]): Promise<{ replies: [number, number][]; code: numb
 
 describe("the xattr helper's own protocol handling", () => {
   it("answers EIO to an oversize frame, an unknown op and malformed fields, and goes on", async () => {
-    const oversize = Buffer.alloc(4 + 6 + MAX);
-    oversize.writeUInt32BE(6 + MAX, 0);
-    oversize.writeUInt32BE(7, 4);
+    // A well-formed set that would get another answer (ENOENT) if its size were not refused.
+    const oversize = request(7, 3, [Buffer.from("/nonexistent-mirrorfarm"), Buffer.from("user.a"), Buffer.alloc(MAX_FRAME_BYTES)]);
     const malformed = encodeFrame(Buffer.from([0, 0, 0, 9, 1, 0, 0, 0, 0, 100, 0x2f]));
     const { replies, code, stderr } = await run([
       oversize,
