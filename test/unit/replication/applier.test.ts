@@ -96,6 +96,8 @@ describe("replication applier", () => {
     expect(await apply({ kind: "write", path: "f", offset: WRITEBACK_BYTES - 1, data: Buffer.from("x") })).toBe(0);
     expect(applier.backgroundFlushes).toBe(1);
     // An explicit fsync starts the count again; a rename closes the descriptor (after its flush).
+    expect(await applier.apply({ kind: "flush" })).toBe(0);
+    for (let at = 0; at < WRITEBACK_BYTES - mib.length; at += mib.length) await apply({ kind: "write", path: "f", offset: at, data: mib });
     expect(await apply({ kind: "fsync", path: "f", datasync: false })).toBe(0);
     expect(await apply({ kind: "write", path: "f", offset: 0, data: mib })).toBe(0);
     expect(await apply({ kind: "rename", from: "f", to: "g", noReplace: false })).toBe(0);
