@@ -493,7 +493,7 @@ export function encodeWriteOut(size: number): Buffer {
 
 /** fuse_getxattr_out: the size of a value or name list, the answer to a request of size 0. */
 export function encodeGetxattrOut(size: number): Buffer {
-  const buf = Buffer.alloc(8);
+  const buf = Buffer.alloc(Size.GETXATTR_OUT);
   buf.writeUInt32LE(size, 0);
   return buf;
 }

@@ -127,6 +127,7 @@ export const Size = {
   ATTR_OUT: 104,
   OPEN_OUT: 16,
   WRITE_OUT: 8,
+  GETXATTR_OUT: 8,
   STATFS_OUT: 80,
   INIT_OUT: 64,
   DIRENT_BASE: 24,
