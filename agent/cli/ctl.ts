@@ -4,12 +4,13 @@
 import { parseThenRun } from "./usage";
 import { isIPv4 } from "node:net";
 import { MirrorfarmError } from "../errors";
+import { ADMIN_COMMANDS } from "../core/mirror/types";
 import { AdminClient, type AgentAddress } from "../drivers/http/admin-client";
 import { readState } from "../lab/state";
 import type { StatusDoc } from "../runtime/status";
 
 export const DEFAULT_ADMIN_PORT = 7412;
-const ACTIONS = ["start", "stop", "prim", "second", "swap", "primforce", "restart", "fullsync"] as const;
+const ACTIONS = [...ADMIN_COMMANDS, "fullsync"] as const;
 const ACTION_HELP: Record<(typeof ACTIONS)[number], string> = {
   start: "start the node's role (STOP -> WAIT, then PRIM/SECOND/ALONE as the cluster decides)",
   stop: "stop the node's role (application stopped, VIP released); the peer takes over if it can",

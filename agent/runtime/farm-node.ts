@@ -9,6 +9,7 @@ import type { FarmCoreEffect, FarmCoreEvent, FarmCoreState, FarmCoreStep } from 
 import { decodeFarmMessage, encodeFarmMessage, type FarmHeartbeat } from "../core/farm/messages";
 import { bucketsOf } from "../core/farm/buckets";
 import { upMembers } from "../core/farm/node";
+import { ADMIN_COMMANDS } from "../core/mirror/types";
 import { farmStatus } from "../core/farm/status";
 import type { ScriptRunner } from "../drivers/app/scripts";
 import type { FarmFilter, FarmFilterRules } from "../drivers/farm-filter/filter";
@@ -19,6 +20,9 @@ import type { TickSource } from "./clock";
 import { OrderedEffects } from "./effects";
 import type { Logger } from "./log";
 import type { StatusDoc, Transition } from "./status";
+
+/** Every command a mirror node takes (fullsync is the daemon's): a farm node answers them 409, others 404. */
+const MIRROR_COMMANDS: readonly string[] = [...ADMIN_COMMANDS, "fullsync"];
 
 export type FarmCore = {
   init(config: FarmCoreConfig, boot: number): FarmCoreStep;
@@ -132,7 +136,7 @@ export class FarmNode {
 
   async command(name: string): Promise<CommandAnswer> {
     if (!(FARM_COMMANDS as readonly string[]).includes(name))
-      return { status: name === "swap" || name === "prim" || name === "second" || name === "primforce" ? 409 : 404, body: { ok: false, message: `a farm node takes ${FARM_COMMANDS.join(", ")}; '${name}' is for mirror nodes` } };
+      return { status: MIRROR_COMMANDS.includes(name) ? 409 : 404, body: { ok: false, message: `a farm node takes ${FARM_COMMANDS.join(", ")}; '${name}' is for mirror nodes` } };
     const before = this.state?.node.state;
     if (name === "start" && before !== "STOP") return { status: 409, body: { ok: false, command: name, message: `already started (${before})` } };
     if (name === "stop" && before === "STOP") return { status: 409, body: { ok: false, command: name, message: "already stopped" } };

@@ -103,6 +103,8 @@ describe("farm node runtime (real core, in-memory drivers)", () => {
     expect(f2.filter.state).toBe("absent");
     expect(f2.node.ready()).toBe(false);
     expect((await f1.node.command("swap")).status).toBe(409);
+    expect((await f1.node.command("fullsync")).status).toBe(409);
+    expect((await f1.node.command("nonsense")).status).toBe(404);
   });
 
   it("a restarted member listens before it joins: no bucket is ever owned twice", async () => {
