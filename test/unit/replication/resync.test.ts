@@ -40,10 +40,10 @@ function recordingLink(failAt = Infinity) {
 
 /**
  * A recording link whose ops `applier` also applies, in order (acknowledgements come in order, as
- * on the stream); with `strict`, each must succeed there.
+ * on the stream); with `strict`, each must succeed there. Op number `failAt` is lost with the link.
  */
-function applyingLink(applier: BackingApplier, strict = false) {
-  const link = recordingLink();
+function applyingLink(applier: BackingApplier, strict = false, failAt = Infinity) {
+  const link = recordingLink(failAt);
   let order = Promise.resolve();
   const commit = (op: StreamOp) =>
     (order = order.then(async () => {
@@ -220,27 +220,12 @@ describe("failback resync", () => {
     await change({ kind: "mkdir", path: "d/new", mode: 0o755, uid: 0, gid: 0 }, () => undefined);
     const applier = await BackingApplier.open(secondary);
     mkdirSync(path.join(secondary, "d"));
-    /** Applies to the secondary; fails once `failAt` ops went through (the link lost mid-copy). */
-    const applying = (failAt = Infinity) => {
-      const sent: StreamOp[] = [];
-      return {
-        sent,
-        admit: () => Promise.resolve(),
-        abandon: () => undefined,
-        checksums: (op: StreamOp & { kind: "checksums" }) => applier.checksums(op),
-        commit: async (op: StreamOp) => {
-          if (sent.length >= failAt) throw new ReplicationLinkLost("stream closed");
-          sent.push(op);
-          if ((await applier.apply(op)) !== 0) throw new Error(`secondary failed ${op.kind}`);
-        },
-      };
-    };
     // absent, dir entry, 3 file entries, flush, then writes with a flush after each 2 MiB: the link
     // is lost after a0 a1 flush a2 b0 flush b1 (b1 acknowledged, never flushed).
-    const first = applying(13);
+    const first = applyingLink(applier, true, 14).applying;
     await expect(resync({ sink, tracker, backing, link: first, window: 1, flushEveryBytes: 2 * 1024 * 1024 })).rejects.toBeInstanceOf(ReplicationLinkLost);
     expect(tracker.dirtyBytes()).toBe(5 * 1024 * 1024); // 9 MiB less the 4 flushed
-    const second = applying();
+    const second = applyingLink(applier, true).applying;
     const done = await resync({ sink, tracker, backing, link: second });
     const writes = (l: { sent: StreamOp[] }) => l.sent.filter((o) => o.kind === "write").length;
     expect([writes(first), writes(second), done.bytesSent]).toEqual([5, 5, 5 * 1024 * 1024]);
