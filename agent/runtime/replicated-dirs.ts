@@ -38,7 +38,7 @@ import { type PassthroughMount, mountPassthrough } from "../drivers/fuse/passthr
 import { buildManifest } from "../drivers/replication/manifest";
 import { openXattrs } from "../drivers/xattr/helper-xattrs";
 import type { Xattrs } from "../drivers/xattr/xattrs";
-import { fsyncPath } from "../drivers/state/durable-file";
+import { fsyncPath, writeFileDurably } from "../drivers/state/durable-file";
 import { BackingApplier } from "../drivers/replication/applier";
 import { ReplicationReceiver, type ReceiverStats } from "../drivers/replication/receiver";
 import { ReplicatedDirSink, type ReplicatedMode } from "../drivers/replication/replicated-sink";
@@ -157,9 +157,7 @@ function removeMarker(marker: string): void {
  */
 function createMarker(marker: string): void {
   if (fs.existsSync(marker)) return;
-  fs.closeSync(fs.openSync(marker, "w"));
-  fsyncPath(marker);
-  fsyncPath(path.dirname(marker));
+  writeFileDurably(marker, Buffer.alloc(0));
 }
 
 /** This node's copy of `d` is the cluster's data: a full copy towards it is over, or never needed. */
@@ -483,8 +481,9 @@ export class ReplicatedDataPlane implements WriteGate, Resync {
       sock.destroy();
       return;
     }
-    const resuming = !fs.existsSync(d.marker) && fs.existsSync(d.copyMarker);
-    const full = !fs.existsSync(d.marker) && !resuming;
+    const inLineage = fs.existsSync(d.marker);
+    const resuming = !inLineage && fs.existsSync(d.copyMarker);
+    const full = !inLineage && !resuming;
     // Data never in sync with this cluster's writer (first start, data installed beforehand,
     // fullsync): it is replaced by a full copy, so nothing of it may remain beside what the writer
     // sends. The marker is written after emptying: a crash in between empties again.
