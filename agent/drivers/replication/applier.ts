@@ -86,7 +86,7 @@ export class BackingApplier {
    * once, to the flush that met it, so a later fsync would not).
    */
   private writebackError: Error | null = null;
-  /** Background flushes started (a benchmark and test figure). */
+  /** Background flushes started (a test figure). */
   backgroundFlushes = 0;
   /**
    * Files and directories changed since the last flush op (relative paths; "" is the root); null
@@ -97,7 +97,7 @@ export class BackingApplier {
   /** How the last flush op went: the number of paths synced one by one, or the whole filesystem. */
   lastFlush: number | "syncfs" | null = null;
 
-  /** Xattr changes skipped for want of a driver (the secondary's copy lacks them; `verify` shows it). */
+  /** Xattr changes skipped for want of a driver (counted for tests; the secondary's copy lacks them, and verify lists the resulting differences). */
   xattrsSkipped = 0;
 
   private constructor(
