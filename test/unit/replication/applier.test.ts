@@ -2,6 +2,7 @@
 // sequence of ops, however hostile (symlinks to the outside, "..", absolute paths), changes
 // anything outside the backing directory.
 import fc from "fast-check";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { promises as fsp, mkdtempSync, rmSync } from "node:fs";
 import { constants as osConstants } from "node:os";
@@ -12,6 +13,7 @@ import type { MutationOp } from "../../../agent/drivers/fuse/mutation";
 import { BackingApplier, FLUSH_EACH_MAX, WRITEBACK_BYTES } from "../../../agent/drivers/replication/applier";
 import type { ResyncOp, StreamOp } from "../../../agent/drivers/replication/op-codec";
 import { HelperXattrs } from "../../../agent/drivers/xattr/helper-xattrs";
+import { needsRoot } from "../../support/privileges";
 
 const E = osConstants.errno;
 const uid = process.getuid?.() ?? 0;
@@ -104,6 +106,15 @@ describe("replication applier", () => {
     expect(applier.backgroundFlushes).toBe(1);
     const data = await fsp.readFile(path.join(backing, "g"));
     expect([data.length, data.subarray(0, WRITEBACK_BYTES - 1).every((b) => b === 7), data[WRITEBACK_BYTES - 1]]).toEqual([WRITEBACK_BYTES, true, 0x78]);
+  });
+
+  it.skipIf(!needsRoot("applier background flush failure (mknod)"))("fails EIO the flush op that waited for a background flush that failed", async () => {
+    // A device node the kernel cannot sync (fdatasync: EINVAL) stands in for a disk losing data.
+    execFileSync("mknod", [path.join(backing, "null"), "c", "1", "3"]);
+    const mib = Buffer.alloc(1024 * 1024);
+    for (let at = 0; at < WRITEBACK_BYTES; at += mib.length) expect(await apply({ kind: "write", path: "null", offset: at, data: mib })).toBe(0);
+    expect(applier.backgroundFlushes).toBe(1);
+    expect(await applier.apply({ kind: "flush" })).toBe(E.EIO);
   });
 
   it("keeps a file it created open for the writes that follow, and closes it when the name goes", async () => {
