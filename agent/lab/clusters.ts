@@ -15,6 +15,7 @@ import { execArgv } from "./lab";
 import { labAddresses } from "./names";
 import { hostDir, labDir, updateState, type ClusterState, type LabState } from "./state";
 import { allSettledOrThrow, run, waitFor } from "./sys";
+import type { StatusDoc } from "../runtime/status";
 
 
 export interface ClusterOptions {
@@ -138,7 +139,7 @@ export function sshTarget(state: LabState, host: string): deployer.SshTarget {
 }
 
 /** GET /status on a node's admin address; undefined when nothing answers. */
-export function agentStatus(url: string, token: string, timeoutMs = 1_000): Promise<{ state?: string } | undefined> {
+export function agentStatus(url: string, token: string, timeoutMs = 1_000): Promise<StatusDoc | undefined> {
   return new Promise((resolve) => {
     const req = http.get(`${url}/status`, { headers: { authorization: `Bearer ${token}` }, timeout: timeoutMs }, (res) => {
       let body = "";
@@ -148,7 +149,7 @@ export function agentStatus(url: string, token: string, timeoutMs = 1_000): Prom
       });
       res.on("end", () => {
         try {
-          resolve(res.statusCode === 200 ? (JSON.parse(body) as { state?: string }) : undefined);
+          resolve(res.statusCode === 200 ? (JSON.parse(body) as StatusDoc) : undefined);
         } catch {
           resolve(undefined);
         }
@@ -164,8 +165,6 @@ export function agentStatus(url: string, token: string, timeoutMs = 1_000): Prom
 const SETTLED = new Set(["PRIM", "SECOND", "ALONE", "UP"]);
 const SERVING = new Set(["PRIM", "ALONE", "UP"]);
 
-type NodeHealth = { state?: string; checkers?: Array<{ name: string; ok: boolean; detail: string }> };
-
 /**
  * Healthy: the agent answers /status in a settled state (mirror PRIM/SECOND/ALONE, farm UP; a
  * witness: any answer) and, where it runs the application, every checker of the application passes
@@ -178,12 +177,11 @@ async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: 
   await waitFor(() => `agent ${n.node} on ${n.host} in a settled state with its application answering (last: ${last})`, n.checkers > 0 ? 180_000 : 60_000, async () => {
     // Another node failed: the lab is being torn down, stop probing its addresses.
     if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
-    const status = (await agentStatus(url, token)) as NodeHealth | undefined;
+    const status = await agentStatus(url, token);
     if (status) {
-      const checkers = status.checkers ?? [];
-      last = [String(status.state), ...checkers.map((c) => `${c.name} ${c.ok ? "ok" : c.detail}`)].join(", ");
+      const { state: role, checkers } = status;
+      last = [role, ...checkers.map((c) => `${c.name} ${c.ok ? "ok" : c.detail}`)].join(", ");
       if (n.node === "witness") return true;
-      const role = String(status.state);
       if (SETTLED.has(role) && (!SERVING.has(role) || (checkers.length >= n.checkers && checkers.every((c) => c.ok)))) return true;
     }
     const st = await deployer.status(target, n.node);

@@ -10,14 +10,9 @@ import { hostPids } from "../../agent/lab/host";
 import { down, execArgv, kill, upHosts } from "../../agent/lab/lab";
 import { hostDir, requireState, type LabState } from "../../agent/lab/state";
 import { run } from "../../agent/lab/sys";
+import type { StatusDoc } from "../../agent/runtime/status";
 import { buildAgentBundle } from "../../test/unit/runtime/fixtures/bundle";
 import { progress } from "./stats";
-
-export type AgentStatus = NonNullable<Awaited<ReturnType<typeof agentStatus>>> & {
-  state?: string;
-  uptimeMs?: number;
-  transitions?: Array<{ at: string; from: string; to: string; epoch: number; reason: string }>;
-};
 
 /** A lab name nobody else uses: prefix (2 letters) + 6 base-36 characters (names allow 8). */
 export function uniqueLabName(prefix: string): string {
@@ -129,10 +124,10 @@ export function killChild(child: ChildProcess): void {
 }
 
 /** The mirror node's /status (node = host name), or undefined when it does not answer. */
-export async function mirrorStatus(lab: string, node: string): Promise<AgentStatus | undefined> {
+export async function mirrorStatus(lab: string, node: string): Promise<StatusDoc | undefined> {
   const admin = labState(lab).mirror?.admin[node];
   if (!admin) throw new Error(`lab ${lab} has no mirror node ${node}`);
-  return (await agentStatus(admin.url, admin.token, 1_000)) as AgentStatus | undefined;
+  return agentStatus(admin.url, admin.token, 1_000);
 }
 
 /** Polls every intervalMs until check returns a value; throws after deadlineMs naming `what`. */

@@ -11,6 +11,7 @@ import { agentStatus } from "../../../agent/lab/clusters";
 import { down, execArgv } from "../../../agent/lab/lab";
 import { requireState } from "../../../agent/lab/state";
 import { run, waitFor } from "../../../agent/lab/sys";
+import type { StatusDoc } from "../../../agent/runtime/status";
 import { get, labCli, lastJson, mirrorfarm } from "../../support/lab";
 import { needsRoot } from "../../support/privileges";
 
@@ -24,7 +25,6 @@ const LOOP_LIMIT = 3;
 const PHASE_SAMPLE_MS = 10_000;
 
 type Info = { mirror: { vip: string; nodes: string[]; app: { url: string } } };
-type NodeStatus = { state: string; failoverRules: string | null; checkers: Array<{ name: string; ok: boolean; at: string }>; vip: { held: boolean } | null };
 
 const lab = (args: string[]): ReturnType<typeof labCli> => labCli(LAB, args);
 
@@ -34,9 +34,9 @@ async function labOk(args: string[]): Promise<void> {
 }
 
 /** A host's agent /status from the root namespace (undefined when it does not answer). */
-async function status(host: string): Promise<NodeStatus | undefined> {
+async function status(host: string): Promise<StatusDoc | undefined> {
   const a = requireState(LAB).mirror?.admin[host];
-  return a ? ((await agentStatus(a.url, a.token)) as NodeStatus | undefined) : undefined;
+  return a ? agentStatus(a.url, a.token) : undefined;
 }
 
 /** Runs a shell command inside a host; exit code and output. */
@@ -175,7 +175,7 @@ async function sampleRound(vip: string): Promise<Record<Host, Sample>> {
     const out = (await inHost(h, script)).stdout.split("@@");
     let st = "unknown";
     try {
-      st = (JSON.parse(out[1] ?? "") as NodeStatus).state;
+      st = (JSON.parse(out[1] ?? "") as StatusDoc).state;
     } catch {
       // no answer from the agent: recorded as unknown
     }
