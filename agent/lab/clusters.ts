@@ -76,8 +76,6 @@ interface PlannedNode {
   host: string;
   node: string;
   config: string;
-  /** The application's checkers on this node. */
-  checkers: number;
 }
 
 function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined, secretsByCluster: Record<string, Record<string, NonNullable<AgentConfigInput["secrets"]>>>): PlannedNode[] {
@@ -106,7 +104,7 @@ function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined,
           if (app && d.mirror) d.mirror.replicatedDirs = [...app.replicatedDirs];
         },
       });
-      nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2), checkers: node === "witness" ? 0 : (app?.checkers.length ?? 0) });
+      nodes.push({ host: node, node, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
     }
   }
   if (opts.farm > 0) {
@@ -126,7 +124,7 @@ function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined,
           if (app) appControl(d, app);
         },
       });
-      nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2), checkers: app?.checkers.length ?? 0 });
+      nodes.push({ host: m.name, node: m.name, config: JSON.stringify(parseAgentConfig(doc), null, 2) });
     }
   }
   return nodes;
@@ -171,10 +169,11 @@ const SERVING = new Set(["PRIM", "ALONE", "UP"]);
  * (a first start may initialise a database: the lab is up once clients get answers). An agent that
  * exits (e.g. rejecting its config) fails at once with its log.
  */
-async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: string, abort: { failed: boolean }): Promise<void> {
+async function waitHealthy(state: LabState, n: PlannedNode, app: AppModule | undefined, url: string, token: string, abort: { failed: boolean }): Promise<void> {
   const target = sshTarget(state, n.host);
+  const expected = n.node === "witness" ? 0 : (app?.checkers.length ?? 0);
   let last = "no answer";
-  await waitFor(() => `agent ${n.node} on ${n.host} in a settled state with its application answering (last: ${last})`, n.checkers > 0 ? 180_000 : 60_000, async () => {
+  await waitFor(() => `agent ${n.node} on ${n.host} in a settled state with its application answering (last: ${last})`, expected > 0 ? 180_000 : 60_000, async () => {
     // Another node failed: the lab is being torn down, stop probing its addresses.
     if (abort.failed) throw new MirrorfarmError("MF_LAB_UNHEALTHY", `stopped waiting for ${n.node}: another node failed`);
     const status = await agentStatus(url, token);
@@ -182,7 +181,7 @@ async function waitHealthy(state: LabState, n: PlannedNode, url: string, token: 
       const { state: role, checkers } = status;
       last = [role, ...checkers.map((c) => `${c.name} ${c.ok ? "ok" : c.detail}`)].join(", ");
       if (n.node === "witness") return true;
-      if (SETTLED.has(role) && (!SERVING.has(role) || (checkers.length >= n.checkers && checkers.every((c) => c.ok)))) return true;
+      if (SETTLED.has(role) && (!SERVING.has(role) || (checkers.length >= expected && checkers.every((c) => c.ok)))) return true;
     }
     const st = await deployer.status(target, n.node);
     if (st.restarts > 0) {
@@ -238,7 +237,7 @@ export async function deployClusters(state: LabState, opts: ClusterOptions): Pro
   const token = (n: PlannedNode): string => (state.mirror?.admin[n.node] ?? state.farm?.admin[n.node])?.token ?? "";
   const abort = { failed: false };
   const waits = nodes.map((n) =>
-    waitHealthy(state, n, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n), abort).catch((err: unknown) => {
+    waitHealthy(state, n, app, `http://${addressOf(n.host)}:${ADMIN_PORT}`, token(n), abort).catch((err: unknown) => {
       abort.failed = true;
       throw err;
     }),
