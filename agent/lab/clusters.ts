@@ -8,7 +8,7 @@ import { exampleConfigDocument } from "../config/example";
 import { parseAgentConfig, type AgentConfigInput } from "../config/schema";
 import { MirrorfarmError } from "../errors";
 import * as deployer from "../../components/onprem/deployer";
-import { agentCheckers, agentScripts, demoModule, scriptFiles, type AppModule } from "../../templates/modules";
+import { agentCheckers, agentScripts, DEMO_DEFAULTS, scriptFiles, type AppModule } from "../../templates/modules";
 import { APPS_DIR, LAB_CHECKER_TIMING, labAppModule, type LabApp } from "./apps";
 import { PRIVATE_PATHS } from "./host";
 import { execArgv } from "./lab";
@@ -120,7 +120,7 @@ function plan(state: LabState, opts: ClusterOptions, app: AppModule | undefined,
         secrets: secretsByCluster.farm?.[m.name],
         patch: (d) => {
           admin(m.name)(d);
-          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: [...(app ?? demoModule()).ports] }];
+          if (d.farm) d.farm.rules = [{ vip: addrs.farmVip, protocol: "tcp", ports: app ? [...app.ports] : [DEMO_DEFAULTS.port] }];
           if (app) appControl(d, app);
         },
       });
