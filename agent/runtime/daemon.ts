@@ -83,9 +83,13 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       } else await node.command(action);
       await node.idle();
     };
+    /** Restarts the node without waiting for it; a failure is logged under `failedEvent`. */
+    const stopStartInBackground = (failedEvent: string): void => {
+      act("stopstart").catch((err: unknown) => log.write({ event: failedEvent, level: "error", error: err instanceof Error ? err.message : String(err) }));
+    };
     data?.onStuck((reason) => {
       log.write({ event: "replication-stuck", level: "warn", reason, action: "stopstart" });
-      act("stopstart").catch((err: unknown) => log.write({ event: "replication-stuck-action-failed", level: "error", error: err instanceof Error ? err.message : String(err) }));
+      stopStartInBackground("replication-stuck-action-failed");
     });
     const rules = new FailoverRules(cfg, act, log.write);
     const checkers = new CheckerScheduler(cfg.checkers, new SystemProber(), (r) => rules.report(r, node.checkersCount()));
@@ -108,9 +112,7 @@ export async function startDaemon(cfg: AgentConfig, onFatal: (err: unknown) => v
       const refused = data.forgetCopies();
       if (refused) return { status: 409, body: { ok: false, command: "fullsync", message: refused } };
       const running = node.status().state !== "STOP";
-      if (running) {
-        act("stopstart").catch((err: unknown) => log.write({ event: "fullsync-restart-failed", level: "error", error: err instanceof Error ? err.message : String(err) }));
-      }
+      if (running) stopStartInBackground("fullsync-restart-failed");
       const message = running ? "copies forgotten; the node restarts and receives a full copy from the writer (see the resync in `mirrorfarm status`)" : "copies forgotten; the node receives a full copy when it is started";
       return { status: 200, body: { ok: true, command: "fullsync", message } };
     };
